@@ -1,0 +1,5 @@
+"""smsgw_core: the prepaid SMS gateway's domain and use cases.
+
+Standard library only, no I/O: adapters implement the ports in
+:mod:`smsgw_core.ports`, and :mod:`smsgw_core.fakes` implements them in memory.
+"""

@@ -1,0 +1,63 @@
+"""Domain errors. The HTTP layer maps each to a status code in one table."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class InvalidRequest(DomainError):
+    """Input that can never succeed; names the offending field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InsufficientBalance(DomainError):
+    """The account does not exist or its balance does not cover the cost."""
+
+    def __init__(self, user_id: int, cost: int) -> None:
+        super().__init__(f"insufficient balance: user {user_id} cannot pay {cost}")
+        self.user_id = user_id
+        self.cost = cost
+
+
+class UnknownAccount(DomainError):
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"unknown user_id {user_id}")
+        self.user_id = user_id
+
+
+class DuplicateTransaction(DomainError):
+    """A ledger transaction id was applied before: it must apply at most once."""
+
+    def __init__(self, transaction_id: str) -> None:
+        super().__init__(f"transaction {transaction_id} was already applied")
+        self.transaction_id = transaction_id
+
+
+class InvalidTransition(DomainError):
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"illegal status transition {current} -> {target}")
+        self.current = current
+        self.target = target
+
+
+class IdempotencyConflict(DomainError):
+    """The same Idempotency-Key was used before with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was used with a different request")
+        self.key = key
+
+
+class DuplicateIdempotencyKey(DomainError):
+    """Raised by the repository when a concurrent request stored the key first."""
+
+
+class InvalidCursor(InvalidRequest):
+    def __init__(self) -> None:
+        super().__init__("cursor", "is not a cursor this service issued")

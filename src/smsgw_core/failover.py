@@ -1,0 +1,41 @@
+"""Choosing an operator: ordered failover behind per-operator circuit breakers.
+
+A transient error (timeout, 5xx, open breaker) moves on to the next operator; a
+permanent one (the operator refused this number) fails the recipient at once,
+since another operator would refuse it too and we must not pay twice to learn it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from smsgw_core.operators import CircuitOpen, OperatorError, OutgoingSms
+from smsgw_core.ports import CircuitBreaker, Operator
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    delivered: bool
+    provider: str  # the operator that took it ("" when none did)
+    provider_message_id: str
+    errors: tuple[str, ...]
+
+
+async def send_with_failover(
+    sms: OutgoingSms, operators: Sequence[Operator], breaker: CircuitBreaker
+) -> SendOutcome:
+    errors: list[str] = []
+    for operator in operators:
+        try:
+            message_id = await breaker.call(operator.name, partial(operator.send, sms))
+        except CircuitOpen as exc:
+            errors.append(str(exc))
+        except OperatorError as exc:
+            errors.append(str(exc))
+            if not exc.transient:
+                return SendOutcome(False, "", "", tuple(errors))
+        else:
+            return SendOutcome(True, operator.name, message_id, tuple(errors))
+    return SendOutcome(False, "", "", tuple(errors or ["no operator configured"]))

@@ -1,0 +1,363 @@
+"""In-memory implementations of every port: for unit tests and for embedders.
+
+They keep the adapters' promises (the contract tests run against them too):
+a unit of work is serialized and all-or-nothing, and the repositories raise the
+same domain errors as the SQL ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from smsgw_core.errors import (
+    DuplicateIdempotencyKey,
+    DuplicateTransaction,
+    InsufficientBalance,
+    InvalidTransition,
+)
+from smsgw_core.ledger import Transaction
+from smsgw_core.messages import RecipientMessage, SmsStatus
+from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
+from smsgw_core.outbox import Delivery, OutboxEvent
+from smsgw_core.ports import HistoryFilter, StoredResponse
+
+
+@dataclass
+class _OutboxRow:
+    event: OutboxEvent
+    status: str = "pending"
+    run_at: datetime | None = None
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class InMemoryState:
+    balances: dict[int, int] = field(default_factory=dict)
+    transactions: list[tuple[int, Transaction]] = field(default_factory=list)
+    messages: list[tuple[int, RecipientMessage]] = field(default_factory=list)
+    outbox: dict[int, _OutboxRow] = field(default_factory=dict)
+    idempotency: dict[tuple[int, str], StoredResponse] = field(default_factory=dict)
+    next_id: int = 1
+
+    def take_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+class InMemoryDatabase:
+    """The shared store; each unit of work edits a copy and swaps it in on commit."""
+
+    def __init__(self) -> None:
+        self.state = InMemoryState()
+        self.lock = asyncio.Lock()
+        self.commits = 0
+
+    def uow(self) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self)
+
+
+class _Repo:
+    def __init__(self, uow: InMemoryUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def s(self) -> InMemoryState:
+        state = self._uow.working
+        if state is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        return state
+
+
+class InMemoryLedger(_Repo):
+    async def apply(self, tx: Transaction) -> None:
+        if any(t.transaction_id == tx.transaction_id for _, t in self.s.transactions):
+            raise DuplicateTransaction(tx.transaction_id)
+        current = self.s.balances.get(tx.user_id)
+        if tx.amount < 0 and (current is None or current + tx.amount < 0):
+            raise InsufficientBalance(tx.user_id, -tx.amount)
+        self.s.balances[tx.user_id] = (current or 0) + tx.amount
+        self.s.transactions.append((self.s.take_id(), tx))
+
+    async def balance(self, user_id: int) -> int | None:
+        return self.s.balances.get(user_id)
+
+    async def transactions(
+        self, user_id: int, limit: int, before: int | None
+    ) -> list[tuple[int, Transaction]]:
+        rows = [
+            (i, t) for i, t in reversed(self.s.transactions)
+            if t.user_id == user_id and (before is None or i < before)
+        ]
+        return rows[:limit]
+
+
+class InMemoryMessages(_Repo):
+    async def add(self, messages: Sequence[RecipientMessage]) -> None:
+        keys = {(m.sms_identifier, m.recipient) for _, m in self.s.messages}
+        for m in messages:
+            if (m.sms_identifier, m.recipient) in keys:
+                raise ValueError(f"duplicate recipient {m.recipient} in {m.sms_identifier}")
+            keys.add((m.sms_identifier, m.recipient))
+            self.s.messages.append((self.s.take_id(), m))
+
+    async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
+        claimed = []
+        for index, (i, m) in enumerate(self.s.messages):
+            if m.sms_identifier == sms_identifier and not m.status.terminal:
+                self.s.messages[index] = (i, m.moved_to(SmsStatus.SENDING, at))
+                claimed.append(m.recipient)
+        return claimed
+
+    async def finish(
+        self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
+    ) -> bool:
+        if not status.terminal:
+            raise InvalidTransition(SmsStatus.SENDING.value, status.value)
+        for index, (i, m) in enumerate(self.s.messages):
+            if m.sms_identifier == sms_identifier and m.recipient == recipient:
+                if m.status is not SmsStatus.SENDING:
+                    return False
+                self.s.messages[index] = (i, m.moved_to(status, at, provider))
+                return True
+        return False
+
+    async def history(
+        self, query: HistoryFilter, limit: int, before: int | None
+    ) -> list[tuple[int, RecipientMessage]]:
+        rows = [
+            (i, m) for i, m in reversed(self.s.messages)
+            if m.user_id == query.user_id
+            and (query.status is None or m.status is query.status)
+            and (query.sms_identifier is None or m.sms_identifier == query.sms_identifier)
+            and (before is None or i < before)
+        ]
+        return rows[:limit]
+
+
+class InMemoryOutbox(_Repo):
+    async def add(self, delivery: Delivery, at: datetime) -> None:
+        event_id = self.s.take_id()
+        event = OutboxEvent(
+            event_id, delivery.sms_identifier, "sms.send", delivery.to_payload(),
+            delivery.priority, 0, at,
+        )
+        self.s.outbox[event_id] = _OutboxRow(event, run_at=at, updated_at=at)
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[OutboxEvent]:
+        due = [
+            row for row in self.s.outbox.values()
+            if row.status == "pending" and (row.run_at is None or row.run_at <= now)
+        ]
+        due.sort(key=lambda r: (-r.event.priority, r.event.id))
+        claimed = []
+        for row in due[:limit]:
+            row.event = replace(row.event, attempts=row.event.attempts + 1)
+            row.run_at = lease_until
+            claimed.append(row.event)
+        return claimed
+
+    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
+        for event_id in event_ids:
+            row = self.s.outbox[event_id]
+            row.status, row.updated_at = "published", at
+
+    async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None:
+        row = self.s.outbox[event_id]
+        row.run_at, row.last_error = run_at, error
+
+    async def park(self, event_id: int, error: str, at: datetime) -> None:
+        row = self.s.outbox[event_id]
+        row.status, row.last_error, row.updated_at = "parked", error, at
+
+    async def redrive(self, published_before: datetime, now: datetime) -> int:
+        unfinished = {m.sms_identifier for _, m in self.s.messages if not m.status.terminal}
+        count = 0
+        for row in self.s.outbox.values():
+            if (
+                row.status == "published"
+                and row.event.aggregate_id in unfinished
+                and row.updated_at is not None
+                and row.updated_at <= published_before
+            ):
+                row.status, row.run_at, row.updated_at = "pending", now, now
+                count += 1
+        return count
+
+    def rows(self) -> list[_OutboxRow]:
+        return list(self.s.outbox.values())
+
+
+class InMemoryIdempotency(_Repo):
+    async def get(self, user_id: int, key: str) -> StoredResponse | None:
+        return self.s.idempotency.get((user_id, key))
+
+    async def add(self, user_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
+        if (user_id, key) in self.s.idempotency:
+            raise DuplicateIdempotencyKey(key)
+        self.s.idempotency[(user_id, key)] = stored
+
+
+class InMemoryUnitOfWork:
+    """Serialized (one at a time, like SQLite's writer) and all-or-nothing."""
+
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self.db = db
+        self.working: InMemoryState | None = None
+        self.committed = False
+        self.ledger = InMemoryLedger(self)
+        self.messages = InMemoryMessages(self)
+        self.outbox = InMemoryOutbox(self)
+        self.idempotency = InMemoryIdempotency(self)
+
+    async def __aenter__(self) -> Self:
+        await self.db.lock.acquire()
+        self.working = copy.deepcopy(self.db.state)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.working = None
+        self.db.lock.release()
+
+    async def commit(self) -> None:
+        if self.working is None:
+            raise RuntimeError("commit outside `async with`")
+        self.db.state = self.working
+        self.working = copy.deepcopy(self.working)
+        self.db.commits += 1
+        self.committed = True
+
+    async def rollback(self) -> None:
+        if self.working is not None:
+            self.working = copy.deepcopy(self.db.state)
+
+
+class FakeClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class SequentialIds:
+    def __init__(self, prefix: str = "sms") -> None:
+        self._counter = itertools.count(1)
+        self.prefix = prefix
+
+    def new_id(self) -> str:
+        return f"{self.prefix}-{next(self._counter):08d}"
+
+
+class UuidIds:
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+
+class RecordingBus:
+    """Keeps what was published; `fail_with` makes publishing raise."""
+
+    def __init__(self) -> None:
+        self.published: list[Delivery] = []
+        self.fail_with: Exception | None = None
+
+    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.published.extend(deliveries)
+
+
+Behaviour = Callable[[OutgoingSms], str | ErrorClass]
+
+
+class ScriptedOperator:
+    """An operator whose answer per message comes from `behaviour`.
+
+    `behaviour` returns the operator's message id, or an ErrorClass to fail with.
+    """
+
+    def __init__(self, name: str, behaviour: Behaviour | None = None) -> None:
+        self._name = name
+        self.behaviour: Behaviour = behaviour or (lambda sms: f"{name}-{sms.reference}")
+        self.sent: list[OutgoingSms] = []
+        self.calls = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def send(self, sms: OutgoingSms) -> str:
+        self.calls += 1
+        answer = self.behaviour(sms)
+        if isinstance(answer, ErrorClass):
+            raise OperatorError(self._name, answer, "scripted failure")
+        self.sent.append(sms)
+        return answer
+
+
+def always(error: ErrorClass) -> Behaviour:
+    return lambda sms: error
+
+
+@dataclass
+class _BreakerState:
+    failures: int = 0
+    opened_at: datetime | None = None
+
+
+class CountingCircuitBreaker:
+    """Opens after `threshold` consecutive transient failures; half-opens after `reset`.
+
+    In half-open state one call is let through: success closes the circuit,
+    failure opens it again for another `reset`.
+    """
+
+    def __init__(self, clock: Any, threshold: int = 5, reset: timedelta = timedelta(seconds=30)):
+        self.clock = clock
+        self.threshold = threshold
+        self.reset = reset
+        self._states: dict[str, _BreakerState] = {}
+
+    def is_open(self, operator: str) -> bool:
+        state = self._states.get(operator)
+        if state is None or state.opened_at is None:
+            return False
+        return bool(self.clock.now() - state.opened_at < self.reset)
+
+    async def call(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
+        state = self._states.setdefault(operator, _BreakerState())
+        if self.is_open(operator):
+            raise CircuitOpen(operator)
+        try:
+            result = await send()
+        except OperatorError as exc:
+            if exc.transient:
+                state.failures += 1
+                if state.opened_at is not None or state.failures >= self.threshold:
+                    state.opened_at = self.clock.now()
+            raise
+        state.failures, state.opened_at = 0, None
+        return result

@@ -1,0 +1,110 @@
+r"""The per-recipient message and its state machine.
+
+    PENDING -> SENDING -> DONE
+                      \-> FAILED
+
+DONE and FAILED are terminal. SENDING -> SENDING is allowed: it is how a
+redelivered message is claimed again after a crash left it mid-send (the earlier
+attempt's outcome is unknown, so delivery to the operator is at-least-once).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from smsgw_core.errors import InvalidRequest, InvalidTransition
+
+MAX_RECIPIENTS = 1000
+_PHONE = re.compile(r"\+?[0-9]{7,15}")
+
+
+class MessageType(enum.Enum):
+    NORMAL = "normal"
+    EXPRESS = "express"
+
+    @property
+    def priority(self) -> int:
+        """Outbox priority, as in the original service: express 10, normal 0."""
+        return 10 if self is MessageType.EXPRESS else 0
+
+
+class SmsStatus(enum.Enum):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SmsStatus.DONE, SmsStatus.FAILED)
+
+    @classmethod
+    def parse(cls, value: str) -> SmsStatus:
+        try:
+            return cls(value.upper())
+        except ValueError:
+            allowed = ", ".join(s.value.lower() for s in cls)
+            raise InvalidRequest("status", f"must be one of {allowed}") from None
+
+
+ALLOWED_TRANSITIONS: dict[SmsStatus, frozenset[SmsStatus]] = {
+    SmsStatus.PENDING: frozenset({SmsStatus.SENDING}),
+    SmsStatus.SENDING: frozenset({SmsStatus.SENDING, SmsStatus.DONE, SmsStatus.FAILED}),
+    SmsStatus.DONE: frozenset(),
+    SmsStatus.FAILED: frozenset(),
+}
+
+
+def check_transition(current: SmsStatus, target: SmsStatus) -> None:
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise InvalidTransition(current.value, target.value)
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientMessage:
+    """One recipient's copy of an accepted SMS: a row of the history."""
+
+    sms_identifier: str
+    user_id: int
+    recipient: str
+    type: MessageType
+    status: SmsStatus
+    provider: str
+    created_at: datetime
+    updated_at: datetime
+
+    def moved_to(self, target: SmsStatus, at: datetime, provider: str = "") -> RecipientMessage:
+        check_transition(self.status, target)
+        return replace(self, status=target, updated_at=at, provider=provider or self.provider)
+
+
+def normalize_recipients(recipients: Iterable[str]) -> list[str]:
+    """Distinct recipients in request order; every invalid one is named at once.
+
+    Numbers are kept as sent (local or international format): the gateway cannot
+    know a local number's country, so only exact duplicates are merged.
+    """
+    seen: dict[str, None] = {}
+    invalid: list[str] = []
+    for raw in recipients:
+        number = raw.strip()
+        if not _PHONE.fullmatch(number):
+            invalid.append(raw)
+        else:
+            seen.setdefault(number, None)
+    if invalid:
+        shown = ", ".join(repr(n) for n in invalid[:20])
+        more = f" and {len(invalid) - 20} more" if len(invalid) > 20 else ""
+        raise InvalidRequest(
+            "recipients",
+            f"not phone numbers (7-15 digits, optional leading +): {shown}{more}",
+        )
+    if not seen:
+        raise InvalidRequest("recipients", "must list at least one phone number")
+    if len(seen) > MAX_RECIPIENTS:
+        raise InvalidRequest("recipients", f"at most {MAX_RECIPIENTS} distinct numbers")
+    return list(seen)

@@ -1,0 +1,59 @@
+"""Keyset pagination: newest first, an opaque cursor naming the last row seen."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from smsgw_core.errors import InvalidCursor, InvalidRequest
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    limit: int = DEFAULT_LIMIT
+    before: int | None = None  # row position (exclusive); None = from the newest
+
+    @classmethod
+    def parse(cls, limit: int | None, cursor: str | None) -> PageRequest:
+        if limit is None:
+            limit = DEFAULT_LIMIT
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidRequest("limit", f"must be between 1 and {MAX_LIMIT}")
+        return cls(limit, decode_cursor(cursor) if cursor else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(position: int) -> str:
+    return base64.urlsafe_b64encode(f"p{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not raw.startswith("p"):
+            raise ValueError(raw)
+        position = int(raw[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidCursor() from None
+    if position < 1:
+        raise InvalidCursor()
+    return position
+
+
+def page_of(rows: list[tuple[int, T]], request: PageRequest) -> Page[T]:
+    """`rows` holds up to limit + 1 (position, item) pairs, newest first."""
+    items = rows[: request.limit]
+    more = len(rows) > request.limit
+    return Page([item for _, item in items], encode_cursor(items[-1][0]) if more else None)

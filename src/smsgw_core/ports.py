@@ -1,0 +1,157 @@
+"""Ports: everything with I/O, as protocols. Adapters implement them; fakes too.
+
+A unit of work is one database transaction across the repositories. It rolls
+back unless `commit()` is called, so a use case that raises writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from smsgw_core.ledger import Transaction
+from smsgw_core.messages import RecipientMessage, SmsStatus
+from smsgw_core.operators import OutgoingSms
+from smsgw_core.outbox import Delivery, OutboxEvent
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    user_id: int
+    status: SmsStatus | None = None
+    sms_identifier: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    request_hash: str
+    response: dict[str, Any]
+
+
+class LedgerRepository(Protocol):
+    async def apply(self, tx: Transaction) -> None:
+        """Record `tx` and move the balance by its amount.
+
+        Raises DuplicateTransaction if the id was applied before, and
+        InsufficientBalance if a debit would overdraw or the account is unknown.
+        A credit creates the account when it does not exist yet.
+        """
+
+    async def balance(self, user_id: int) -> int | None: ...
+
+    async def transactions(
+        self, user_id: int, limit: int, before: int | None
+    ) -> list[tuple[int, Transaction]]:
+        """Up to `limit` (position, tx), newest first, positions below `before`."""
+
+
+class MessageRepository(Protocol):
+    async def add(self, messages: Sequence[RecipientMessage]) -> None: ...
+
+    async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
+        """Move the SMS's unfinished recipients to SENDING; return those recipients."""
+
+    async def finish(
+        self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
+    ) -> bool:
+        """SENDING -> `status` (DONE or FAILED); False if it was not SENDING."""
+
+    async def history(
+        self, query: HistoryFilter, limit: int, before: int | None
+    ) -> list[tuple[int, RecipientMessage]]: ...
+
+
+class OutboxRepository(Protocol):
+    async def add(self, delivery: Delivery, at: datetime) -> None: ...
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[OutboxEvent]:
+        """Pending events due by `now`, express first; leased until `lease_until`.
+
+        Claiming counts an attempt, so an event whose publishing keeps crashing
+        the relay is still parked in the end.
+        """
+
+    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None: ...
+
+    async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None: ...
+
+    async def park(self, event_id: int, error: str, at: datetime) -> None:
+        """Give up on a poison event; it stays, with its reason, for an operator to see."""
+
+    async def redrive(self, published_before: datetime, now: datetime) -> int:
+        """Make published events whose SMS still has unfinished recipients due again.
+
+        The safety net for a delivery lost with the bus (an in-process queue at a
+        crash, or a broker that dropped it); returns how many events it requeued.
+        """
+
+
+class IdempotencyRepository(Protocol):
+    async def get(self, user_id: int, key: str) -> StoredResponse | None: ...
+
+    async def add(self, user_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
+        """Raises DuplicateIdempotencyKey if the key is already stored."""
+
+
+class UnitOfWork(Protocol):
+    ledger: LedgerRepository
+    messages: MessageRepository
+    outbox: OutboxRepository
+    idempotency: IdempotencyRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class MessageBus(Protocol):
+    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+        """Return once every delivery is durably accepted by the bus, or raise."""
+
+
+class Operator(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def send(self, sms: OutgoingSms) -> str:
+        """Hand `sms` to the operator; return its message id or raise OperatorError."""
+
+
+class CircuitBreaker(Protocol):
+    async def call(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
+        """Run `send` under `operator`'s breaker; raise CircuitOpen if it is open.
+
+        Only transient OperatorErrors count as failures: a refused number says
+        nothing about the operator's health.
+        """
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str: ...
+
+
+class OutboxSignal(Protocol):
+    def notify(self) -> None:
+        """Tell a relay in this process that new events were committed."""

@@ -1,0 +1,74 @@
+"""Top-ups and the balance view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smsgw_core.errors import DuplicateTransaction, InvalidRequest, UnknownAccount
+from smsgw_core.ledger import Transaction, TransactionType, topup_id
+from smsgw_core.pagination import Page, PageRequest, page_of
+from smsgw_core.ports import Clock, IdGenerator, UnitOfWorkFactory
+
+MAX_DESCRIPTION = 255
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    user_id: int
+    amount: int
+    description: str = ""
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    user_id: int
+    balance: int
+    transactions: Page[Transaction]
+
+
+@dataclass
+class Accounts:
+    uow: UnitOfWorkFactory
+    clock: Clock
+    ids: IdGenerator
+
+    async def top_up(self, command: TopUp) -> int:
+        """Credit the account (creating it if new); return the new balance.
+
+        With an idempotency key the top-up applies at most once: a retry of the
+        same key only reads the balance back.
+        """
+        if command.user_id <= 0:
+            raise InvalidRequest("user_id", "must be a positive integer")
+        if command.amount <= 0:
+            raise InvalidRequest("balance", "must be a positive integer")
+        if len(command.description) > MAX_DESCRIPTION:
+            raise InvalidRequest("description", f"at most {MAX_DESCRIPTION} characters")
+        key = command.idempotency_key or self.ids.new_id()
+        tx = Transaction(
+            topup_id(command.user_id, key), command.user_id, command.amount,
+            TransactionType.TOPUP, command.description, self.clock.now(),
+        )
+        try:
+            async with self.uow() as uow:
+                await uow.ledger.apply(tx)
+                balance = await uow.ledger.balance(command.user_id)
+                await uow.commit()
+        except DuplicateTransaction:
+            if command.idempotency_key is None:
+                raise
+            async with self.uow() as uow:
+                balance = await uow.ledger.balance(command.user_id)
+        assert balance is not None
+        return balance
+
+    async def view(self, user_id: int, page: PageRequest) -> AccountView:
+        if user_id <= 0:
+            raise InvalidRequest("user_id", "must be a positive integer")
+        async with self.uow() as uow:
+            balance = await uow.ledger.balance(user_id)
+            if balance is None:
+                raise UnknownAccount(user_id)
+            rows = await uow.ledger.transactions(user_id, page.limit + 1, page.before)
+        return AccountView(user_id, balance, page_of(rows, page))

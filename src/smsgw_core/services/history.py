@@ -1,0 +1,22 @@
+"""Per-recipient delivery history of a customer, newest first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smsgw_core.errors import InvalidRequest
+from smsgw_core.messages import RecipientMessage
+from smsgw_core.pagination import Page, PageRequest, page_of
+from smsgw_core.ports import HistoryFilter, UnitOfWorkFactory
+
+
+@dataclass
+class History:
+    uow: UnitOfWorkFactory
+
+    async def query(self, query: HistoryFilter, page: PageRequest) -> Page[RecipientMessage]:
+        if query.user_id <= 0:
+            raise InvalidRequest("user_id", "must be a positive integer")
+        async with self.uow() as uow:
+            rows = await uow.messages.history(query, page.limit + 1, page.before)
+        return page_of(rows, page)

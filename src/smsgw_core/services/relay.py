@@ -1,0 +1,70 @@
+"""Move committed outbox events onto the bus, express first, retrying with backoff.
+
+Claiming is a short transaction that leases the events; publishing happens
+outside any transaction; marking them published is another. A crash in between
+lets the lease lapse and the events are published again: consumers are
+idempotent, so at-least-once publishing is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from smsgw_core.outbox import OutboxEvent, RetryPolicy
+from smsgw_core.ports import Clock, MessageBus, UnitOfWorkFactory
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReport:
+    published: int
+    retried: int
+    parked: int
+
+
+@dataclass
+class OutboxRelay:
+    uow: UnitOfWorkFactory
+    bus: MessageBus
+    clock: Clock
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    batch_size: int = 100
+
+    async def relay_once(self) -> RelayReport:
+        now = self.clock.now()
+        async with self.uow() as uow:
+            events = await uow.outbox.claim_due(now, self.batch_size, now + self.policy.lease)
+            await uow.commit()
+        if not events:
+            return RelayReport(0, 0, 0)
+        try:
+            await self.bus.publish([e.delivery() for e in events])
+        except Exception as exc:  # any bus failure: the events wait and try again
+            return await self._failed(events, repr(exc))
+        async with self.uow() as uow:
+            await uow.outbox.mark_published([e.id for e in events], self.clock.now())
+            await uow.commit()
+        return RelayReport(len(events), 0, 0)
+
+    async def _failed(self, events: list[OutboxEvent], error: str) -> RelayReport:
+        retried = parked = 0
+        now = self.clock.now()
+        async with self.uow() as uow:
+            for event in events:
+                if self.policy.gives_up(event.attempts):
+                    await uow.outbox.park(event.id, error[:2000], now)
+                    parked += 1
+                else:
+                    run_at = now + self.policy.delay(event.attempts)
+                    await uow.outbox.retry_later(event.id, error[:2000], run_at)
+                    retried += 1
+            await uow.commit()
+        return RelayReport(0, retried, parked)
+
+    async def redrive(self, stalled_for: timedelta) -> int:
+        """Requeue published SMS with unfinished recipients older than `stalled_for`."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            count = await uow.outbox.redrive(now - stalled_for, now)
+            await uow.commit()
+        return count
