@@ -69,7 +69,7 @@ class RetryPolicy:
     base: timedelta = timedelta(milliseconds=500)
     cap: timedelta = timedelta(minutes=5)
     max_attempts: int = 20
-    lease: timedelta = timedelta(seconds=30)
+    lease: timedelta = timedelta(seconds=10)
 
     def delay(self, attempts: int) -> timedelta:
         """Wait before attempt number `attempts + 1` (attempts >= 1)."""

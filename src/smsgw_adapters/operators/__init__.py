@@ -1,0 +1,1 @@
+"""Adapters for upstream SMS operators."""

@@ -1,0 +1,88 @@
+"""The tables as they stand after every migration, for building queries.
+
+The migrations in ``migrations/versions`` are the DDL that creates them; a
+contract test compares the two so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from smsgw_adapters.sql.types import UtcDateTime, id_column_type
+
+metadata = sa.MetaData()
+
+user_balances = sa.Table(
+    "user_balances",
+    metadata,
+    sa.Column("id", id_column_type(), primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("balance", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("last_updated", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("user_id", name="uq_user_balances_user_id"),
+)
+
+user_transactions = sa.Table(
+    "user_transactions",
+    metadata,
+    sa.Column("id", id_column_type(), primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("amount", sa.BigInteger(), nullable=False),
+    sa.Column("transaction_type", sa.String(50), nullable=False),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("transaction_id", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("transaction_id", name="uq_user_transactions_transaction_id"),
+    sa.Index("idx_user_transactions_user_id", "user_id", "created_at"),
+    sa.Index("idx_user_transactions_user_id_id", "user_id", "id"),
+)
+
+sms_status = sa.Table(
+    "sms_status",
+    metadata,
+    sa.Column("id", id_column_type(), primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("status", sa.String(50), nullable=False),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("recipient", sa.String(20), nullable=False),
+    sa.Column("provider", sa.String(50), nullable=False, server_default=""),
+    sa.Column("sms_identifier", sa.String(50), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint(
+        "sms_identifier", "recipient", name="uq_sms_status_identifier_recipient"
+    ),
+    sa.Index("idx_sms_status_user_identifier", "user_id", "sms_identifier"),
+    sa.Index("idx_sms_status_user_status_created", "user_id", "status", "created_at"),
+    sa.Index("idx_sms_status_user_id_id", "user_id", "id"),
+)
+
+outbox_events = sa.Table(
+    "outbox_events",
+    metadata,
+    sa.Column("id", id_column_type(), primary_key=True, autoincrement=True),
+    sa.Column("aggregate_type", sa.String(50), nullable=False),
+    sa.Column("aggregate_id", sa.String(50), nullable=False),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_run_at", UtcDateTime(fractional=True), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(fractional=True), nullable=False),
+    sa.UniqueConstraint("aggregate_id", "event_type", name="uq_outbox_aggregate_event"),
+    sa.Index("idx_outbox_pending", "status", "priority", "next_run_at", "created_at"),
+    sa.Index("idx_outbox_status_updated", "status", "updated_at"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("idem_key", sa.String(100), primary_key=True),
+    sa.Column("request_hash", sa.CHAR(64), nullable=False),
+    sa.Column("response", sa.JSON(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)

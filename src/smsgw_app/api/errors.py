@@ -1,0 +1,97 @@
+"""The one table from errors to HTTP responses. Every error body is {"message": ...}."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotFoundException,
+    ValidationException,
+)
+from litestar.serialization.msgspec_hooks import SerializationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_402_PAYMENT_REQUIRED,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
+
+from smsgw_core.errors import (
+    DomainError,
+    IdempotencyConflict,
+    InsufficientBalance,
+    InvalidRequest,
+    UnknownAccount,
+)
+
+log = logging.getLogger("smsgw.api")
+
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidRequest: HTTP_422_UNPROCESSABLE_ENTITY,
+    InsufficientBalance: HTTP_402_PAYMENT_REQUIRED,
+    UnknownAccount: HTTP_404_NOT_FOUND,
+    IdempotencyConflict: HTTP_409_CONFLICT,
+}
+
+# msgspec reports "<reason> - at `$.data.<path>`"; we answer "<path>: <reason>".
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.data\.?(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+
+
+def _message(body: str, status: int) -> Response[Any]:
+    return Response({"message": body}, status_code=status)
+
+
+def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return _message(str(exc), DOMAIN_STATUS[cls])
+    return server_error(_, exc)
+
+
+def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    if "missing required field `data`" in str(exc.__cause__):
+        return _message("malformed JSON body: the body is empty", HTTP_400_BAD_REQUEST)
+    return _message(_describe_validation(exc), HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+def _describe_validation(exc: ValidationException) -> str:
+    cause = str(exc.__cause__) if exc.__cause__ is not None else ""
+    if (missing := _MISSING.search(cause)) is not None:
+        return f"{missing['field']}: is required"
+    if (at := _AT_PATH.match(cause)) is not None:
+        return f"{at['path'] or 'body'}: {at['reason']}"
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = [f"{e.get('key', '?')}: {e.get('message', '')}" for e in extra if isinstance(e, dict)]
+    return "; ".join(parts) or str(exc.detail)
+
+
+def client_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if isinstance(exc, ValidationException):
+        return validation_error(request, exc)
+    if isinstance(exc, ClientException) and isinstance(exc.__cause__, SerializationException):
+        return _message(f"malformed JSON body: {exc.__cause__}", HTTP_400_BAD_REQUEST)
+    if isinstance(exc, NotFoundException):
+        return _message(f"no route {request.method} {request.url.path}", HTTP_404_NOT_FOUND)
+    if exc.status_code >= 500:
+        return server_error(request, exc)
+    return _message(str(exc.detail), exc.status_code)
+
+
+def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return _message("internal error", HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    DomainError: domain_error,
+    HTTPException: client_error,
+    Exception: server_error,
+}

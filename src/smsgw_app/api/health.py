@@ -1,0 +1,39 @@
+"""/healthz (the process lives) and /readyz (it can do its work)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from litestar import Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from smsgw_app.api.schemas import HealthResponse
+
+log = logging.getLogger("smsgw.health")
+
+# name -> coroutine answering None when healthy, or why not
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
+@get("/healthz", operation_id="healthz", summary="Liveness", include_in_schema=True)
+async def healthz() -> HealthResponse:
+    return HealthResponse("ok")
+
+
+@get("/readyz", operation_id="readyz", summary="Readiness: database reachable and migrated")
+async def readyz(readiness_checks: dict[str, ReadinessCheck]) -> Response[Any]:
+    checks: dict[str, str] = {}
+    for name, check in readiness_checks.items():
+        try:
+            problem = await check()
+        except Exception as exc:  # a check that blows up is a failing check
+            problem = f"{type(exc).__name__}: {exc}"
+        checks[name] = problem or "ok"
+    failing = [name for name, result in checks.items() if result != "ok"]
+    if failing:
+        log.warning("not ready: %s", checks)
+        body = {"message": f"not ready: {', '.join(failing)}", "checks": checks}
+        return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response({"status": "ready", "checks": checks}, status_code=HTTP_200_OK)

@@ -1,0 +1,67 @@
+"""/sms: send, and the per-recipient history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.params import Parameter
+
+from smsgw_app.api.schemas import HistoryResponse, HistoryRow, SendSmsRequest, SendSmsResponse
+from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
+from smsgw_core.pagination import PageRequest
+from smsgw_core.ports import HistoryFilter
+from smsgw_core.services.history import History
+from smsgw_core.services.send_sms import SendSms, SmsSender
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key", required=False,
+        description="Retry-safe sends: the same key and body return the first answer "
+        "and charge once; the same key with another body is 409.",
+    ),
+]
+
+
+class SmsController(Controller):
+    path = "/sms"
+    tags = ["sms"]
+
+    @post("/send", operation_id="sendSms", status_code=200,
+          summary="Charge the balance and queue one text for every recipient")
+    async def send(
+        self, data: SendSmsRequest, sender: SmsSender, idempotency_key: IdempotencyKey = None
+    ) -> SendSmsResponse:
+        accepted = await sender.send(SendSms(
+            data.customer_id, data.text, tuple(data.recipients), MessageType(data.type),
+            idempotency_key,
+        ))
+        return SendSmsResponse(
+            accepted.sms_identifier, "processing", accepted.segments, accepted.cost,
+            accepted.recipients,
+        )
+
+    @get("/history", operation_id="smsHistory", summary="Per-recipient status, newest first")
+    async def history(
+        self,
+        history: History,
+        user_id: Annotated[int, Parameter(ge=1)],
+        status: Annotated[str | None, Parameter(description="pending|sending|done|failed")] = None,
+        sms_identifier: str | None = None,
+        limit: Annotated[int | None, Parameter(description="1-1000, default 100")] = None,
+        cursor: Annotated[str | None, Parameter(description="next_cursor of the page before")]
+        = None,
+    ) -> HistoryResponse:
+        query = HistoryFilter(
+            user_id, SmsStatus.parse(status) if status else None, sms_identifier or None
+        )
+        page = await history.query(query, PageRequest.parse(limit, cursor))
+        return HistoryResponse([_row(m) for m in page.items], page.next_cursor)
+
+
+def _row(m: RecipientMessage) -> HistoryRow:
+    return HistoryRow(
+        m.user_id, m.sms_identifier, m.recipient, m.type.value, m.status.value.lower(),
+        m.provider, m.created_at.isoformat(), m.updated_at.isoformat(),
+    )

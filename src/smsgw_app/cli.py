@@ -1,0 +1,55 @@
+"""The `smsgw` command line: serve, migrate.
+
+Configuration comes from the environment (see the README); a bad setting is one
+line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from smsgw_app.config import ConfigError, Settings
+
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smsgw", description="Prepaid SMS gateway")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the API, the outbox relay and the workers")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    commands.add_parser("migrate", help="apply the database migrations and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"smsgw: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from smsgw_app import runtime  # after config: import errors are not config errors
+
+    try:
+        if args.command == "migrate":
+            asyncio.run(runtime.migrate(settings))
+        else:
+            asyncio.run(runtime.serve(settings, args.host, args.port))
+    except runtime.StartupError as exc:
+        print(f"smsgw: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Typed configuration from the environment. Every setting is in the README's table.
+
+A bad value raises ConfigError with one line naming the variable; the CLI
+prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSpec:
+    name: str
+    url: str
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    def params(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
+
+
+SIM_PARAMS = {"fail_rate", "latency_ms", "reject_prefix", "seed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///./smsgw.db"
+    broker_url: str = "memory://"
+    operators: tuple[OperatorSpec, ...] = field(
+        default_factory=lambda: (OperatorSpec("A", "sim://"), OperatorSpec("B", "sim://"))
+    )
+    price_normal: int = 1
+    price_express: int = 3
+    workers: int = 8
+    breaker_threshold: int = 5
+    breaker_reset_s: float = 30.0
+    redrive_after_s: float = 600.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        default = cls()
+        return cls(
+            database_url=_database_url(env.get("SMSGW_DATABASE_URL", default.database_url)),
+            broker_url=_broker_url(env.get("SMSGW_BROKER_URL", default.broker_url)),
+            operators=_operators(env.get("SMSGW_OPERATORS", "A=sim://,B=sim://")),
+            price_normal=_int(env, "SMSGW_PRICE_NORMAL", default.price_normal, minimum=0),
+            price_express=_int(env, "SMSGW_PRICE_EXPRESS", default.price_express, minimum=0),
+            workers=_int(env, "SMSGW_WORKERS", default.workers, minimum=1),
+            breaker_threshold=_int(
+                env, "SMSGW_BREAKER_THRESHOLD", default.breaker_threshold, minimum=1
+            ),
+            breaker_reset_s=_float(env, "SMSGW_BREAKER_RESET_S", default.breaker_reset_s),
+            redrive_after_s=_float(env, "SMSGW_REDRIVE_AFTER_S", default.redrive_after_s),
+            log_level=_log_level(env.get("SMSGW_LOG_LEVEL", default.log_level)),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r}: must be positive")
+    return value
+
+
+def _database_url(url: str) -> str:
+    if not url.startswith("sqlite+aiosqlite://"):
+        raise ConfigError(
+            f"SMSGW_DATABASE_URL={url!r}: expected sqlite+aiosqlite:///PATH"
+        )
+    return url
+
+
+def _broker_url(url: str) -> str:
+    if url != "memory://":
+        raise ConfigError(f"SMSGW_BROKER_URL={url!r}: expected memory://")
+    return url
+
+
+def _operators(raw: str) -> tuple[OperatorSpec, ...]:
+    specs: list[OperatorSpec] = []
+    for item in (part.strip() for part in raw.split(",")):
+        name, sep, url = item.partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not name or not url:
+            raise ConfigError(f"SMSGW_OPERATORS: {item!r} is not NAME=URL")
+        if any(s.name == name for s in specs):
+            raise ConfigError(f"SMSGW_OPERATORS: operator {name!r} is listed twice")
+        spec = OperatorSpec(name, url)
+        if spec.scheme != "sim":
+            raise ConfigError(f"SMSGW_OPERATORS: {name}={url!r}: expected a sim:// URL")
+        _check_sim_params(spec)
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _check_sim_params(spec: OperatorSpec) -> None:
+    params = spec.params()
+    unknown = set(params) - SIM_PARAMS
+    if unknown:
+        raise ConfigError(
+            f"SMSGW_OPERATORS: {spec.name}: unknown parameter(s) {', '.join(sorted(unknown))}"
+        )
+    try:
+        fail_rate = float(params.get("fail_rate", 0))
+        latency_ms = float(params.get("latency_ms", 0))
+        if "seed" in params:
+            int(params["seed"])
+    except ValueError:
+        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: parameters must be numbers") from None
+    if not 0 <= fail_rate <= 1:
+        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: fail_rate must be between 0 and 1")
+    if latency_ms < 0:
+        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: latency_ms must not be negative")
+
+
+def _log_level(level: str) -> str:
+    if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError(f"SMSGW_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+    return level.upper()

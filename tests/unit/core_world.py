@@ -1,0 +1,69 @@
+"""A wired-up core on the in-memory fakes, shared by the use-case tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from smsgw_core.fakes import (
+    CountingCircuitBreaker,
+    FakeClock,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+)
+from smsgw_core.ledger import Transaction
+from smsgw_core.messages import RecipientMessage
+from smsgw_core.outbox import RetryPolicy
+from smsgw_core.pricing import Tariff
+from smsgw_core.services.accounts import Accounts
+from smsgw_core.services.deliver import Deliverer
+from smsgw_core.services.history import History
+from smsgw_core.services.relay import OutboxRelay
+from smsgw_core.services.send_sms import SmsSender
+
+
+@dataclass
+class World:
+    tariff: Tariff = field(default_factory=Tariff)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    db: InMemoryDatabase = field(default_factory=InMemoryDatabase)
+    clock: FakeClock = field(default_factory=FakeClock)
+    ids: SequentialIds = field(default_factory=SequentialIds)
+    bus: RecordingBus = field(default_factory=RecordingBus)
+    a: ScriptedOperator = field(default_factory=lambda: ScriptedOperator("A"))
+    b: ScriptedOperator = field(default_factory=lambda: ScriptedOperator("B"))
+    breaker_threshold: int = 1000
+
+    def __post_init__(self) -> None:
+        self.breaker = CountingCircuitBreaker(
+            self.clock, threshold=self.breaker_threshold, reset=timedelta(seconds=30)
+        )
+        self.sender = SmsSender(self.db.uow, self.clock, self.ids, self.tariff)
+        self.accounts = Accounts(self.db.uow, self.clock, self.ids)
+        self.relay = OutboxRelay(self.db.uow, self.bus, self.clock, self.policy)
+        self.deliverer = Deliverer(self.db.uow, self.clock, [self.a, self.b], self.breaker)
+        self.history = History(self.db.uow)
+
+    # read-only views of the committed state
+    def transactions(self, user_id: int | None = None) -> list[Transaction]:
+        return [
+            t for _, t in self.db.state.transactions if user_id is None or t.user_id == user_id
+        ]
+
+    def messages(self, sms_identifier: str | None = None) -> list[RecipientMessage]:
+        return [
+            m for _, m in self.db.state.messages
+            if sms_identifier is None or m.sms_identifier == sms_identifier
+        ]
+
+    def balance(self, user_id: int) -> int | None:
+        return self.db.state.balances.get(user_id)
+
+    async def relay_and_deliver(self) -> None:
+        """Publish everything due, then deliver what the bus received (once each)."""
+        start = len(self.bus.published)
+        await self.relay.relay_once()
+        for delivery in self.bus.published[start:]:
+            await self.deliverer.deliver(delivery)
