@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from smsgw_app.config import ConfigError, Settings
 
 
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsgw", description="Prepaid SMS gateway")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

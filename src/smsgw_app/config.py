@@ -98,6 +98,12 @@ def _database_url(url: str) -> str:
         raise ConfigError(
             f"SMSGW_DATABASE_URL={url!r}: expected sqlite+aiosqlite:///PATH"
         )
+    path = urlsplit(url).path.removeprefix("/")
+    if path and ":memory:" not in path and not os.path.isdir(os.path.dirname(path) or "."):
+        # A typo in the path must not silently start an empty database somewhere new.
+        raise ConfigError(
+            f"SMSGW_DATABASE_URL={url!r}: directory {os.path.dirname(path)!r} does not exist"
+        )
     return url
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from typing import Any, TypeVar, cast
 
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,6 +34,16 @@ async def database(url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+T = TypeVar("T")
+
+
+async def resolve(provider: Callable[[], T]) -> T:
+    """A provider's object. Providers built on an async resource (the engine)
+    hand out awaitables; the composition root resolves each once at start."""
+    value: Any = provider()
+    return cast(T, await value if inspect.isawaitable(value) else value)
 
 
 def build_operators(specs: tuple[OperatorSpec, ...]) -> list[Operator]:

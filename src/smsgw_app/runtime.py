@@ -11,10 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.sql.engine import at_head, create_engine, upgrade_to_head
-from smsgw_app.api.app import create_app
+from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.api.health import ReadinessCheck
 from smsgw_app.config import Settings
-from smsgw_app.container import Container
+from smsgw_app.container import Container, resolve
 from smsgw_app.workers import DeliveryWorker, RelayLoop
 
 log = logging.getLogger("smsgw")
@@ -55,12 +55,16 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     except Exception as exc:
         raise StartupError(_cannot_open(settings, exc)) from exc
     try:
-        engine = container.engine()
-        app = create_app(container, {"database": database_check(engine)})
+        engine = await resolve(container.engine)
+        app = create_app(ApiServices(
+            await resolve(container.sender), await resolve(container.history),
+            await resolve(container.accounts), {"database": database_check(engine)},
+        ))
+        relay, deliverer = await resolve(container.relay), await resolve(container.deliverer)
         loops = [
-            RelayLoop(container.relay(), container.wakeup(),
+            RelayLoop(relay, container.wakeup(),
                       timedelta(seconds=settings.redrive_after_s)).run(),
-            *(DeliveryWorker(container.bus(), container.deliverer()).run()
+            *(DeliveryWorker(container.bus(), deliverer).run()
               for _ in range(settings.workers)),
         ]
         background = [asyncio.create_task(loop) for loop in loops]

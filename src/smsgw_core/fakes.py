@@ -82,7 +82,7 @@ class InMemoryLedger(_Repo):
         if any(t.transaction_id == tx.transaction_id for _, t in self.s.transactions):
             raise DuplicateTransaction(tx.transaction_id)
         current = self.s.balances.get(tx.user_id)
-        if tx.amount < 0 and (current is None or current + tx.amount < 0):
+        if tx.amount <= 0 and (current is None or current + tx.amount < 0):
             raise InsufficientBalance(tx.user_id, -tx.amount)
         self.s.balances[tx.user_id] = (current or 0) + tx.amount
         self.s.transactions.append((self.s.take_id(), tx))

@@ -99,10 +99,19 @@ class IdempotencyRepository(Protocol):
 
 
 class UnitOfWork(Protocol):
-    ledger: LedgerRepository
-    messages: MessageRepository
-    outbox: OutboxRepository
-    idempotency: IdempotencyRepository
+    # Read-only properties, not attributes: a mutable protocol attribute is
+    # invariant, so no implementation with its own repository classes would match.
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def messages(self) -> MessageRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

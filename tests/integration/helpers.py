@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Gateway, wait_until
+from tests.integration.harness import Gateway, wait_until
 
 TERMINAL = ("DONE", "FAILED")
 

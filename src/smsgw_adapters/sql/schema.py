@@ -76,6 +76,13 @@ outbox_events = sa.Table(
     sa.Index("idx_outbox_pending", "status", "priority", "next_run_at", "created_at"),
     sa.Index("idx_outbox_status_updated", "status", "updated_at"),
 )
+# The claim order, priority DESC then id, read straight off the index.
+sa.Index(
+    "idx_outbox_claim",
+    outbox_events.c.status,
+    outbox_events.c.priority.desc(),
+    outbox_events.c.id,
+)
 
 idempotency_keys = sa.Table(
     "idempotency_keys",

@@ -1,7 +1,8 @@
-"""The Litestar application, wired to the container's use cases."""
+"""The Litestar application over the use cases it is given."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar
@@ -14,7 +15,19 @@ from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
 from smsgw_app.api.sms import SmsController
-from smsgw_app.container import Container
+from smsgw_core.services.accounts import Accounts
+from smsgw_core.services.history import History
+from smsgw_core.services.send_sms import SmsSender
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """What the controllers use; the composition root builds it once at start."""
+
+    sender: SmsSender
+    history: History
+    accounts: Accounts
+    readiness_checks: dict[str, ReadinessCheck]
 
 
 class MetricsController(PrometheusController):
@@ -22,26 +35,18 @@ class MetricsController(PrometheusController):
     include_in_schema = False
 
 
-def create_app(container: Container, readiness: dict[str, ReadinessCheck]) -> Litestar:
-    prometheus = PrometheusConfig(app_name="smsgw", prefix="smsgw_http", group_path=True,
-                                  exclude=["/metrics"])
+def create_app(services: ApiServices) -> Litestar:
+    prometheus = PrometheusConfig(
+        app_name="smsgw", prefix="smsgw_http", group_path=True, exclude=["/metrics"]
+    )
 
-    def provide(provider: Any) -> Provide:
-        async def dependency() -> Any:
-            return provider()
-        return Provide(dependency)
-
-    async def readiness_checks() -> dict[str, ReadinessCheck]:
-        return readiness
+    def value(item: Any) -> Provide:
+        return Provide(lambda: item, use_cache=True, sync_to_thread=False)
 
     return Litestar(
         route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController],
-        dependencies={
-            "sender": provide(container.sender),
-            "history": provide(container.history),
-            "accounts": provide(container.accounts),
-            "readiness_checks": Provide(readiness_checks),
-        },
+        dependencies={name: value(getattr(services, name)) for name in
+                      ("sender", "history", "accounts", "readiness_checks")},
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[prometheus.middleware],
         openapi_config=OpenAPIConfig(

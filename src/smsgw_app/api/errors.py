@@ -11,9 +11,9 @@ from litestar.exceptions import (
     ClientException,
     HTTPException,
     NotFoundException,
+    SerializationException,
     ValidationException,
 )
-from litestar.serialization.msgspec_hooks import SerializationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_402_PAYMENT_REQUIRED,
@@ -40,9 +40,13 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     IdempotencyConflict: HTTP_409_CONFLICT,
 }
 
-# msgspec reports "<reason> - at `$.data.<path>`"; we answer "<path>: <reason>".
-_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.data\.?(?P<path>[^`]*)`$")
-_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
+# msgspec reports "<reason> - at `$.data.<path>`" for a body, "- at `$.<name>`" for a
+# query parameter; we answer "<path>: <reason>".
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.(?:data\b\.?)?(?P<path>[^`]*)`$")
+_MISSING = re.compile(
+    r"Object missing required field `(?P<field>[^`]+)`"
+    r"|Missing required \w+ parameter '(?P<param>[^']+)'"
+)
 
 
 def _message(body: str, status: int) -> Response[Any]:
@@ -64,8 +68,8 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
 
 def _describe_validation(exc: ValidationException) -> str:
     cause = str(exc.__cause__) if exc.__cause__ is not None else ""
-    if (missing := _MISSING.search(cause)) is not None:
-        return f"{missing['field']}: is required"
+    if (missing := _MISSING.search(f"{cause}\n{exc.detail}")) is not None:
+        return f"{missing['field'] or missing['param']}: is required"
     if (at := _AT_PATH.match(cause)) is not None:
         return f"{at['path'] or 'body'}: {at['reason']}"
     extra = exc.extra if isinstance(exc.extra, list) else []
@@ -90,7 +94,7 @@ def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     return _message("internal error", HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     DomainError: domain_error,
     HTTPException: client_error,
     Exception: server_error,

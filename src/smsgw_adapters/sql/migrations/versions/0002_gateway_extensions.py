@@ -6,6 +6,10 @@
 - (user_id, id) indexes: history pages are keyset-paginated newest first by id.
 - outbox_events.next_run_at / updated_at with microseconds: publish backoff
   starts at half a second, which whole-second DATETIME would round away.
+- (status, priority DESC, id) on outbox_events: the relay claims in exactly that
+  order, so it reads and locks only the rows it takes; with a sort, MySQL
+  would lock every due row and concurrent relays would find nothing to claim.
+  (Before MariaDB 10.8 DESC is ignored: claims stay correct, relays serialize.)
 - (status, updated_at) on outbox_events: redrive looks up published events by age.
 
 Revision ID: 0002
@@ -14,6 +18,8 @@ Create Date: 2026-01-02
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -29,7 +35,7 @@ def _is_mysql() -> bool:
     return op.get_context().dialect.name in ("mysql", "mariadb")
 
 
-def _datetime(fsp: int | None) -> sa.types.TypeEngine[object]:
+def _datetime(fsp: int | None) -> sa.types.TypeEngine[Any]:
     return sa.DateTime().with_variant(mysql.DATETIME(fsp=fsp), "mysql", "mariadb")
 
 
@@ -64,6 +70,9 @@ def upgrade() -> None:
     )
     op.create_index("idx_sms_status_user_id_id", "sms_status", ["user_id", "id"])
     _outbox_timestamps(6)
+    op.create_index(
+        "idx_outbox_claim", "outbox_events", ["status", sa.text("priority DESC"), "id"]
+    )
     op.create_index("idx_outbox_status_updated", "outbox_events", ["status", "updated_at"])
     op.create_table(
         "idempotency_keys",
@@ -75,7 +84,7 @@ def upgrade() -> None:
             "created_at", sa.DateTime(), nullable=False,
             server_default=sa.text("CURRENT_TIMESTAMP"),
         ),
-        sa.PrimaryKeyConstraint("user_id", "idem_key", name="pk_idempotency_keys"),
+        sa.PrimaryKeyConstraint("user_id", "idem_key"),
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",
     )
@@ -84,6 +93,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("idempotency_keys")
     op.drop_index("idx_outbox_status_updated", table_name="outbox_events")
+    op.drop_index("idx_outbox_claim", table_name="outbox_events")
     _outbox_timestamps(None)
     op.drop_index("idx_sms_status_user_id_id", table_name="sms_status")
     op.drop_index("idx_user_transactions_user_id_id", table_name="user_transactions")

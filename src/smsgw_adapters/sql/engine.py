@@ -1,0 +1,84 @@
+"""Engines for the two supported databases, configured for the gateway's workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from smsgw_adapters.sql.migrate import at_head, upgrade_to_head
+from smsgw_adapters.sql.types import MYSQL_DIALECTS
+
+__all__ = ["at_head", "create_engine", "upgrade_to_head"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An engine for ``sqlite+aiosqlite:///path`` or ``mysql+asyncmy://...``."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed, echo)
+    if backend in MYSQL_DIALECTS:
+        return _mysql_engine(parsed, echo)
+    raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite or mysql+asyncmy")
+
+
+def _sqlite_engine(url: URL, echo: bool) -> AsyncEngine:
+    database = url.database or ""
+    if not database or ":memory:" in database or url.query.get("mode") == "memory":
+        # Every connection of an in-memory database would share one transaction;
+        # the in-memory fakes in smsgw_core.fakes are the in-memory option.
+        raise ValueError("the SQL adapter needs a SQLite file, not an in-memory database")
+    if not database.startswith("file:"):  # a URI filename is left as the caller wrote it
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, echo=echo)
+    event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _begin_immediate)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Stop the sqlite3 module from issuing its own deferred BEGIN; ours follows.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # A writer waits its turn instead of failing with "database is locked"
+        # (first, since switching a new file to WAL takes a lock too).
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL: readers never block the writer nor the writer the readers.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit
+        # survives the process being killed (the OS holds the WAL), and only a
+        # power loss or OS crash may lose the last commits, never corrupt the file.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def _begin_immediate(connection: Connection) -> None:
+    # A deferred transaction that reads and then writes must upgrade its lock,
+    # and SQLite refuses the upgrade at once (busy timeout or not) when another
+    # writer got there first. Taking the write lock at BEGIN makes writers queue
+    # on the busy timeout instead, so every unit of work is serialized.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _mysql_engine(url: URL, echo: bool) -> AsyncEngine:
+    if "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})  # texts and names are Unicode
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,  # survive a server restart or failover between uses
+        pool_recycle=1800,  # under wait_timeout and the idle limits of proxies
+        pool_size=10,
+        max_overflow=20,
+        # No gap locks: the relay's SKIP LOCKED scan must not block the API's
+        # inserts of new outbox rows, nor redrive's read of sms_status its updates.
+        isolation_level="READ COMMITTED",
+    )

@@ -1,0 +1,106 @@
+"""The transactional outbox: claim with a lease, publish, retry, park, redrive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from smsgw_adapters.sql.messages import UNFINISHED
+from smsgw_adapters.sql.repository import SqlRepository
+from smsgw_adapters.sql.schema import outbox_events, sms_status
+from smsgw_core.outbox import SMS_SEND, Delivery, OutboxEvent
+
+_out = outbox_events.c
+PENDING, PUBLISHED, PARKED = "pending", "published", "parked"
+AGGREGATE_TYPE = "sms"
+
+
+class SqlOutbox(SqlRepository):
+    async def add(self, delivery: Delivery, at: datetime) -> None:
+        await self._conn.execute(
+            outbox_events.insert().values(
+                aggregate_type=AGGREGATE_TYPE,
+                aggregate_id=delivery.sms_identifier,
+                event_type=SMS_SEND,
+                payload=delivery.to_payload(),
+                priority=delivery.priority,
+                status=PENDING,
+                attempts=0,
+                next_run_at=at,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+
+    async def claim_due(
+        self, now: datetime, limit: int, lease_until: datetime
+    ) -> list[OutboxEvent]:
+        due = (
+            sa.select(
+                _out.id, _out.aggregate_id, _out.event_type, _out.payload,
+                _out.priority, _out.attempts, _out.created_at,
+            )
+            .where(
+                _out.status == PENDING,
+                sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now),
+            )
+            .order_by(_out.priority.desc(), _out.id)
+            .limit(limit)
+            # Concurrent relays on MySQL take disjoint batches; SQLite serializes them.
+            .with_for_update(skip_locked=True)
+        )
+        rows: list[sa.Row[Any]] = list(await self._conn.execute(due))
+        if not rows:
+            return []
+        # The lease: pushing next_run_at past now hides the events from other
+        # relays until it lapses, without holding a row lock while publishing.
+        await self._conn.execute(
+            outbox_events.update()
+            .where(_out.id.in_([row.id for row in rows]))
+            .values(attempts=_out.attempts + 1, next_run_at=lease_until, updated_at=now)
+        )
+        return [_event(row) for row in rows]
+
+    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
+        if event_ids:
+            await self._set(_out.id.in_(list(event_ids)), status=PUBLISHED, updated_at=at)
+
+    async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None:
+        await self._set(_out.id == event_id, next_run_at=run_at, last_error=error)
+
+    async def park(self, event_id: int, error: str, at: datetime) -> None:
+        await self._set(_out.id == event_id, status=PARKED, last_error=error, updated_at=at)
+
+    async def redrive(self, published_before: datetime, now: datetime) -> int:
+        unfinished = (
+            sa.select(sms_status.c.id)
+            .where(
+                sms_status.c.sms_identifier == _out.aggregate_id,
+                sms_status.c.status.in_(UNFINISHED),
+            )
+            .exists()
+        )
+        requeued = await self._conn.execute(
+            outbox_events.update()
+            .where(_out.status == PUBLISHED, _out.updated_at <= published_before, unfinished)
+            .values(status=PENDING, next_run_at=now, updated_at=now)
+        )
+        return requeued.rowcount
+
+    async def _set(self, where: sa.ColumnElement[bool], **values: Any) -> None:
+        await self._conn.execute(outbox_events.update().where(where).values(**values))
+
+
+def _event(row: sa.Row[Any]) -> OutboxEvent:
+    return OutboxEvent(
+        id=row.id,
+        aggregate_id=row.aggregate_id,
+        event_type=row.event_type,
+        payload=row.payload,
+        priority=row.priority,
+        attempts=row.attempts + 1,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,74 @@
+"""The unit of work: one database transaction shared by the four repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from smsgw_adapters.sql.idempotency import SqlIdempotency
+from smsgw_adapters.sql.ledger import SqlLedger
+from smsgw_adapters.sql.messages import SqlMessages
+from smsgw_adapters.sql.outbox import SqlOutbox
+
+
+class SqlUnitOfWork:
+    """``async with`` begins a transaction; leaving it without ``commit()`` rolls back.
+
+    After ``commit()`` the unit of work may go on: the next statement begins a
+    new transaction, as with the in-memory unit of work.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self.ledger = SqlLedger(self)
+        self.messages = SqlMessages(self)
+        self.outbox = SqlOutbox(self)
+        self.idempotency = SqlIdempotency(self)
+
+    @property
+    def connection(self) -> AsyncConnection:
+        if self._connection is None:
+            raise RuntimeError("unit of work used outside `async with`")
+        return self._connection
+
+    async def __aenter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError("unit of work entered twice")
+        connection = await self._engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            if connection.in_transaction():
+                await connection.rollback()
+        finally:
+            await connection.close()
+
+    async def commit(self) -> None:
+        await self.connection.commit()
+
+    async def rollback(self) -> None:
+        await self.connection.rollback()
+
+
+def sql_uow_factory(engine: AsyncEngine) -> Callable[[], SqlUnitOfWork]:
+    """What the use cases take as their ``UnitOfWorkFactory``."""
+    return lambda: SqlUnitOfWork(engine)

@@ -1,0 +1,101 @@
+"""The backends every contract test runs against.
+
+A backend is an async context manager yielding a fresh, empty store's unit of
+work factory. MariaDB runs too when SMSGW_TEST_MARIADB_URL names a database
+(for example mysql+asyncmy://root@127.0.0.1:3306/smsgw_contract); to make it
+mandatory, put "mariadb" in BACKEND_NAMES unconditionally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from smsgw_adapters.sql import create_engine, sql_uow_factory, upgrade_to_head
+from smsgw_adapters.sql.schema import metadata
+from smsgw_core.fakes import InMemoryDatabase
+from smsgw_core.ports import UnitOfWorkFactory
+
+MARIADB_URL = os.environ.get("SMSGW_TEST_MARIADB_URL", "")
+BACKEND_NAMES = ["memory", "sqlite", *(["mariadb"] if MARIADB_URL else [])]
+
+Backend = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[UnitOfWorkFactory]]
+
+
+@asynccontextmanager
+async def memory_backend(request: pytest.FixtureRequest) -> AsyncIterator[UnitOfWorkFactory]:
+    yield InMemoryDatabase().uow
+
+
+@asynccontextmanager
+async def sqlite_backend(request: pytest.FixtureRequest) -> AsyncIterator[UnitOfWorkFactory]:
+    template: Path = request.getfixturevalue("sqlite_template")
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    database = tmp_path / "contract.db"
+    shutil.copyfile(template, database)  # a migrated copy: far faster than migrating
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        yield sql_uow_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def mariadb_backend(request: pytest.FixtureRequest) -> AsyncIterator[UnitOfWorkFactory]:
+    request.getfixturevalue("mariadb_migrated")
+    engine = create_engine(MARIADB_URL)
+    try:
+        async with engine.begin() as connection:
+            for table in metadata.sorted_tables:
+                await connection.execute(text(f"TRUNCATE TABLE {table.name}"))
+        yield sql_uow_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+BACKENDS: dict[str, Backend] = {
+    "memory": memory_backend,
+    "sqlite": sqlite_backend,
+    "mariadb": mariadb_backend,
+}
+
+
+def _migrate(url: str) -> None:
+    async def migrate() -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+
+    # Called from inside a test's running event loop (through getfixturevalue),
+    # so the migration gets a loop of its own in another thread.
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, migrate()).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    database = tmp_path_factory.mktemp("template") / "template.db"
+    # Disposing the engine checkpoints the WAL, so the file alone is the database.
+    _migrate(f"sqlite+aiosqlite:///{database}")
+    return database
+
+
+@pytest.fixture(scope="session")
+def mariadb_migrated() -> None:
+    _migrate(MARIADB_URL)
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+async def uow_factory(request: pytest.FixtureRequest) -> AsyncIterator[UnitOfWorkFactory]:
+    async with BACKENDS[request.param](request) as factory:
+        yield factory

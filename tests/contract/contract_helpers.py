@@ -1,0 +1,44 @@
+"""Builders shared by the contract tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from smsgw_core.ledger import Transaction, TransactionType
+from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
+from smsgw_core.outbox import Delivery
+
+# Whole seconds: the original schema's DATETIME columns keep no fraction on MySQL.
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def topup(tx_id: str, user_id: int, amount: int, when: datetime = T0) -> Transaction:
+    return Transaction(tx_id, user_id, amount, TransactionType.TOPUP, f"top-up {tx_id}", when)
+
+
+def charge(tx_id: str, user_id: int, cost: int, when: datetime = T0) -> Transaction:
+    return Transaction(tx_id, user_id, -cost, TransactionType.CHARGE, f"charge {tx_id}", when)
+
+
+def messages(
+    sms_identifier: str, user_id: int, *recipients: str, when: datetime = T0,
+    type: MessageType = MessageType.NORMAL,
+) -> list[RecipientMessage]:
+    return [
+        RecipientMessage(sms_identifier, user_id, r, type, SmsStatus.PENDING, "", when, when)
+        for r in recipients
+    ]
+
+
+def delivery(
+    sms_identifier: str, *recipients: str, user_id: int = 1,
+    type: MessageType = MessageType.NORMAL,
+) -> Delivery:
+    return Delivery(
+        sms_identifier, user_id, type, f"hello from {sms_identifier} ✓",
+        tuple(recipients or ("+989120000001",)), 1,
+    )

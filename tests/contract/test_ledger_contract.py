@@ -1,0 +1,158 @@
+"""LedgerRepository: at most once per transaction id, never a negative balance."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta, timezone
+
+import pytest
+from contract_helpers import T0, at, charge, topup
+
+from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
+from smsgw_core.ports import UnitOfWorkFactory
+
+
+async def _seed(uow_factory: UnitOfWorkFactory, user_id: int, amount: int) -> None:
+    async with uow_factory() as uow:
+        await uow.ledger.apply(topup(f"seed-{user_id}", user_id, amount))
+        await uow.commit()
+
+
+async def test_credit_creates_the_account(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(7) is None
+        await uow.ledger.apply(topup("t1", 7, 100))
+        await uow.ledger.apply(topup("t2", 7, 50))
+        assert await uow.ledger.balance(7) == 150
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(7) == 150
+
+
+async def test_debit_within_the_balance(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 1, 100)
+    async with uow_factory() as uow:
+        await uow.ledger.apply(charge("c1", 1, 100))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(1) == 0
+
+
+async def test_overdraft_is_refused_and_changes_nothing(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 1, 100)
+    async with uow_factory() as uow:
+        with pytest.raises(InsufficientBalance) as refused:
+            await uow.ledger.apply(charge("c1", 1, 101))
+        assert (refused.value.user_id, refused.value.cost) == (1, 101)
+        assert await uow.ledger.balance(1) == 100
+        assert [t.transaction_id for _, t in await uow.ledger.transactions(1, 10, None)] == [
+            "seed-1"
+        ]
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(1) == 100
+
+
+async def test_a_refused_debit_leaves_nothing_even_if_the_caller_commits(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _seed(uow_factory, 1, 10)
+    async with uow_factory() as uow:
+        with pytest.raises(InsufficientBalance):
+            await uow.ledger.apply(charge("c1", 1, 11))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert len(await uow.ledger.transactions(1, 10, None)) == 1
+        # The refused id was not used up: it applies once the money is there.
+        await uow.ledger.apply(topup("t2", 1, 1))
+        await uow.ledger.apply(charge("c1", 1, 11))
+        assert await uow.ledger.balance(1) == 0
+
+
+async def test_debit_of_an_unknown_account_is_refused(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(InsufficientBalance):
+            await uow.ledger.apply(charge("c1", 404, 1))
+        assert await uow.ledger.balance(404) is None
+        assert await uow.ledger.transactions(404, 10, None) == []
+
+
+async def test_a_free_charge_needs_an_account(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 1, 5)
+    async with uow_factory() as uow:
+        with pytest.raises(InsufficientBalance):
+            await uow.ledger.apply(charge("free-404", 404, 0))
+        await uow.ledger.apply(charge("free-1", 1, 0))
+        assert (await uow.ledger.balance(404), await uow.ledger.balance(1)) == (None, 5)
+        assert len(await uow.ledger.transactions(1, 10, None)) == 2
+
+
+async def test_a_transaction_id_applies_at_most_once(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 1, 100)
+    async with uow_factory() as uow:
+        await uow.ledger.apply(charge("c1", 1, 10))
+        await uow.commit()
+    async with uow_factory() as uow:
+        with pytest.raises(DuplicateTransaction) as duplicate:
+            await uow.ledger.apply(charge("c1", 1, 10))
+        assert duplicate.value.transaction_id == "c1"
+        # Ids are unique across accounts, not per account.
+        with pytest.raises(DuplicateTransaction):
+            await uow.ledger.apply(topup("c1", 2, 10))
+        assert await uow.ledger.balance(1) == 90
+        assert await uow.ledger.balance(2) is None
+
+
+async def test_a_long_refund_id_fits(uow_factory: UnitOfWorkFactory) -> None:
+    refund_id = "refund:0b5d2f5e-8a8c-4d5e-9a51-3b7c1f0e2d4a:+989121234567"
+    async with uow_factory() as uow:
+        await uow.ledger.apply(topup(refund_id, 1, 3))
+        await uow.commit()
+    async with uow_factory() as uow:
+        [(_, tx)] = await uow.ledger.transactions(1, 10, None)
+        assert tx.transaction_id == refund_id
+
+
+async def test_balance_is_the_sum_of_the_transactions(uow_factory: UnitOfWorkFactory) -> None:
+    amounts = [50, -20, -40, 30, -60, -25, 5, -1, 100, -144]
+    async with uow_factory() as uow:
+        for i, amount in enumerate(amounts):
+            tx = topup(f"t{i}", 1, amount) if amount > 0 else charge(f"c{i}", 1, -amount)
+            with contextlib.suppress(InsufficientBalance):
+                await uow.ledger.apply(tx)
+        await uow.commit()
+    async with uow_factory() as uow:
+        history = await uow.ledger.transactions(1, 100, None)
+        balance = await uow.ledger.balance(1)
+    assert balance == sum(tx.amount for _, tx in history) >= 0
+    assert balance == 104
+    assert {tx.transaction_id for _, tx in history} == {"t0", "c1", "t3", "c4", "t6", "c7", "t8"}
+
+
+async def test_transactions_come_back_as_applied(uow_factory: UnitOfWorkFactory) -> None:
+    tehran = timezone(timedelta(hours=3, minutes=30))
+    applied = [topup("t1", 1, 100, T0.astimezone(tehran)), charge("c1", 1, 30, at(1))]
+    async with uow_factory() as uow:
+        for tx in applied:
+            await uow.ledger.apply(tx)
+        await uow.commit()
+    async with uow_factory() as uow:
+        stored = [tx for _, tx in await uow.ledger.transactions(1, 10, None)]
+    assert stored == applied[::-1]  # aware datetimes compare as instants, whatever the zone
+
+
+async def test_transactions_are_paginated_newest_first(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        for i in range(7):
+            await uow.ledger.apply(topup(f"mine-{i}", 1, 1, at(i)))
+            await uow.ledger.apply(topup(f"other-{i}", 2, 1, at(i)))
+        await uow.commit()
+    seen: list[str] = []
+    before: int | None = None
+    async with uow_factory() as uow:
+        while page := await uow.ledger.transactions(1, 3, before):
+            positions = [position for position, _ in page]
+            assert positions == sorted(positions, reverse=True)
+            assert before is None or positions[0] < before
+            seen += [tx.transaction_id for _, tx in page]
+            before = positions[-1]
+    assert seen == [f"mine-{i}" for i in reversed(range(7))]

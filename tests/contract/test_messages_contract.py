@@ -1,0 +1,145 @@
+"""MessageRepository: PENDING -> SENDING -> DONE | FAILED, by conditional updates."""
+
+from __future__ import annotations
+
+import pytest
+from contract_helpers import T0, at, messages
+
+from smsgw_core.errors import InvalidTransition
+from smsgw_core.messages import MessageType, SmsStatus
+from smsgw_core.ports import HistoryFilter, UnitOfWorkFactory
+
+A, B, C = "+989120000001", "+989120000002", "+989120000003"
+
+
+async def _add(uow_factory: UnitOfWorkFactory, sms: str, *recipients: str, user: int = 1) -> None:
+    async with uow_factory() as uow:
+        await uow.messages.add(messages(sms, user, *recipients))
+        await uow.commit()
+
+
+async def _statuses(uow_factory: UnitOfWorkFactory, sms: str) -> dict[str, SmsStatus]:
+    async with uow_factory() as uow:
+        rows = await uow.messages.history(HistoryFilter(1, sms_identifier=sms), 100, None)
+    return {m.recipient: m.status for _, m in rows}
+
+
+async def test_added_messages_come_back_newest_first(uow_factory: UnitOfWorkFactory) -> None:
+    added = messages("s1", 1, A, B, when=T0, type=MessageType.EXPRESS)
+    async with uow_factory() as uow:
+        await uow.messages.add(added)
+        await uow.messages.add([])
+        await uow.commit()
+    async with uow_factory() as uow:
+        rows = await uow.messages.history(HistoryFilter(1), 10, None)
+    assert [m for _, m in rows] == added[::-1]
+    assert rows[0][0] > rows[1][0]
+
+
+async def test_a_recipient_is_added_once_per_sms(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError):
+            await uow.messages.add(messages("s1", 1, A, A))
+
+
+async def test_claim_moves_unfinished_recipients_to_sending(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1", A, B, C)
+    await _add(uow_factory, "s2", A)
+    async with uow_factory() as uow:
+        assert await uow.messages.claim("s1", at(5)) == [A, B, C]
+        await uow.commit()
+    assert await _statuses(uow_factory, "s1") == dict.fromkeys([A, B, C], SmsStatus.SENDING)
+    assert await _statuses(uow_factory, "s2") == {A: SmsStatus.PENDING}
+    async with uow_factory() as uow:
+        [(_, row), *_] = await uow.messages.history(HistoryFilter(1, sms_identifier="s1"), 1, None)
+        assert (row.updated_at, row.created_at) == (at(5), T0)
+
+
+async def test_a_sending_recipient_is_claimed_again(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "s1", A, B)
+    async with uow_factory() as uow:
+        assert await uow.messages.claim("s1", at(1)) == [A, B]
+        assert await uow.messages.claim("s1", at(2)) == [A, B]
+        await uow.commit()
+
+
+async def test_terminal_recipients_are_never_claimed(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "s1", A, B, C)
+    async with uow_factory() as uow:
+        await uow.messages.claim("s1", at(1))
+        assert await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(2))
+        assert await uow.messages.finish("s1", C, SmsStatus.FAILED, "", at(2))
+        assert await uow.messages.claim("s1", at(3)) == [B]
+        assert await uow.messages.finish("s1", B, SmsStatus.DONE, "op-b", at(4))
+        assert await uow.messages.claim("s1", at(5)) == []
+        assert await uow.messages.claim("unknown", at(5)) == []
+        await uow.commit()
+    assert await _statuses(uow_factory, "s1") == {
+        A: SmsStatus.DONE, B: SmsStatus.DONE, C: SmsStatus.FAILED
+    }
+
+
+async def test_finish_moves_only_out_of_sending_and_only_once(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1", A)
+    async with uow_factory() as uow:
+        assert not await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(1))
+        await uow.messages.claim("s1", at(2))
+        assert await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(3))
+        assert not await uow.messages.finish("s1", A, SmsStatus.FAILED, "op-b", at(4))
+        assert not await uow.messages.finish("s1", B, SmsStatus.DONE, "op-a", at(4))
+        await uow.commit()
+    async with uow_factory() as uow:
+        [(_, row)] = await uow.messages.history(HistoryFilter(1), 10, None)
+    assert (row.status, row.provider, row.updated_at) == (SmsStatus.DONE, "op-a", at(3))
+
+
+async def test_finish_only_to_a_terminal_status(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "s1", A)
+    async with uow_factory() as uow:
+        await uow.messages.claim("s1", at(1))
+        for status in (SmsStatus.PENDING, SmsStatus.SENDING):
+            with pytest.raises(InvalidTransition):
+                await uow.messages.finish("s1", A, status, "op-a", at(2))
+
+
+async def test_history_filters_by_status_and_sms(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "s1", A, B)
+    await _add(uow_factory, "s2", A, C)
+    await _add(uow_factory, "s3", A, user=2)
+    async with uow_factory() as uow:
+        await uow.messages.claim("s1", at(1))
+        await uow.messages.finish("s1", B, SmsStatus.FAILED, "", at(2))
+        await uow.commit()
+
+    async def recipients(query: HistoryFilter) -> list[tuple[str, str]]:
+        async with uow_factory() as uow:
+            rows = await uow.messages.history(query, 100, None)
+        return [(m.sms_identifier, m.recipient) for _, m in rows]
+
+    assert await recipients(HistoryFilter(1)) == [("s2", C), ("s2", A), ("s1", B), ("s1", A)]
+    assert await recipients(HistoryFilter(1, status=SmsStatus.PENDING)) == [("s2", C), ("s2", A)]
+    assert await recipients(HistoryFilter(1, status=SmsStatus.SENDING)) == [("s1", A)]
+    assert await recipients(HistoryFilter(1, SmsStatus.FAILED, "s1")) == [("s1", B)]
+    assert await recipients(HistoryFilter(1, SmsStatus.DONE)) == []
+    assert await recipients(HistoryFilter(1, sms_identifier="s3")) == []
+    assert await recipients(HistoryFilter(2)) == [("s3", A)]
+
+
+async def test_history_is_paginated_newest_first(uow_factory: UnitOfWorkFactory) -> None:
+    numbers = [f"+98912000{i:04d}" for i in range(11)]
+    await _add(uow_factory, "s1", *numbers[:6])
+    await _add(uow_factory, "s2", *numbers[6:])
+    await _add(uow_factory, "s3", *numbers, user=2)
+    seen: list[str] = []
+    before: int | None = None
+    async with uow_factory() as uow:
+        while page := await uow.messages.history(HistoryFilter(1), 4, before):
+            assert len(page) <= 4
+            assert before is None or page[0][0] < before
+            seen += [m.recipient for _, m in page]
+            before = page[-1][0]
+    assert seen == numbers[::-1]
