@@ -36,6 +36,8 @@ async def send_with_failover(
             errors.append(str(exc))
             if not exc.transient:
                 return SendOutcome(False, "", "", tuple(errors))
+        except Exception as exc:  # an adapter bug must not sink the other recipients
+            errors.append(f"{operator.name}: unexpected {type(exc).__name__}: {exc}")
         else:
             return SendOutcome(True, operator.name, message_id, tuple(errors))
     return SendOutcome(False, "", "", tuple(errors or ["no operator configured"]))

@@ -326,13 +326,15 @@ def always(error: ErrorClass) -> Behaviour:
 class _BreakerState:
     failures: int = 0
     opened_at: datetime | None = None
+    trial_running: bool = False
 
 
 class CountingCircuitBreaker:
     """Opens after `threshold` consecutive transient failures; half-opens after `reset`.
 
-    In half-open state one call is let through: success closes the circuit,
-    failure opens it again for another `reset`.
+    In half-open state one trial call is let through (concurrent calls still see
+    the circuit open): success closes the circuit, failure opens it for another
+    `reset`.
     """
 
     def __init__(self, clock: Any, threshold: int = 5, reset: timedelta = timedelta(seconds=30)):
@@ -351,6 +353,11 @@ class CountingCircuitBreaker:
         state = self._states.setdefault(operator, _BreakerState())
         if self.is_open(operator):
             raise CircuitOpen(operator)
+        trial = state.opened_at is not None  # half-open: this call decides
+        if trial:
+            if state.trial_running:
+                raise CircuitOpen(operator)
+            state.trial_running = True
         try:
             result = await send()
         except OperatorError as exc:
@@ -359,5 +366,8 @@ class CountingCircuitBreaker:
                 if state.opened_at is not None or state.failures >= self.threshold:
                     state.opened_at = self.clock.now()
             raise
+        finally:
+            if trial:
+                state.trial_running = False
         state.failures, state.opened_at = 0, None
         return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -13,6 +14,7 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+_POSITION = re.compile(r"p[1-9][0-9]{0,18}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +44,11 @@ def encode_cursor(position: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("p"):
-            raise ValueError(raw)
-        position = int(raw[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidCursor() from None
-    if position < 1:
+    if _POSITION.fullmatch(raw) is None:
         raise InvalidCursor()
-    return position
+    return int(raw[1:])
 
 
 def page_of(rows: list[tuple[int, T]], request: PageRequest) -> Page[T]:

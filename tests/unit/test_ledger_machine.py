@@ -61,8 +61,12 @@ TEXTS = ["hi", "a" * 161, "سلام", "€" * 81, "otp 1234 😀"]
 MODES = ["picky", "transient", "ok", "permanent", "crash"]
 
 
-class WorkerCrash(Exception):
-    """Not an OperatorError: the worker dies mid-send, leaving its recipients SENDING."""
+class WorkerCrash(BaseException):
+    """The worker dies mid-send (as on kill -9 or cancellation), leaving recipients SENDING.
+
+    A BaseException, because failover treats an ordinary exception from an
+    operator adapter as that operator's transient failure.
+    """
 
 
 @dataclass(frozen=True)
@@ -332,7 +336,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=100,
+    max_examples=150,
     stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from core_world import World
@@ -20,10 +23,10 @@ from smsgw_core.errors import (
     InvalidRequest,
     UnknownAccount,
 )
-from smsgw_core.fakes import ScriptedOperator, always
+from smsgw_core.fakes import CountingCircuitBreaker, FakeClock, ScriptedOperator, always
 from smsgw_core.ledger import TransactionType, charge_id, refund_id, topup_id
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.operators import ErrorClass, OutgoingSms
+from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery, RetryPolicy
 from smsgw_core.pagination import (
     DEFAULT_LIMIT,
@@ -66,7 +69,7 @@ async def send(
     return await world.sender.send(SendSms(user, text, recipients, type, key))
 
 
-def outbox_rows(world: World) -> list:  # type: ignore[type-arg]
+def outbox_rows(world: World) -> list[Any]:
     return list(world.db.state.outbox.values())
 
 
@@ -334,7 +337,10 @@ def test_page_request_defaults_and_limits() -> None:
 
 
 @pytest.mark.parametrize(
-    "cursor", ["garbage!", "%%%", "YWJj", encode_cursor(0), encode_cursor(-4), "cA", "p12"]
+    "cursor",
+    ["garbage!", "%%%", "YWJj", encode_cursor(0), encode_cursor(-4), "cA", "p12",
+     base64.urlsafe_b64encode(b"p+5").decode(), base64.urlsafe_b64encode(b"p1_0").decode(),
+     base64.urlsafe_b64encode(b"p 7").decode()],
 )
 def test_bad_cursors_name_the_cursor_field(cursor: str) -> None:
     with pytest.raises(InvalidRequest) as err:
@@ -643,14 +649,18 @@ async def test_no_operators_fails_and_refunds(world: World) -> None:
     assert "no operator configured" in refund.description
 
 
+class WorkerKilled(BaseException):
+    """Like a cancellation or kill: not an error failover could absorb."""
+
+
 async def test_a_crash_mid_send_leaves_sending_and_a_redelivery_finishes(world: World) -> None:
     def crash(sms: OutgoingSms) -> str:
-        raise RuntimeError("worker killed")
+        raise WorkerKilled()
 
     world.a.behaviour = crash
     await fund(world, 10)
     delivery = await accepted_delivery(world)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(WorkerKilled):
         await world.deliverer.deliver(delivery)
     [row] = world.messages()
     assert row.status is SmsStatus.SENDING  # the claim committed, the outcome did not
@@ -659,6 +669,42 @@ async def test_a_crash_mid_send_leaves_sending_and_a_redelivery_finishes(world: 
     [row] = world.messages()
     assert (row.status, row.provider) == (SmsStatus.DONE, "A")
     assert world.balance(U) == 9
+
+
+async def test_an_operator_adapter_bug_counts_as_that_operators_failure(world: World) -> None:
+    def broken(sms: OutgoingSms) -> str:
+        raise RuntimeError("adapter bug")
+
+    world.a.behaviour = broken
+    await fund(world, 10)
+    delivery = await accepted_delivery(world)
+    assert await world.deliverer.deliver(delivery) == DeliveryReport(1, 0, 0)
+    [row] = world.messages()
+    assert (row.status, row.provider) == (SmsStatus.DONE, "B")
+
+
+async def test_a_half_open_breaker_lets_one_trial_through() -> None:
+    clock = FakeClock()
+    breaker = CountingCircuitBreaker(clock, threshold=1, reset=timedelta(seconds=5))
+    gate = asyncio.Event()
+
+    async def failing() -> str:
+        raise OperatorError("A", ErrorClass.TRANSIENT, "down")
+
+    async def slow_ok() -> str:
+        await gate.wait()
+        return "ok"
+
+    with pytest.raises(OperatorError):
+        await breaker.call("A", failing)
+    clock.advance(timedelta(seconds=6))
+    trial = asyncio.create_task(breaker.call("A", slow_ok))
+    await asyncio.sleep(0)
+    with pytest.raises(CircuitOpen):
+        await breaker.call("A", slow_ok)  # a second caller while the trial runs
+    gate.set()
+    assert await trial == "ok"
+    assert await breaker.call("A", slow_ok) == "ok"  # closed again
 
 
 async def test_free_messages_fail_without_a_refund_row() -> None:
@@ -743,6 +789,8 @@ async def test_all_breakers_open_fails_and_refunds() -> None:
     assert "circuit open" in refund.description
 
 
-def test_scripted_operator_default_answers_with_an_id() -> None:
+async def test_scripted_operator_default_answers_with_an_id() -> None:
     op = ScriptedOperator("X")
-    assert op.name == "X"
+    sms = OutgoingSms(N1, "hi", "sms-1:" + N1)
+    assert (op.name, await op.send(sms)) == ("X", f"X-sms-1:{N1}")
+    assert (op.calls, op.sent) == (1, [sms])

@@ -37,6 +37,7 @@ class Deliverer:
     clock: Clock
     operators: Sequence[Operator]
     breaker: CircuitBreaker
+    max_parallel: int = 50  # operator calls in flight for one message
 
     async def deliver(self, delivery: Delivery) -> DeliveryReport:
         async with self.uow() as uow:
@@ -44,12 +45,16 @@ class Deliverer:
             await uow.commit()
         if not claimed:
             return DeliveryReport(0, 0, len(delivery.recipients))
-        outcomes = await asyncio.gather(*(self._send(delivery, r) for r in claimed))
+        gate = asyncio.Semaphore(self.max_parallel)
+        outcomes = await asyncio.gather(*(self._send(delivery, r, gate) for r in claimed))
         return await self._record(delivery, list(zip(claimed, outcomes, strict=True)))
 
-    async def _send(self, delivery: Delivery, recipient: str) -> SendOutcome:
+    async def _send(
+        self, delivery: Delivery, recipient: str, gate: asyncio.Semaphore
+    ) -> SendOutcome:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
-        return await send_with_failover(sms, self.operators, self.breaker)
+        async with gate:
+            return await send_with_failover(sms, self.operators, self.breaker)
 
     async def _record(
         self, delivery: Delivery, outcomes: list[tuple[str, SendOutcome]]
