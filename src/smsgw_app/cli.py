@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every migration context at INFO, /readyz's included.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from smsgw_app import runtime  # after config: import errors are not config errors
 
     try:

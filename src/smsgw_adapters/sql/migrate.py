@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -60,7 +61,12 @@ async def at_head(engine: AsyncEngine) -> bool:
         return await connection.run_sync(_at_head)
 
 
+@functools.cache
+def _script_heads() -> frozenset[str]:
+    # Read once: the scripts ship with the package and /readyz asks often.
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 def _at_head(connection: Connection) -> bool:
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     current = MigrationContext.configure(connection).get_current_heads()
-    return set(current) == set(heads)
+    return set(current) == _script_heads()

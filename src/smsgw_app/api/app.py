@@ -48,6 +48,7 @@ def create_app(services: ApiServices) -> Litestar:
         dependencies={name: value(getattr(services, name)) for name in
                       ("sender", "history", "accounts", "readiness_checks")},
         exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # the process configures logging, not the framework
         middleware=[prometheus.middleware],
         openapi_config=OpenAPIConfig(
             title="smsgw",
