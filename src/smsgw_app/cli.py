@@ -1,4 +1,4 @@
-"""The `smsgw` command line: serve, migrate.
+"""The `smsgw` command line.
 
 Configuration comes from the environment (see the README); a bad setting is one
 line on stderr and exit code 2, never a traceback.
@@ -18,9 +18,15 @@ from smsgw_app.config import ConfigError, Settings
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsgw", description="Prepaid SMS gateway")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the API, the outbox relay and the workers")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    for name, text in (
+        ("serve", "run the API, the outbox relay and the delivery workers in one process"),
+        ("api", "run the HTTP API only (needs a broker)"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("--host", default="127.0.0.1")
+        command.add_argument("--port", type=int, default=8080)
+    commands.add_parser("relay", help="run the outbox relay only (needs a broker)")
+    commands.add_parser("worker", help="run the delivery workers only (needs a broker)")
     commands.add_parser("migrate", help="apply the database migrations and exit")
     return parser
 
@@ -38,15 +44,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Alembic narrates every migration context at INFO, /readyz's included.
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from smsgw_app import runtime  # after config: import errors are not config errors
+    from smsgw_app.supervisor import ServiceFailed
 
+    commands = {
+        "serve": lambda: runtime.serve(settings, args.host, args.port),
+        "api": lambda: runtime.api(settings, args.host, args.port),
+        "relay": lambda: runtime.relay(settings),
+        "worker": lambda: runtime.worker(settings),
+        "migrate": lambda: runtime.migrate(settings),
+    }
     try:
-        if args.command == "migrate":
-            asyncio.run(runtime.migrate(settings))
-        else:
-            asyncio.run(runtime.serve(settings, args.host, args.port))
+        asyncio.run(commands[args.command]())
     except runtime.StartupError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)
         return 2
+    except ServiceFailed as exc:
+        print(f"smsgw: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

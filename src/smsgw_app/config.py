@@ -7,6 +7,7 @@ prints it and exits 2.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +31,7 @@ class OperatorSpec:
 
 
 SIM_PARAMS = {"fail_rate", "latency_ms", "reject_prefix", "seed"}
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +44,25 @@ class Settings:
     price_normal: int = 1
     price_express: int = 3
     workers: int = 8
+    express_queue: str = "EXPRESS_QUEUE"
+    normal_queue: str = "NORMAL_QUEUE"
+    dead_letter_queue: str = "SMSGW_DEAD_LETTER"
+    prefetch: int = 32
+    relay_express_workers: int = 4
+    relay_normal_workers: int = 2
+    relay_batch: int = 100
+    outbox_retention_s: float = 3600.0
+    operator_timeout_s: float = 5.0
+    operator_retries: int = 1
     breaker_threshold: int = 5
     breaker_reset_s: float = 30.0
     redrive_after_s: float = 600.0
+    shutdown_timeout_s: float = 20.0
     log_level: str = "INFO"
+
+    @property
+    def embedded_bus(self) -> bool:
+        return self.broker_url == "memory://"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -58,11 +75,34 @@ class Settings:
             price_normal=_int(env, "SMSGW_PRICE_NORMAL", default.price_normal, minimum=0),
             price_express=_int(env, "SMSGW_PRICE_EXPRESS", default.price_express, minimum=0),
             workers=_int(env, "SMSGW_WORKERS", default.workers, minimum=1),
+            express_queue=_name(env, "SMSGW_EXPRESS_QUEUE", default.express_queue),
+            normal_queue=_name(env, "SMSGW_NORMAL_QUEUE", default.normal_queue),
+            dead_letter_queue=_name(env, "SMSGW_DEAD_LETTER_QUEUE", default.dead_letter_queue),
+            prefetch=_int(env, "SMSGW_PREFETCH", default.prefetch, minimum=1),
+            relay_express_workers=_int(
+                env, "SMSGW_RELAY_EXPRESS_WORKERS", default.relay_express_workers, minimum=1
+            ),
+            relay_normal_workers=_int(
+                env, "SMSGW_RELAY_NORMAL_WORKERS", default.relay_normal_workers, minimum=1
+            ),
+            relay_batch=_int(env, "SMSGW_RELAY_BATCH", default.relay_batch, minimum=1),
+            outbox_retention_s=_float(
+                env, "SMSGW_OUTBOX_RETENTION_S", default.outbox_retention_s
+            ),
+            operator_timeout_s=_float(
+                env, "SMSGW_OPERATOR_TIMEOUT_S", default.operator_timeout_s
+            ),
+            operator_retries=_int(
+                env, "SMSGW_OPERATOR_RETRIES", default.operator_retries, minimum=0
+            ),
             breaker_threshold=_int(
                 env, "SMSGW_BREAKER_THRESHOLD", default.breaker_threshold, minimum=1
             ),
             breaker_reset_s=_float(env, "SMSGW_BREAKER_RESET_S", default.breaker_reset_s),
             redrive_after_s=_float(env, "SMSGW_REDRIVE_AFTER_S", default.redrive_after_s),
+            shutdown_timeout_s=_float(
+                env, "SMSGW_SHUTDOWN_TIMEOUT_S", default.shutdown_timeout_s
+            ),
             log_level=_log_level(env.get("SMSGW_LOG_LEVEL", default.log_level)),
         )
 
@@ -93,10 +133,22 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    if not _QUEUE_NAME.fullmatch(value):
+        raise ConfigError(f"{name}={value!r}: use letters, digits, '.', '_' or '-'")
+    return value
+
+
 def _database_url(url: str) -> str:
+    if url.startswith("mysql+asyncmy://"):
+        if not urlsplit(url).path.strip("/"):
+            raise ConfigError(f"SMSGW_DATABASE_URL={url!r}: name the database after the host")
+        return url
     if not url.startswith("sqlite+aiosqlite://"):
         raise ConfigError(
-            f"SMSGW_DATABASE_URL={url!r}: expected sqlite+aiosqlite:///PATH"
+            f"SMSGW_DATABASE_URL={url!r}: expected sqlite+aiosqlite:///PATH "
+            "or mysql+asyncmy://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         )
     path = urlsplit(url).path.removeprefix("/")
     if path and ":memory:" not in path and not os.path.isdir(os.path.dirname(path) or "."):
@@ -108,8 +160,13 @@ def _database_url(url: str) -> str:
 
 
 def _broker_url(url: str) -> str:
-    if url != "memory://":
-        raise ConfigError(f"SMSGW_BROKER_URL={url!r}: expected memory://")
+    if url == "memory://":
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise ConfigError(
+            f"SMSGW_BROKER_URL={url!r}: expected memory:// or amqp://USER:PASSWORD@HOST:PORT/"
+        )
     return url
 
 
@@ -123,9 +180,12 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
         if any(s.name == name for s in specs):
             raise ConfigError(f"SMSGW_OPERATORS: operator {name!r} is listed twice")
         spec = OperatorSpec(name, url)
-        if spec.scheme != "sim":
-            raise ConfigError(f"SMSGW_OPERATORS: {name}={url!r}: expected a sim:// URL")
-        _check_sim_params(spec)
+        if spec.scheme == "sim":
+            _check_sim_params(spec)
+        elif spec.scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise ConfigError(
+                f"SMSGW_OPERATORS: {name}={url!r}: expected sim://[?params] or http(s)://HOST[:PORT]"
+            )
         specs.append(spec)
     return tuple(specs)
 

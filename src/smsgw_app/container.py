@@ -83,5 +83,7 @@ class Container(containers.DeclarativeContainer):
     sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup)
     accounts = providers.Singleton(Accounts, uow, clock, ids)
     history = providers.Singleton(History, uow)
-    relay = providers.Singleton(OutboxRelay, uow, bus, clock)
+    relay = providers.Factory(
+        OutboxRelay, uow, bus, clock, batch_size=settings.provided.relay_batch
+    )
     deliverer = providers.Singleton(Deliverer, uow, clock, operators, breaker)

@@ -1,9 +1,15 @@
-"""Starting and stopping the gateway's processes against the container."""
+"""The processes: which services each runs, over the container's adapters.
+
+`serve` runs everything in one process; `api`, `relay` and `worker` run one
+part each and scale out as separate processes (they need a real broker).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import uvicorn
@@ -15,7 +21,9 @@ from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.api.health import ReadinessCheck
 from smsgw_app.config import Settings
 from smsgw_app.container import Container, resolve
-from smsgw_app.workers import DeliveryWorker, RelayLoop
+from smsgw_app.supervisor import HttpServer, Service, supervise
+from smsgw_app.workers import InProcessWorker, OutboxJanitor, RelayService
+from smsgw_core.messages import MessageType
 
 log = logging.getLogger("smsgw")
 
@@ -29,15 +37,30 @@ async def migrate(settings: Settings) -> None:
     try:
         await upgrade_to_head(engine)
     except Exception as exc:
-        raise StartupError(_cannot_open(settings, exc)) from exc
+        raise StartupError(_cannot_use("SMSGW_DATABASE_URL", settings.database_url, exc)) from exc
     finally:
         await engine.dispose()
     log.info("database migrated to head")
 
 
-def _cannot_open(settings: Settings, exc: Exception) -> str:
+def _cannot_use(variable: str, value: str, exc: Exception) -> str:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"cannot use SMSGW_DATABASE_URL={settings.database_url!r}: {reason}"
+    return f"cannot use {variable}={value!r}: {reason}"
+
+
+@asynccontextmanager
+async def started(settings: Settings) -> AsyncIterator[Container]:
+    """The container with its resources (database, broker, HTTP clients) up."""
+    container = Container(settings=settings)
+    try:
+        await container.init_resources()  # type: ignore[misc]
+    except Exception as exc:
+        await container.shutdown_resources()  # type: ignore[misc]
+        raise StartupError(_cannot_use("SMSGW_DATABASE_URL", settings.database_url, exc)) from exc
+    try:
+        yield container
+    finally:
+        await container.shutdown_resources()  # type: ignore[misc]
 
 
 def database_check(engine: AsyncEngine) -> ReadinessCheck:
@@ -48,37 +71,78 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
     return check
 
 
+async def http_service(container: Container, host: str, port: int) -> Service:
+    settings: Settings = container.settings()
+    engine = await resolve(container.engine)
+    app = create_app(ApiServices(
+        await resolve(container.sender), await resolve(container.history),
+        await resolve(container.accounts), {"database": database_check(engine)},
+    ))
+    return HttpServer(uvicorn.Config(
+        app, host=host, port=port, log_level=settings.log_level.lower(),
+        access_log=False, lifespan="on",
+    ))
+
+
+async def relay_services(container: Container) -> list[Service]:
+    settings: Settings = container.settings()
+    wakeup = container.wakeup()
+    services: list[Service] = []
+    for lane, size in ((MessageType.EXPRESS, settings.relay_express_workers),
+                       (MessageType.NORMAL, settings.relay_normal_workers)):
+        for n in range(size):
+            relay = await resolve(functools.partial(container.relay, lane=lane))
+            services.append(RelayService(f"relay-{lane.value}-{n}", relay, wakeup))
+    janitor_relay = await resolve(container.relay)
+    services.append(OutboxJanitor(
+        janitor_relay,
+        redrive_after=timedelta(seconds=settings.redrive_after_s),
+        retention=timedelta(seconds=settings.outbox_retention_s),
+        redrive_at_start=settings.embedded_bus,
+    ))
+    return services
+
+
+async def delivery_services(container: Container) -> list[Service]:
+    settings: Settings = container.settings()
+    deliverer = await resolve(container.deliverer)
+    bus = await resolve(container.bus)
+    return [InProcessWorker(f"worker-{n}", bus, deliverer) for n in range(settings.workers)]
+
+
+def _needs_broker(settings: Settings, command: str) -> None:
+    if settings.embedded_bus:
+        raise StartupError(
+            f"smsgw {command} runs one part of the gateway and needs a broker shared by the "
+            "others: set SMSGW_BROKER_URL=amqp://… (memory:// only works in `smsgw serve`)"
+        )
+
+
 async def serve(settings: Settings, host: str, port: int) -> None:
-    container = Container(settings=settings)
-    try:
-        await container.init_resources()  # type: ignore[misc]
-    except Exception as exc:
-        raise StartupError(_cannot_open(settings, exc)) from exc
-    try:
-        engine = await resolve(container.engine)
-        app = create_app(ApiServices(
-            await resolve(container.sender), await resolve(container.history),
-            await resolve(container.accounts), {"database": database_check(engine)},
-        ))
-        relay, deliverer = await resolve(container.relay), await resolve(container.deliverer)
-        loops = [
-            RelayLoop(relay, container.wakeup(),
-                      timedelta(seconds=settings.redrive_after_s)).run(),
-            *(DeliveryWorker(container.bus(), deliverer).run()
-              for _ in range(settings.workers)),
+    async with started(settings) as container:
+        services = [
+            await http_service(container, host, port),
+            *await relay_services(container),
+            *await delivery_services(container),
         ]
-        background = [asyncio.create_task(loop) for loop in loops]
-        server = uvicorn.Server(uvicorn.Config(
-            app, host=host, port=port, log_level=settings.log_level.lower(),
-            access_log=False, lifespan="on",
-        ))
         log.info("smsgw serving on http://%s:%d with operators %s", host, port,
                  ", ".join(o.name for o in settings.operators))
-        try:
-            await server.serve()
-        finally:
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-    finally:
-        await container.shutdown_resources()  # type: ignore[misc]
+        await supervise(services, settings.shutdown_timeout_s)
+
+
+async def api(settings: Settings, host: str, port: int) -> None:
+    _needs_broker(settings, "api")
+    async with started(settings) as container:
+        await supervise([await http_service(container, host, port)], settings.shutdown_timeout_s)
+
+
+async def relay(settings: Settings) -> None:
+    _needs_broker(settings, "relay")
+    async with started(settings) as container:
+        await supervise(await relay_services(container), settings.shutdown_timeout_s)
+
+
+async def worker(settings: Settings) -> None:
+    _needs_broker(settings, "worker")
+    async with started(settings) as container:
+        await supervise(await delivery_services(container), settings.shutdown_timeout_s)

@@ -1,10 +1,11 @@
-"""The background loops of `smsgw serve`: the outbox relay and the delivery workers."""
+"""The background services: outbox relays, the outbox janitor, embedded delivery workers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from smsgw_adapters.inprocess import InProcessBus
@@ -18,30 +19,61 @@ POLL_S = 0.5  # the relay's fallback poll; a commit in this process wakes it at 
 ERROR_BACKOFF_S = 1.0
 
 
+async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
 @dataclass
-class RelayLoop:
+class RelayService:
+    """One relay task; a process runs a pool of them per lane (express, normal)."""
+
+    name: str
     relay: OutboxRelay
     wakeup: Wakeup
-    redrive_after: timedelta
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
-        # Nothing was in the in-process bus before this process started, so
-        # whatever was published but unfinished was lost with the last one.
-        await self._redrive(timedelta(0))
-        last_redrive = asyncio.get_running_loop().time()
-        while True:
+        while not self.stopping.is_set():
             try:
                 report = await self.relay.relay_once()
             except Exception:
-                log.exception("outbox relay failed; retrying")
-                await asyncio.sleep(ERROR_BACKOFF_S)
+                log.exception("%s failed; retrying", self.name)
+                await _pause(self.stopping, ERROR_BACKOFF_S)
                 continue
-            now = asyncio.get_running_loop().time()
-            if now - last_redrive >= self.redrive_after.total_seconds():
-                await self._redrive(self.redrive_after)
-                last_redrive = now
-            if report.published == 0:
+            if report.published == 0 and not self.stopping.is_set():
                 await self.wakeup.wait(POLL_S)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wakeup.notify()
+
+
+@dataclass
+class OutboxJanitor:
+    """Redrives stalled SMS and purges finished events, every `every`."""
+
+    relay: OutboxRelay
+    redrive_after: timedelta
+    retention: timedelta
+    redrive_at_start: bool  # the in-process bus lost whatever it held at the last stop
+    every: timedelta = timedelta(seconds=30)
+    name: str = "outbox-janitor"
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        if self.redrive_at_start:
+            await self._redrive(timedelta(0))
+        while not self.stopping.is_set():
+            await _pause(self.stopping, self.every.total_seconds())
+            if self.stopping.is_set():
+                break
+            await self._redrive(self.redrive_after)
+            try:
+                while await self.relay.purge(self.retention) and not self.stopping.is_set():
+                    pass
+            except Exception:
+                log.exception("outbox purge failed")
 
     async def _redrive(self, stalled_for: timedelta) -> None:
         try:
@@ -52,20 +84,39 @@ class RelayLoop:
         if count:
             log.warning("redrive: requeued %d SMS with unfinished recipients", count)
 
+    def stop(self) -> None:
+        self.stopping.set()
+
 
 @dataclass
-class DeliveryWorker:
+class InProcessWorker:
+    """Delivers what the in-process bus holds; stops between deliveries."""
+
+    name: str
     bus: InProcessBus
     deliverer: Deliverer
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
-        while True:
-            delivery = await self.bus.take()
-            try:
-                await self.deliverer.deliver(delivery)
-            except Exception:
-                # Left unfinished on purpose: the relay's redrive publishes it again.
-                log.exception("delivery of %s failed", delivery.sms_identifier)
-                await asyncio.sleep(ERROR_BACKOFF_S)
-            finally:
-                self.bus.done()
+        stop = asyncio.create_task(self.stopping.wait())
+        try:
+            while not self.stopping.is_set():
+                take = asyncio.create_task(self.bus.take())
+                await asyncio.wait([take, stop], return_when=asyncio.FIRST_COMPLETED)
+                if not take.done():
+                    take.cancel()
+                    break
+                delivery = take.result()
+                try:
+                    await self.deliverer.deliver(delivery)
+                except Exception:
+                    # Left unfinished on purpose: the janitor's redrive publishes it again.
+                    log.exception("delivery of %s failed", delivery.sms_identifier)
+                    await _pause(self.stopping, ERROR_BACKOFF_S)
+                finally:
+                    self.bus.done()
+        finally:
+            stop.cancel()
+
+    def stop(self) -> None:
+        self.stopping.set()

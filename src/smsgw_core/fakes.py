@@ -153,11 +153,12 @@ class InMemoryOutbox(_Repo):
         self.s.outbox[event_id] = _OutboxRow(event, run_at=at, updated_at=at)
 
     async def claim_due(
-        self, now: datetime, limit: int, lease_until: datetime
+        self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None
     ) -> list[OutboxEvent]:
         due = [
             row for row in self.s.outbox.values()
             if row.status == "pending" and (row.run_at is None or row.run_at <= now)
+            and (priority is None or row.event.priority == priority)
         ]
         due.sort(key=lambda r: (-r.event.priority, r.event.id))
         claimed = []
@@ -193,6 +194,19 @@ class InMemoryOutbox(_Repo):
                 row.status, row.run_at, row.updated_at = "pending", now, now
                 count += 1
         return count
+
+    async def purge(self, published_before: datetime, limit: int) -> int:
+        unfinished = {m.sms_identifier for _, m in self.s.messages if not m.status.terminal}
+        done = [
+            event_id for event_id, row in sorted(self.s.outbox.items())
+            if row.status == "published"
+            and row.event.aggregate_id not in unfinished
+            and row.updated_at is not None
+            and row.updated_at <= published_before
+        ][:limit]
+        for event_id in done:
+            del self.s.outbox[event_id]
+        return len(done)
 
     def rows(self) -> list[_OutboxRow]:
         return list(self.s.outbox.values())

@@ -68,10 +68,11 @@ class OutboxRepository(Protocol):
     async def add(self, delivery: Delivery, at: datetime) -> None: ...
 
     async def claim_due(
-        self, now: datetime, limit: int, lease_until: datetime
+        self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None
     ) -> list[OutboxEvent]:
         """Pending events due by `now`, express first; leased until `lease_until`.
 
+        With `priority`, only events of that priority (a relay pool per lane).
         Claiming counts an attempt, so an event whose publishing keeps crashing
         the relay is still parked in the end.
         """
@@ -88,6 +89,12 @@ class OutboxRepository(Protocol):
 
         The safety net for a delivery lost with the bus (an in-process queue at a
         crash, or a broker that dropped it); returns how many events it requeued.
+        """
+
+    async def purge(self, published_before: datetime, limit: int) -> int:
+        """Delete up to `limit` published events whose SMS is finished; return how many.
+
+        Keeps the table the size of the work in flight; parked events stay.
         """
 
 

@@ -1,31 +1,29 @@
 """The backends every contract test runs against.
 
 A backend is an async context manager yielding a fresh, empty store's unit of
-work factory. MariaDB runs too when SMSGW_TEST_MARIADB_URL names a database
-(for example mysql+asyncmy://root@127.0.0.1:3306/smsgw_contract); to make it
-mandatory, put "mariadb" in BACKEND_NAMES unconditionally.
+work factory. MariaDB gets a database of this test run (tests/mariadb.py); when
+it is unreachable its tests skip, or fail under SMSGW_REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from tests.mariadb import mariadb_database
 
 from smsgw_adapters.sql import create_engine, sql_uow_factory, upgrade_to_head
 from smsgw_adapters.sql.schema import metadata
 from smsgw_core.fakes import InMemoryDatabase
 from smsgw_core.ports import UnitOfWorkFactory
 
-MARIADB_URL = os.environ.get("SMSGW_TEST_MARIADB_URL", "")
-BACKEND_NAMES = ["memory", "sqlite", *(["mariadb"] if MARIADB_URL else [])]
+BACKEND_NAMES = ["memory", "sqlite", "mariadb"]
 
 Backend = Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[UnitOfWorkFactory]]
 
@@ -50,8 +48,8 @@ async def sqlite_backend(request: pytest.FixtureRequest) -> AsyncIterator[UnitOf
 
 @asynccontextmanager
 async def mariadb_backend(request: pytest.FixtureRequest) -> AsyncIterator[UnitOfWorkFactory]:
-    request.getfixturevalue("mariadb_migrated")
-    engine = create_engine(MARIADB_URL)
+    url: str = request.getfixturevalue("mariadb_migrated")
+    engine = create_engine(url)
     try:
         async with engine.begin() as connection:
             for table in metadata.sorted_tables:
@@ -91,8 +89,10 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mariadb_migrated() -> None:
-    _migrate(MARIADB_URL)
+def mariadb_migrated() -> Iterator[str]:
+    with mariadb_database("contract") as url:
+        _migrate(url)
+        yield url
 
 
 @pytest.fixture(params=BACKEND_NAMES)

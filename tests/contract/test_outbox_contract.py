@@ -123,3 +123,40 @@ async def test_redrive_requeues_stalled_published_events(uow_factory: UnitOfWork
     assert await _claim(uow_factory, 10) == ["stalled"]
     async with uow_factory() as uow:
         assert await uow.outbox.redrive(published_before=at(3600), now=at(3600)) == 0
+
+
+async def test_a_lane_claims_only_its_own_priority(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "n1", "e1", "n2", "e2", express=("e1", "e2"))
+    async with uow_factory() as uow:
+        normal = await uow.outbox.claim_due(T0, 10, T0 + LEASE, priority=0)
+        express = await uow.outbox.claim_due(T0, 10, T0 + LEASE, priority=10)
+        await uow.commit()
+    assert [e.aggregate_id for e in normal] == ["n1", "n2"]
+    assert [e.aggregate_id for e in express] == ["e1", "e2"]
+
+
+async def test_purge_deletes_finished_published_events_only(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        for sms in ("finished", "unfinished", "unpublished", "parked", "finished_late"):
+            await uow.messages.add(messages(sms, 1, "+989120000001"))
+            await uow.outbox.add(delivery(sms, "+989120000001"), T0)
+        events = {e.aggregate_id: e.id for e in await uow.outbox.claim_due(T0, 10, at(30))}
+        await uow.outbox.mark_published(
+            [events["finished"], events["unfinished"]], at(1))
+        await uow.outbox.mark_published([events["finished_late"]], at(50))
+        await uow.outbox.park(events["parked"], "poison", at(1))
+        for sms in ("finished", "parked", "unpublished", "finished_late"):
+            await uow.messages.claim(sms, at(2))
+            await uow.messages.finish(sms, "+989120000001", SmsStatus.DONE, "A", at(2))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.purge(published_before=at(10), limit=100) == 1
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.purge(published_before=at(10), limit=100) == 0
+        assert await uow.outbox.purge(published_before=at(60), limit=100) == 1
+        await uow.commit()
+    # the parked and unpublished events are still there: one claimable, one parked
+    assert await _claim(uow_factory, 3600) == ["unpublished"]

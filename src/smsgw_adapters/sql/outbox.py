@@ -36,17 +36,20 @@ class SqlOutbox(SqlRepository):
         )
 
     async def claim_due(
-        self, now: datetime, limit: int, lease_until: datetime
+        self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None
     ) -> list[OutboxEvent]:
+        conditions = [
+            _out.status == PENDING,
+            sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now),
+        ]
+        if priority is not None:
+            conditions.append(_out.priority == priority)
         due = (
             sa.select(
                 _out.id, _out.aggregate_id, _out.event_type, _out.payload,
                 _out.priority, _out.attempts, _out.created_at,
             )
-            .where(
-                _out.status == PENDING,
-                sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now),
-            )
+            .where(*conditions)
             .order_by(_out.priority.desc(), _out.id)
             .limit(limit)
             # Concurrent relays on MySQL take disjoint batches; SQLite serializes them.
@@ -75,23 +78,42 @@ class SqlOutbox(SqlRepository):
         await self._set(_out.id == event_id, status=PARKED, last_error=error, updated_at=at)
 
     async def redrive(self, published_before: datetime, now: datetime) -> int:
-        unfinished = (
-            sa.select(sms_status.c.id)
-            .where(
-                sms_status.c.sms_identifier == _out.aggregate_id,
-                sms_status.c.status.in_(UNFINISHED),
-            )
-            .exists()
-        )
         requeued = await self._conn.execute(
             outbox_events.update()
-            .where(_out.status == PUBLISHED, _out.updated_at <= published_before, unfinished)
+            .where(_out.status == PUBLISHED, _out.updated_at <= published_before, _unfinished())
             .values(status=PENDING, next_run_at=now, updated_at=now)
         )
         return requeued.rowcount
 
+    async def purge(self, published_before: datetime, limit: int) -> int:
+        # Pick the ids first: MySQL refuses a LIMIT in a subquery of the DELETE's
+        # own table, and a bounded batch keeps the delete's locks short.
+        ids = list(await self._conn.scalars(
+            sa.select(_out.id)
+            .where(_out.status == PUBLISHED, _out.updated_at <= published_before,
+                   sa.not_(_unfinished()))
+            .order_by(_out.id)
+            .limit(limit)
+        ))
+        if not ids:
+            return 0
+        await self._conn.execute(outbox_events.delete().where(_out.id.in_(ids)))
+        return len(ids)
+
     async def _set(self, where: sa.ColumnElement[bool], **values: Any) -> None:
         await self._conn.execute(outbox_events.update().where(where).values(**values))
+
+
+def _unfinished() -> sa.Exists:
+    """The event's SMS still has a recipient that is not DONE or FAILED."""
+    return (
+        sa.select(sms_status.c.id)
+        .where(
+            sms_status.c.sms_identifier == _out.aggregate_id,
+            sms_status.c.status.in_(UNFINISHED),
+        )
+        .exists()
+    )
 
 
 def _event(row: sa.Row[Any]) -> OutboxEvent:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from smsgw_core.messages import MessageType
 from smsgw_core.outbox import OutboxEvent, RetryPolicy
 from smsgw_core.ports import Clock, MessageBus, UnitOfWorkFactory
 
@@ -29,11 +30,15 @@ class OutboxRelay:
     clock: Clock
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     batch_size: int = 100
+    lane: MessageType | None = None  # None: every priority, express first
 
     async def relay_once(self) -> RelayReport:
         now = self.clock.now()
+        priority = None if self.lane is None else self.lane.priority
         async with self.uow() as uow:
-            events = await uow.outbox.claim_due(now, self.batch_size, now + self.policy.lease)
+            events = await uow.outbox.claim_due(
+                now, self.batch_size, now + self.policy.lease, priority
+            )
             await uow.commit()
         if not events:
             return RelayReport(0, 0, 0)
@@ -60,6 +65,13 @@ class OutboxRelay:
                     retried += 1
             await uow.commit()
         return RelayReport(0, retried, parked)
+
+    async def purge(self, retention: timedelta, batch: int = 1000) -> int:
+        """Delete events published over `retention` ago whose SMS has finished."""
+        async with self.uow() as uow:
+            count = await uow.outbox.purge(self.clock.now() - retention, batch)
+            await uow.commit()
+        return count
 
     async def redrive(self, stalled_for: timedelta) -> int:
         """Requeue published SMS with unfinished recipients older than `stalled_for`."""
