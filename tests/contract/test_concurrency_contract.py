@@ -7,7 +7,22 @@ import asyncio
 from contract_helpers import T0, at, charge, delivery, topup
 
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
+from smsgw_core.fakes import (
+    CountingCircuitBreaker,
+    FakeClock,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+    always,
+)
+from smsgw_core.ledger import TransactionType, refund_id
+from smsgw_core.messages import MessageType
+from smsgw_core.operators import ErrorClass
 from smsgw_core.ports import UnitOfWorkFactory
+from smsgw_core.pricing import Tariff
+from smsgw_core.services.deliver import Deliverer
+from smsgw_core.services.relay import OutboxRelay
+from smsgw_core.services.send_sms import SendSms, SmsSender
 
 
 async def test_concurrent_debits_never_overdraw(uow_factory: UnitOfWorkFactory) -> None:
@@ -26,11 +41,11 @@ async def test_concurrent_debits_never_overdraw(uow_factory: UnitOfWorkFactory) 
             return False
         return True
 
-    outcomes = await asyncio.gather(*(debit(i) for i in range(50)))
+    outcomes = await asyncio.gather(*(debit(i) for i in range(200)))
     assert sum(outcomes) == 23
     async with uow_factory() as uow:
         assert await uow.ledger.balance(1) == 0
-        assert len(await uow.ledger.transactions(1, 100, None)) == 24
+        assert len(await uow.ledger.transactions(1, 1000, None)) == 24
 
 
 async def test_a_transaction_id_raced_applies_once(uow_factory: UnitOfWorkFactory) -> None:
@@ -67,3 +82,51 @@ async def test_concurrent_relays_claim_disjoint_batches(uow_factory: UnitOfWorkF
     async with uow_factory() as uow:
         claimed += [e.aggregate_id for e in await uow.outbox.claim_due(at(1), 30, at(31))]
     assert sorted(claimed) == sorted(f"s{i}" for i in range(30))
+
+
+async def test_two_relays_at_once_publish_each_event_once(uow_factory: UnitOfWorkFactory) -> None:
+    clock = FakeClock(T0)
+    async with uow_factory() as uow:
+        for i in range(120):
+            kind = MessageType.EXPRESS if i % 3 == 0 else MessageType.NORMAL
+            await uow.outbox.add(delivery(f"s{i}", type=kind), T0)
+        await uow.commit()
+    bus = RecordingBus()
+    relays = [OutboxRelay(uow_factory, bus, clock, batch_size=7) for _ in range(2)]
+
+    async def drain(relay: OutboxRelay) -> None:
+        published = True
+        while published:
+            published = bool((await relay.relay_once()).published)
+            await asyncio.sleep(0)  # let the other relay interleave
+
+    await asyncio.gather(*(drain(r) for r in relays))
+    published = [d.sms_identifier for d in bus.published]
+    assert len(published) == len(set(published)) == 120
+
+
+async def test_a_failed_recipient_delivered_twice_at_once_is_refunded_once(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    clock = FakeClock(T0)
+    async with uow_factory() as uow:
+        await uow.ledger.apply(topup("seed", 1, 10))
+        await uow.commit()
+    sender = SmsSender(uow_factory, clock, SequentialIds(), Tariff())
+    await sender.send(SendSms(1, "hi", ("+989120000001", "+989120000002")))
+    bus = RecordingBus()
+    await OutboxRelay(uow_factory, bus, clock).relay_once()
+    [sent] = bus.published
+    down = ScriptedOperator("A", always(ErrorClass.TRANSIENT))
+    deliverers = [
+        Deliverer(uow_factory, clock, [down], CountingCircuitBreaker(clock)) for _ in range(2)
+    ]
+    await asyncio.gather(*(d.deliver(sent) for d in deliverers))
+    await deliverers[0].deliver(sent)  # and once more, late
+    async with uow_factory() as uow:
+        refunds = [t for _, t in await uow.ledger.transactions(1, 100, None)
+                   if t.type is TransactionType.REFUND]
+        assert await uow.ledger.balance(1) == 10
+    assert sorted(t.transaction_id for t in refunds) == [
+        refund_id(sent.sms_identifier, r) for r in sorted(sent.recipients)
+    ]

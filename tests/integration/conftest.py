@@ -1,32 +1,56 @@
-"""Fixtures starting real gateways; the machinery is in harness.py."""
+"""Gateways for the end-to-end tests, in every mode; the machinery is in harness.py."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Gateway, GatewayFactory
+from tests.integration.harness import MODES, Gateway, GatewayFactory
+from tests.mariadb import mariadb_database
+from tests.rabbitmq import rabbitmq_names
+from tests.services import RABBITMQ_URL, need_rabbitmq
+
+
+def gateway_env(mode: str, workdir: Path, stack: ExitStack, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "SMSGW_OPERATORS": "A=sim://,B=sim://", **extra}
+    if mode == "embedded":
+        env["SMSGW_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'smsgw.db'}"
+        env["SMSGW_BROKER_URL"] = "memory://"
+        return env
+    need_rabbitmq()
+    env["SMSGW_DATABASE_URL"] = stack.enter_context(mariadb_database("e2e"))
+    env["SMSGW_BROKER_URL"] = RABBITMQ_URL
+    env.update(stack.enter_context(rabbitmq_names()))
+    return env
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def make_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
-    started: list[Gateway] = []
+def make_gateway(mode: str, tmp_path: Path) -> Iterator[GatewayFactory]:
+    with ExitStack() as stack:
+        started: list[Gateway] = []
 
-    def make(operators: str = "A=sim://,B=sim://", start: bool = True, db_name: str = "smsgw.db",
-             **extra_env: str) -> Gateway:
-        db_path = tmp_path / db_name
-        env = {**os.environ, "SMSGW_DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
-               "SMSGW_OPERATORS": operators, "SMSGW_BROKER_URL": "memory://", **extra_env}
-        gateway = Gateway(db_path, env, tmp_path / f"{db_name}.log")
-        started.append(gateway)
-        return gateway.start() if start else gateway
+        def make(operators: str = "A=sim://,B=sim://", start: bool = True, **env: str) -> Gateway:
+            workdir = tmp_path / f"gateway{len(started)}"
+            workdir.mkdir()
+            gateway = Gateway(mode, gateway_env(mode, workdir, stack, SMSGW_OPERATORS=operators,
+                                                **env), workdir)
+            started.append(gateway)
+            return gateway.start() if start else gateway
 
-    yield make
-    for gateway in started:
-        gateway.stop()
+        try:
+            yield make
+        finally:
+            for gateway in started:
+                gateway.stop()
 
 
 @pytest.fixture
@@ -34,19 +58,22 @@ def gateway(make_gateway: GatewayFactory) -> Gateway:
     return make_gateway()
 
 
-@pytest.fixture(scope="module")
-def shared_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@pytest.fixture(scope="module", params=MODES)
+def shared_gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """One gateway for a module's tests that need no special configuration.
 
     Tests sharing it use their own user ids, so they cannot see each other's rows.
     """
-    tmp = tmp_path_factory.mktemp("shared")
-    db_path = tmp / "smsgw.db"
-    env = {**os.environ, "SMSGW_DATABASE_URL": f"sqlite+aiosqlite:///{db_path}",
-           "SMSGW_OPERATORS": "A=sim://,B=sim://", "SMSGW_BROKER_URL": "memory://"}
-    gateway = Gateway(db_path, env, tmp / "smsgw.log").start()
-    yield gateway
-    gateway.stop()
+    with ExitStack() as stack:
+        workdir = tmp_path_factory.mktemp("shared")
+        gateway = Gateway(str(request.param), gateway_env(str(request.param), workdir, stack),
+                          workdir).start()
+        try:
+            yield gateway
+        finally:
+            gateway.stop()
 
 
 _user_ids = iter(range(1000, 10**9))

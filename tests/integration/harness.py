@@ -1,4 +1,11 @@
-"""Real processes over real HTTP: each gateway is `smsgw serve` in a subprocess."""
+"""Real processes over real HTTP.
+
+A gateway runs in one of three modes, and the end-to-end tests run in each:
+- embedded: `smsgw serve` on a SQLite file with the in-process bus;
+- serve: `smsgw serve` on MariaDB + RabbitMQ;
+- split: `smsgw api`, `smsgw relay` and `smsgw worker` as separate processes on
+  MariaDB + RabbitMQ.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import pymysql
 
 SMSGW = [sys.executable, "-m", "smsgw_app.cli"]
+MODES = ("embedded", "serve", "split")
 
 
 def free_port() -> int:
@@ -37,60 +47,96 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, every: float
 
 @dataclass
 class Gateway:
-    """One `smsgw serve` process on its own SQLite file."""
+    """The processes of one gateway over one database."""
 
-    db_path: Path
+    mode: str
     env: dict[str, str]
-    log_path: Path
+    workdir: Path
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Gateway:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*SMSGW, "serve", "--port", str(self.port)], env=self.env,
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_until(self._healthy, timeout=30)
+    @property
+    def database_url(self) -> str:
+        return self.env["SMSGW_DATABASE_URL"]
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "gateway.log"
+
+    def commands(self) -> dict[str, list[str]]:
+        if self.mode == "split":
+            return {"api": ["api", "--port", str(self.port)], "relay": ["relay"],
+                    "worker": ["worker"]}
+        return {"serve": ["serve", "--port", str(self.port)]}
+
+    def start(self, *only: str) -> Gateway:
+        """Start every process of the mode (or just those named) and wait until ready."""
+        for name, args in self.commands().items():
+            if only and name not in only:
+                continue
+            log = self.log_path.open("ab")
+            self.processes[name] = subprocess.Popen(
+                [*SMSGW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_until(self._ready, timeout=60)
         return self
 
-    def _healthy(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"smsgw exited {self.process.returncode}:\n{self.logs()}")
+    def _ready(self) -> bool:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited {process.returncode}:\n{self.logs()}")
         try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    def stop(self, *only: str) -> None:
+        """SIGTERM, as an orchestrator would; SIGKILL if it does not exit in time."""
+        for name, process in self.processes.items():
+            if (not only or name in only) and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name, process in self.processes.items():
+            if not only or name in only:
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
 
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no cleanup of any kind
-        self.process.wait()
+    def kill(self, *only: str) -> None:
+        """SIGKILL: no cleanup of any kind."""
+        for name, process in self.processes.items():
+            if (not only or name in only) and process.poll() is None:
+                process.kill()
+                process.wait()
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the database directly, to assert on what was (not) written."""
-        with sqlite3.connect(self.db_path) as conn:
-            return conn.execute(sql, params).fetchall()
+        """Read (or, rarely, change) the database directly; `?` marks parameters."""
+        if self.database_url.startswith("sqlite"):
+            path = self.database_url.split(":///", 1)[1]
+            with sqlite3.connect(path) as conn:
+                return conn.execute(sql, params).fetchall()
+        parts = urlsplit(self.database_url)
+        conn = pymysql.connect(
+            host=parts.hostname, port=parts.port or 3306, user=parts.username or "root",
+            password=parts.password or "", database=parts.path.strip("/"), autocommit=True,
+        )
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), params)
+                return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            conn.close()
 
     def top_up(self, user_id: int, amount: int) -> None:
         with self.client() as c:

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import uvicorn
 from litestar import Litestar, Response, get, post
+from litestar.params import JSONBody
 
 
 class SendRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,7 +74,7 @@ def check_behaviour(fail_rate: float, latency_ms: float) -> None:
 
 def create_simulator_app(state: SimulatorState) -> Litestar:
     @post("/send", status_code=200, operation_id="send")
-    async def send(data: SendRequest) -> Response[dict[str, str]]:
+    async def send(data: JSONBody[SendRequest]) -> Response[dict[str, str]]:
         if state.latency_ms:
             await asyncio.sleep(state.latency_ms / 1000)
         if state.reject_prefix and data.to.startswith(state.reject_prefix):
@@ -93,7 +94,7 @@ def create_simulator_app(state: SimulatorState) -> Litestar:
         return state.stats()
 
     @post("/control", status_code=200, operation_id="control")
-    async def control(data: ControlRequest) -> Response[dict[str, Any]]:
+    async def control(data: JSONBody[ControlRequest]) -> Response[dict[str, Any]]:
         fail_rate = state.fail_rate if data.fail_rate is None else data.fail_rate
         latency_ms = state.latency_ms if data.latency_ms is None else data.latency_ms
         try:

@@ -1,0 +1,106 @@
+"""The MessageBus port on RabbitMQ: persistent, confirmed, mandatory publishes.
+
+`publish` returns only when the broker has confirmed every delivery of the
+batch (all confirms in flight at once, so a batch costs about one round trip),
+and raises if any was refused or unroutable; the outbox relay then retries the
+whole batch later. A retried batch may duplicate what was already confirmed:
+consumers are idempotent, and the stable message id (the SMS identifier) lets
+anyone inspecting the queues see the duplicates for what they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aio_pika.abc import AbstractRobustConnection
+from faststream.rabbit import Channel
+from pamqp.commands import Basic
+
+from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode
+from smsgw_adapters.rabbit.connection import make_broker
+from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
+from smsgw_core.outbox import SMS_SEND, Delivery
+
+
+class PublishFailed(Exception):
+    """Some deliveries of a batch were not confirmed by the broker."""
+
+
+class RabbitBus:
+    def __init__(
+        self,
+        url: str,
+        topology: RabbitTopology | None = None,
+        *,
+        connection_name: str = "smsgw-publisher",
+        confirm_timeout: float = 5.0,
+        reconnect_interval: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.topology = topology or RabbitTopology()
+        self._confirm_timeout = confirm_timeout
+        self._broker = make_broker(
+            url, connection_name=connection_name, reconnect_interval=reconnect_interval
+        )
+        # Passive declares that fail close their channel: keep them off the one
+        # publishes use.
+        self._inspect_channel = Channel(publisher_confirms=False)
+        self._connection: AbstractRobustConnection | None = None
+
+    async def start(self) -> None:
+        """Connect and declare the topology (idempotent: same arguments, no change)."""
+        self._connection = await self._broker.connect()
+        await self._broker.declare_queue(dead_letter_queue(self.topology))
+        for name in self.topology.work_queues:
+            await self._broker.declare_queue(work_queue(self.topology, name))
+        await self._broker.start()
+
+    async def close(self) -> None:
+        await self._broker.stop()
+        self._connection = None
+
+    def is_connected(self) -> bool:
+        """False while the connection is down and being re-established."""
+        connection = self._connection
+        return connection is not None and connection.connected.is_set()
+
+    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+        results = await asyncio.gather(
+            *(self._publish_one(d) for d in deliveries), return_exceptions=True
+        )
+        failures = [
+            f"{d.sms_identifier}: {r!r}"
+            for d, r in zip(deliveries, results, strict=True)
+            if isinstance(r, BaseException)
+        ]
+        if failures:
+            raise PublishFailed(
+                f"{len(failures)} of {len(deliveries)} deliveries not confirmed: "
+                + "; ".join(failures[:5])
+            )
+
+    async def _publish_one(self, delivery: Delivery) -> None:
+        confirmation = await self._broker.publish(
+            encode(delivery),
+            queue=self.topology.queue_for(delivery.type),
+            mandatory=True,  # unroutable: returned, and raised (on_return_raises)
+            persist=True,  # delivery_mode 2
+            timeout=self._confirm_timeout,
+            message_id=delivery.sms_identifier,
+            correlation_id=delivery.sms_identifier,
+            content_type=CONTENT_TYPE,
+            message_type=SMS_SEND,
+        )
+        # A nack raises in aio-pika; anything but an ack here is a surprise, not a success.
+        if not isinstance(confirmation, Basic.Ack):
+            raise PublishFailed(f"not confirmed: {confirmation!r}")
+
+    async def backlog(self) -> dict[str, int]:
+        """Messages ready (not yet delivered to a consumer) per queue."""
+        channel = await self._broker.config.channel_manager.get_channel(self._inspect_channel)
+        counts: dict[str, int] = {}
+        for name in (*self.topology.work_queues, self.topology.dead_letter_queue):
+            queue = await channel.declare_queue(name, passive=True, robust=False)
+            counts[name] = queue.declaration_result.message_count or 0
+        return counts
