@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -28,11 +29,37 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("relay", help="run the outbox relay only (needs a broker)")
     commands.add_parser("worker", help="run the delivery workers only (needs a broker)")
     commands.add_parser("migrate", help="apply the database migrations and exit")
+    sim = commands.add_parser("operator-sim", help="play an upstream operator over HTTP")
+    sim.add_argument("--name", required=True)
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=9001)
+    sim.add_argument("--fail-rate", type=float, default=0.0,
+                     help="share of sends answered 503 (0-1)")
+    sim.add_argument("--latency-ms", type=float, default=0.0)
+    sim.add_argument("--reject-prefix", default="",
+                     help="numbers starting with this are refused with 422")
     return parser
+
+
+def _operator_sim(args: argparse.Namespace) -> int:
+    from smsgw_adapters.operators.simulator_server import check_behaviour, run_simulator
+
+    try:
+        check_behaviour(args.fail_rate, args.latency_ms)
+    except ValueError as exc:
+        print(f"smsgw: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(args.name, args.host, args.port, args.fail_rate,
+                                  args.latency_ms, args.reject_prefix))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "operator-sim":  # a stand-in operator: none of the gateway's settings
+        return _operator_sim(args)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:

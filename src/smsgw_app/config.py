@@ -44,6 +44,8 @@ class Settings:
     price_normal: int = 1
     price_express: int = 3
     workers: int = 8
+    express_workers: int = 4
+    delivery_limit: int = 20
     express_queue: str = "EXPRESS_QUEUE"
     normal_queue: str = "NORMAL_QUEUE"
     dead_letter_queue: str = "SMSGW_DEAD_LETTER"
@@ -75,6 +77,8 @@ class Settings:
             price_normal=_int(env, "SMSGW_PRICE_NORMAL", default.price_normal, minimum=0),
             price_express=_int(env, "SMSGW_PRICE_EXPRESS", default.price_express, minimum=0),
             workers=_int(env, "SMSGW_WORKERS", default.workers, minimum=1),
+            express_workers=_int(env, "SMSGW_EXPRESS_WORKERS", default.express_workers, minimum=1),
+            delivery_limit=_int(env, "SMSGW_DELIVERY_LIMIT", default.delivery_limit, minimum=1),
             express_queue=_name(env, "SMSGW_EXPRESS_QUEUE", default.express_queue),
             normal_queue=_name(env, "SMSGW_NORMAL_QUEUE", default.normal_queue),
             dead_letter_queue=_name(env, "SMSGW_DEAD_LETTER_QUEUE", default.dead_letter_queue),

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
 from typing import Any, TypeVar, cast
 
+import httpx
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.operators.http import HttpOperator, operator_http_client_resource
 from smsgw_adapters.operators.simulated import SimulatedOperator
+from smsgw_adapters.rabbit import RabbitBus, RabbitTopology
+from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_adapters.sql.engine import create_engine, upgrade_to_head
 from smsgw_adapters.sql.uow import sql_uow_factory
-from smsgw_app.config import OperatorSpec, Settings
+from smsgw_app.config import Settings
 from smsgw_app.wakeup import Wakeup
-from smsgw_core.fakes import CountingCircuitBreaker, SystemClock, UuidIds
+from smsgw_core.fakes import SystemClock, UuidIds
+from smsgw_core.outbox import RetryPolicy
 from smsgw_core.ports import Operator
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
@@ -24,6 +28,15 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
+
+T = TypeVar("T")
+
+
+async def resolve(provider: Callable[[], T]) -> T:
+    """A provider's object. Providers built on an async resource (the engine)
+    hand out awaitables; the composition root resolves each once at start."""
+    value: Any = provider()
+    return cast(T, await value if inspect.isawaitable(value) else value)
 
 
 async def database(url: str) -> AsyncIterator[AsyncEngine]:
@@ -36,19 +49,35 @@ async def database(url: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
 
 
-T = TypeVar("T")
+def topology(settings: Settings) -> RabbitTopology:
+    return RabbitTopology(
+        normal_queue=settings.normal_queue, express_queue=settings.express_queue,
+        dead_letter_queue=settings.dead_letter_queue, prefetch=settings.prefetch,
+        delivery_limit=settings.delivery_limit,
+    )
 
 
-async def resolve(provider: Callable[[], T]) -> T:
-    """A provider's object. Providers built on an async resource (the engine)
-    hand out awaitables; the composition root resolves each once at start."""
-    value: Any = provider()
-    return cast(T, await value if inspect.isawaitable(value) else value)
+async def message_bus(settings: Settings) -> AsyncIterator[InProcessBus | RabbitBus]:
+    """The in-process bus, or a connected RabbitMQ publisher closed at shutdown."""
+    if settings.embedded_bus:
+        yield InProcessBus()
+        return
+    bus = RabbitBus(settings.broker_url, topology(settings))
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.close()
 
 
-def build_operators(specs: tuple[OperatorSpec, ...]) -> list[Operator]:
+def build_operators(settings: Settings, client: httpx.AsyncClient) -> list[Operator]:
     operators: list[Operator] = []
-    for spec in specs:
+    for spec in settings.operators:
+        if spec.scheme in ("http", "https"):
+            operators.append(
+                HttpOperator(spec.name, spec.url, client, settings.operator_timeout_s)
+            )
+            continue
         params = spec.params()
         operators.append(SimulatedOperator(
             spec.name,
@@ -64,6 +93,10 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     engine = providers.Resource(database, settings.provided.database_url)
+    bus = providers.Resource(message_bus, settings)
+    http_client = providers.Resource(
+        operator_http_client_resource, timeout_s=settings.provided.operator_timeout_s
+    )
     uow = providers.Singleton(sql_uow_factory, engine)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidIds)
@@ -71,19 +104,19 @@ class Container(containers.DeclarativeContainer):
         Tariff, normal=settings.provided.price_normal, express=settings.provided.price_express
     )
     wakeup = providers.Singleton(Wakeup)
-    bus = providers.Singleton(InProcessBus)
-    operators = providers.Singleton(build_operators, settings.provided.operators)
+    operators = providers.Singleton(build_operators, settings, http_client)
     breaker = providers.Singleton(
-        CountingCircuitBreaker,
-        clock,
+        ResilientBreaker,
         threshold=settings.provided.breaker_threshold,
-        reset=providers.Factory(timedelta, seconds=settings.provided.breaker_reset_s),
+        reset_s=settings.provided.breaker_reset_s,
+        attempts=providers.Callable(lambda s: s.operator_retries + 1, settings),
     )
+    retry_policy = providers.Singleton(RetryPolicy)
 
     sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup)
     accounts = providers.Singleton(Accounts, uow, clock, ids)
     history = providers.Singleton(History, uow)
     relay = providers.Factory(
-        OutboxRelay, uow, bus, clock, batch_size=settings.provided.relay_batch
+        OutboxRelay, uow, bus, clock, retry_policy, batch_size=settings.provided.relay_batch
     )
     deliverer = providers.Singleton(Deliverer, uow, clock, operators, breaker)

@@ -16,13 +16,15 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer
 from smsgw_adapters.sql.engine import at_head, create_engine, upgrade_to_head
 from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.api.health import ReadinessCheck
 from smsgw_app.config import Settings
 from smsgw_app.container import Container, resolve
 from smsgw_app.supervisor import HttpServer, Service, supervise
-from smsgw_app.workers import InProcessWorker, OutboxJanitor, RelayService
+from smsgw_app.workers import InProcessWorker, OutboxJanitor, RabbitWorker, RelayService
 from smsgw_core.messages import MessageType
 
 log = logging.getLogger("smsgw")
@@ -52,12 +54,17 @@ def _cannot_use(variable: str, value: str, exc: Exception) -> str:
 async def started(settings: Settings) -> AsyncIterator[Container]:
     """The container with its resources (database, broker, HTTP clients) up."""
     container = Container(settings=settings)
+    resources = (
+        (container.engine, "SMSGW_DATABASE_URL", settings.database_url),
+        (container.bus, "SMSGW_BROKER_URL", settings.broker_url),
+        (container.http_client, "SMSGW_OPERATORS", ""),
+    )
     try:
-        await container.init_resources()  # type: ignore[misc]
-    except Exception as exc:
-        await container.shutdown_resources()  # type: ignore[misc]
-        raise StartupError(_cannot_use("SMSGW_DATABASE_URL", settings.database_url, exc)) from exc
-    try:
+        for resource, variable, value in resources:
+            try:
+                await resource.init()  # type: ignore[misc]
+            except Exception as exc:
+                raise StartupError(_cannot_use(variable, value, exc)) from exc
         yield container
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
@@ -71,12 +78,22 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
     return check
 
 
+def broker_check(bus: InProcessBus | RabbitBus) -> ReadinessCheck:
+    async def check() -> str | None:
+        if isinstance(bus, RabbitBus) and not bus.is_connected():
+            return "not connected"
+        return None
+    return check
+
+
 async def http_service(container: Container, host: str, port: int) -> Service:
     settings: Settings = container.settings()
     engine = await resolve(container.engine)
+    bus = await resolve(container.bus)
     app = create_app(ApiServices(
         await resolve(container.sender), await resolve(container.history),
-        await resolve(container.accounts), {"database": database_check(engine)},
+        await resolve(container.accounts),
+        {"database": database_check(engine), "broker": broker_check(bus)},
     ))
     return HttpServer(uvicorn.Config(
         app, host=host, port=port, log_level=settings.log_level.lower(),
@@ -107,7 +124,13 @@ async def delivery_services(container: Container) -> list[Service]:
     settings: Settings = container.settings()
     deliverer = await resolve(container.deliverer)
     bus = await resolve(container.bus)
-    return [InProcessWorker(f"worker-{n}", bus, deliverer) for n in range(settings.workers)]
+    if isinstance(bus, InProcessBus):
+        return [InProcessWorker(f"worker-{n}", bus, deliverer) for n in range(settings.workers)]
+    consumer = RabbitConsumer(
+        bus, bus.topology, deliverer.deliver,
+        express_workers=settings.express_workers, normal_workers=settings.workers,
+    )
+    return [RabbitWorker(consumer, settings.shutdown_timeout_s)]
 
 
 def _needs_broker(settings: Settings, command: str) -> None:

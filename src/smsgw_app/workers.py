@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.rabbit import RabbitConsumer
 from smsgw_app.wakeup import Wakeup
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.relay import OutboxRelay
@@ -117,6 +118,30 @@ class InProcessWorker:
                     self.bus.done()
         finally:
             stop.cancel()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+@dataclass
+class RabbitWorker:
+    """Consumes the express and normal queues; on stop, hands back what it has not done.
+
+    Unacked messages go back to the broker, which delivers them again.
+    """
+
+    consumer: RabbitConsumer
+    shutdown_timeout_s: float
+    name: str = "rabbit-worker"
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        await self.consumer.start()
+        try:
+            await self.stopping.wait()
+        finally:
+            # within the supervisor's own bound, leaving it time to close the rest
+            await self.consumer.stop(max(1.0, self.shutdown_timeout_s - 2))
 
     def stop(self) -> None:
         self.stopping.set()

@@ -46,7 +46,7 @@ def test_health_and_readiness(shared_gateway: Gateway) -> None:
         assert c.get("/healthz").json()["status"] == "ok"
         ready = c.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
 
 
 def test_unknown_route_is_404_json(shared_gateway: Gateway) -> None:

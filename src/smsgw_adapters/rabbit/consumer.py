@@ -207,4 +207,3 @@ async def _settle(action: Awaitable[None], message: RabbitMessage) -> None:
         # The channel is gone (connection lost): the broker redelivers the
         # message anyway, and the handler's effect is idempotent.
         log.warning("could not settle %s; the broker will redeliver it", message.message_id)
-

@@ -1,0 +1,520 @@
+"""The bus contract: what the relay and the workers may rely on, whichever bus carries deliveries.
+
+The shared tests run against the in-process bus (behind a small consumer with
+the RabbitConsumer's shape) and against RabbitMQ. What only a broker can show
+(persistence, message ids, redelivery, dead-lettering, confirms, reconnection)
+is tested on RabbitMQ alone. Every RabbitMQ test uses queues of its own,
+deleted afterwards. Timeouts below only bound a failing wait; no assertion
+depends on how fast anything is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
+from contract_helpers import delivery
+from tests.services import RABBITMQ_URL, need_rabbitmq, unique_name
+
+from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.rabbit import (
+    DEAD_LETTER_REASON,
+    DEAD_LETTER_SOURCE,
+    PublishFailed,
+    RabbitBus,
+    RabbitConsumer,
+    RabbitTopology,
+)
+from smsgw_core.messages import MessageType
+from smsgw_core.outbox import Delivery
+from smsgw_core.ports import MessageBus
+
+Handler = Callable[[Delivery], Awaitable[object]]
+WAIT_S = 15.0  # bound on any wait for something that should happen
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self, timeout: float = 10.0) -> None: ...  # noqa: ASYNC109
+
+
+class Backend(Protocol):
+    bus: MessageBus
+
+    def consumer(
+        self, handler: Handler, *, express_workers: int = 1, normal_workers: int = 1
+    ) -> Consumer: ...
+
+    async def waiting(self) -> int:
+        """Deliveries published and not (yet) handed to a consumer."""
+
+
+async def eventually(check: Callable[[], bool], what: str) -> None:
+    """Wait until `check()` holds, polling: the tests watch state, not events."""
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while not check():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        pytest.fail(f"not within {WAIT_S} s: {what}")
+
+
+# ---- the in-process backend -------------------------------------------------------------
+
+
+class InProcessConsumer:
+    """RabbitConsumer's shape over InProcessBus.take/done, as the embedded workers use it."""
+
+    def __init__(self, bus: InProcessBus, handler: Handler, workers: int) -> None:
+        self._bus = bus
+        self._handler = handler
+        self._workers = workers
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+
+    async def _work(self) -> None:
+        while not self._stopping:
+            found = await self._bus.take()
+            task = asyncio.current_task()
+            assert task is not None
+            self._busy.add(task)
+            try:
+                with contextlib.suppress(Exception):  # the embedded bus relies on redrive
+                    await self._handler(found)
+            finally:
+                self._bus.done()
+                self._busy.discard(task)
+
+    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (as RabbitConsumer)
+        self._stopping = True  # a worker whose handler finishes takes nothing more
+        for task in self._tasks:
+            if task not in self._busy:
+                task.cancel()  # idle in take()
+        busy = [t for t in self._tasks if t in self._busy]
+        if busy:
+            await asyncio.wait(busy, timeout=timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass
+class InProcessBackend:
+    bus: InProcessBus = field(default_factory=InProcessBus)
+
+    def consumer(
+        self, handler: Handler, *, express_workers: int = 1, normal_workers: int = 1
+    ) -> Consumer:
+        return InProcessConsumer(self.bus, handler, express_workers + normal_workers)
+
+    async def waiting(self) -> int:
+        return self.bus.backlog()
+
+
+# ---- the RabbitMQ backend ---------------------------------------------------------------
+
+
+@dataclass
+class RabbitBackend:
+    topology: RabbitTopology
+    bus: RabbitBus
+    consumers: list[RabbitConsumer] = field(default_factory=list)
+
+    def consumer(
+        self, handler: Handler, *, express_workers: int = 1, normal_workers: int = 1,
+        retry_delay: float = 0.02,
+    ) -> RabbitConsumer:
+        made = RabbitConsumer(
+            self.bus, self.topology, handler,
+            express_workers=express_workers, normal_workers=normal_workers,
+            retry_delay=retry_delay, retry_delay_cap=0.2,
+            connection_name=f"{self.topology.normal_queue}-consumer-{len(self.consumers)}",
+            reconnect_interval=0.3,
+        )
+        self.consumers.append(made)
+        return made
+
+    async def waiting(self) -> int:
+        backlog = await self.bus.backlog()
+        return sum(backlog[name] for name in self.topology.work_queues)
+
+
+def topology_of_this_test(**overrides: Any) -> RabbitTopology:
+    name = unique_name("bus")
+    return RabbitTopology(
+        normal_queue=f"{name}_normal", express_queue=f"{name}_express",
+        dead_letter_queue=f"{name}_dead", **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def rabbit_backend(**overrides: Any) -> AsyncIterator[RabbitBackend]:
+    need_rabbitmq()
+    topology = topology_of_this_test(**overrides)
+    bus = RabbitBus(
+        RABBITMQ_URL, topology, connection_name=f"{topology.normal_queue}-publisher",
+        reconnect_interval=0.3,
+    )
+    backend = RabbitBackend(topology, bus)
+    try:
+        await bus.start()
+        yield backend
+    finally:
+        for consumer in backend.consumers:
+            with contextlib.suppress(Exception):
+                await consumer.stop(timeout=1)
+        with contextlib.suppress(Exception):
+            await bus.close()
+        await delete_queues(topology)
+
+
+async def delete_queues(topology: RabbitTopology) -> None:
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        for name in (*topology.work_queues, topology.dead_letter_queue):
+            channel = await connection.channel()  # a failed delete closes its channel
+            with contextlib.suppress(aio_pika.exceptions.ChannelClosed):
+                await channel.queue_delete(name)
+
+
+@contextlib.asynccontextmanager
+async def raw_channel() -> AsyncIterator[AbstractChannel]:
+    """A plain aio-pika channel, to see and send what the adapter would not."""
+    connection = await aio_pika.connect(RABBITMQ_URL)
+    async with connection:
+        yield await connection.channel()
+
+
+async def get_all(channel: AbstractChannel, queue: str) -> list[AbstractIncomingMessage]:
+    declared = await channel.declare_queue(queue, passive=True)
+    found = []
+    while (message := await declared.get(no_ack=True, fail=False)) is not None:
+        found.append(message)
+    return found
+
+
+@pytest.fixture(params=["inprocess", "rabbitmq"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    if request.param == "inprocess":
+        yield InProcessBackend()
+        return
+    async with rabbit_backend() as rabbit:
+        yield rabbit
+
+
+@pytest.fixture
+async def rabbit() -> AsyncIterator[RabbitBackend]:
+    async with rabbit_backend() as found:
+        yield found
+
+
+@dataclass
+class Recorder:
+    """A handler that records what it handled, optionally slowly or failing first."""
+
+    handled: list[Delivery] = field(default_factory=list)
+    pause_s: float = 0.0
+    failures_left: int = 0
+    attempts: list[Delivery] = field(default_factory=list)
+    normal_gate: asyncio.Event | None = None  # normal deliveries wait for it
+
+    async def __call__(self, found: Delivery) -> None:
+        self.attempts.append(found)
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise RuntimeError("the database is down")
+        if self.normal_gate is not None and found.type is MessageType.NORMAL:
+            await self.normal_gate.wait()
+        if self.pause_s:
+            await asyncio.sleep(self.pause_s)
+        self.handled.append(found)
+
+
+def normal(sms: str) -> Delivery:
+    return delivery(sms, "+989120000001", "+989120000002")
+
+
+def express(sms: str) -> Delivery:
+    return delivery(sms, "+989120000003", type=MessageType.EXPRESS)
+
+
+# ---- the shared contract -----------------------------------------------------------------
+
+
+async def test_a_delivery_is_handled_once_and_arrives_equal(backend: Backend) -> None:
+    sent = normal("one")
+    recorder = Recorder()
+    consumer = backend.consumer(recorder)
+    await consumer.start()
+    await backend.bus.publish([sent])
+    await eventually(lambda: len(recorder.handled) == 1, "the delivery was handled")
+    await consumer.stop(timeout=5)
+    assert recorder.handled == [sent]
+    assert await backend.waiting() == 0  # acked: nothing came back for redelivery
+
+
+async def test_express_and_normal_are_both_delivered(backend: Backend) -> None:
+    sent = [normal(f"n{i}") for i in range(5)] + [express(f"e{i}") for i in range(5)]
+    recorder = Recorder()
+    consumer = backend.consumer(recorder, express_workers=2, normal_workers=2)
+    await consumer.start()
+    await backend.bus.publish(sent)
+    await eventually(lambda: len(recorder.handled) == len(sent), "all were handled")
+    await consumer.stop(timeout=5)
+    assert sorted(recorder.handled, key=lambda d: d.sms_identifier) == sorted(
+        sent, key=lambda d: d.sms_identifier
+    )
+
+
+async def test_express_overtakes_a_normal_backlog(backend: Backend) -> None:
+    # The normal handlers wait until the express one is published, so the backlog
+    # is really there when it arrives, however fast or slow this machine is.
+    recorder = Recorder(pause_s=0.005, normal_gate=asyncio.Event())
+    consumer = backend.consumer(recorder, express_workers=1, normal_workers=1)
+    await consumer.start()
+    await backend.bus.publish([normal(f"n{i}") for i in range(200)])
+    await backend.bus.publish([express("urgent")])
+    assert recorder.normal_gate is not None
+    recorder.normal_gate.set()
+    await eventually(lambda: len(recorder.handled) == 201, "everything was handled")
+    await consumer.stop(timeout=5)
+    order = [d.sms_identifier for d in recorder.handled]
+    normals_before = order.index("urgent")
+    assert normals_before < 100, f"express waited for {normals_before} of 200 normal deliveries"
+
+
+async def test_stop_lets_an_in_flight_handler_finish_and_takes_nothing_new(
+    backend: Backend,
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[Delivery] = []
+
+    async def slow(found: Delivery) -> None:
+        started.set()
+        await release.wait()
+        finished.append(found)
+
+    consumer = backend.consumer(slow)
+    await consumer.start()
+    await backend.bus.publish([normal("in-flight")])
+    await asyncio.wait_for(started.wait(), WAIT_S)
+    stopping = asyncio.create_task(consumer.stop(timeout=WAIT_S))
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop() returned while a handler was still running"
+    release.set()
+    await stopping
+    assert [d.sms_identifier for d in finished] == ["in-flight"]
+    await backend.bus.publish([normal("after-stop")])
+    await asyncio.sleep(0.1)  # time a consumer that had not stopped would use to take it
+    assert len(finished) == 1
+    assert await backend.waiting() == 1  # the in-flight one was acked, the new one waits
+
+
+# ---- RabbitMQ only -----------------------------------------------------------------------
+
+
+async def test_messages_are_persistent_json_with_the_sms_id_as_message_id(
+    rabbit: RabbitBackend,
+) -> None:
+    sent = normal("stable")
+    await rabbit.bus.publish([sent])
+    await rabbit.bus.publish([sent])  # a relay retry: the same id again
+    async with raw_channel() as channel:
+        found = await get_all(channel, rabbit.topology.normal_queue)
+    assert len(found) == 2
+    for message in found:
+        assert message.delivery_mode == DeliveryMode.PERSISTENT
+        assert message.message_id == "stable"
+        assert message.content_type == "application/json"
+        assert Delivery.from_payload(json.loads(message.body)) == sent
+
+
+async def test_each_type_goes_to_its_own_queue(rabbit: RabbitBackend) -> None:
+    await rabbit.bus.publish([normal("n"), express("e"), express("e2")])
+    backlog = await rabbit.bus.backlog()
+    assert backlog == {
+        rabbit.topology.normal_queue: 1,
+        rabbit.topology.express_queue: 2,
+        rabbit.topology.dead_letter_queue: 0,
+    }
+
+
+async def test_a_failing_handler_gets_the_message_again_until_it_succeeds(
+    rabbit: RabbitBackend,
+) -> None:
+    sent = normal("retried")
+    recorder = Recorder(failures_left=2)
+    consumer = rabbit.consumer(recorder)
+    await consumer.start()
+    await rabbit.bus.publish([sent])
+    await eventually(lambda: len(recorder.handled) == 1, "handled after the failures")
+    await consumer.stop(timeout=5)
+    # Redelivered twice: a message acked on failure would never have come back.
+    assert recorder.attempts == [sent, sent, sent]
+    assert recorder.handled == [sent]
+    assert await rabbit.bus.backlog() == {
+        rabbit.topology.normal_queue: 0,
+        rabbit.topology.express_queue: 0,
+        rabbit.topology.dead_letter_queue: 0,
+    }
+
+
+async def test_a_message_that_keeps_failing_is_dead_lettered_at_the_delivery_limit() -> None:
+    async with rabbit_backend(delivery_limit=2) as rabbit:
+        recorder = Recorder(failures_left=1000)
+        consumer = rabbit.consumer(recorder)
+        await consumer.start()
+        await rabbit.bus.publish([normal("hopeless")])
+        async with raw_channel() as channel:
+            dead: list[AbstractIncomingMessage] = []
+
+            async def arrived() -> None:
+                while not dead:
+                    dead.extend(await get_all(channel, rabbit.topology.dead_letter_queue))
+                    await asyncio.sleep(0.02)
+
+            await asyncio.wait_for(arrived(), WAIT_S)
+        assert len(recorder.attempts) == 3  # the first delivery and two redeliveries
+        assert recorder.handled == []
+        [message] = dead
+        assert message.message_id == "hopeless"
+        deaths = message.headers["x-death"]
+        assert isinstance(deaths, list) and len(deaths) == 1
+        assert isinstance(deaths[0], dict) and deaths[0]["reason"] == "delivery_limit"
+
+
+async def test_a_poison_message_is_dead_lettered_with_its_reason(rabbit: RabbitBackend) -> None:
+    recorder = Recorder()
+    consumer = rabbit.consumer(recorder)
+    await consumer.start()
+    async with raw_channel() as channel:
+        for body, message_id in ((b"not json at all", "garbage"), (b'{"hello": 1}', "stranger")):
+            await channel.default_exchange.publish(
+                aio_pika.Message(body, content_type="application/json", message_id=message_id),
+                routing_key=rabbit.topology.normal_queue,
+            )
+        await rabbit.bus.publish([normal("fine")])  # behind them in the same queue
+        await eventually(lambda: len(recorder.handled) == 1, "the good one was handled")
+        dead: dict[str, AbstractIncomingMessage] = {}
+
+        async def both_arrived() -> None:
+            while len(dead) < 2:
+                for message in await get_all(channel, rabbit.topology.dead_letter_queue):
+                    dead[str(message.message_id)] = message
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(both_arrived(), WAIT_S)
+    await consumer.stop(timeout=5)
+    assert [d.sms_identifier for d in recorder.attempts] == ["fine"]  # never the poison
+    assert dead["garbage"].body == b"not json at all"
+    assert "not JSON" in str(dead["garbage"].headers[DEAD_LETTER_REASON])
+    assert "not a delivery" in str(dead["stranger"].headers[DEAD_LETTER_REASON])
+    for message in dead.values():
+        assert message.headers[DEAD_LETTER_SOURCE] == rabbit.topology.normal_queue
+    assert await rabbit.waiting() == 0  # acked once dead-lettered: not requeued hot
+
+
+async def test_publishing_to_a_missing_queue_raises(rabbit: RabbitBackend) -> None:
+    async with raw_channel() as channel:
+        await channel.queue_delete(rabbit.topology.normal_queue)
+    with pytest.raises(PublishFailed, match="NO_ROUTE"):
+        await rabbit.bus.publish([express("routable"), normal("unroutable")])
+    await rabbit.bus.publish([express("still-fine")])
+
+
+async def test_a_publish_the_broker_refuses_raises() -> None:
+    async with rabbit_backend(max_length=1) as rabbit:
+        # A full quorum queue nacks new publishes (3.10 lets the length reach one over).
+        refused: list[PublishFailed] = []
+        for n in range(5):
+            try:
+                await rabbit.bus.publish([normal(f"n{n}")])
+            except PublishFailed as exc:
+                refused.append(exc)
+                break
+        assert refused and "1 of 1 deliveries not confirmed" in str(refused[0])
+        assert (await rabbit.bus.backlog())[rabbit.topology.normal_queue] <= 2
+        await rabbit.bus.publish([express("other queue")])  # the bus itself is fine
+
+
+async def test_stop_with_a_stuck_handler_leaves_its_message_for_a_new_consumer(
+    rabbit: RabbitBackend,
+) -> None:
+    started = asyncio.Event()
+
+    async def stuck(found: Delivery) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    first = rabbit.consumer(stuck)
+    await first.start()
+    await rabbit.bus.publish([normal("stuck")])
+    await asyncio.wait_for(started.wait(), WAIT_S)
+    await first.stop(timeout=0.1)
+    recorder = Recorder()
+    second = rabbit.consumer(recorder)
+    await second.start()
+    await eventually(lambda: len(recorder.handled) == 1, "redelivered to the new consumer")
+    await second.stop(timeout=5)
+    assert [d.sms_identifier for d in recorder.handled] == ["stuck"]
+
+
+def connections_named(prefix: str) -> list[str]:
+    """Pids of this machine's RabbitMQ connections whose client-provided name has `prefix`."""
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    return [line.split("\t")[0] for line in listed.splitlines() if f'"{prefix}' in line]
+
+
+async def test_publisher_and_consumer_reconnect_after_their_connections_are_closed(
+    rabbit: RabbitBackend,
+) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is needed to close a connection from the server side")
+    recorder = Recorder()
+    consumer = rabbit.consumer(recorder)
+    await consumer.start()
+    await rabbit.bus.publish([normal("before")])
+    await eventually(lambda: len(recorder.handled) == 1, "handled before the cut")
+    ours = rabbit.topology.normal_queue  # every connection of this test is named after it
+    try:
+        pids = await asyncio.to_thread(connections_named, ours)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f"rabbitmqctl cannot list connections here: {exc}")
+    assert len(pids) == 2, pids  # the publisher's and the consumer's
+    for pid in pids:
+        await asyncio.to_thread(
+            subprocess.run, ["rabbitmqctl", "-q", "close_connection", pid, "contract test"],
+            capture_output=True, timeout=60, check=True,
+        )
+
+    async def publish_once_reconnected() -> None:
+        while True:
+            try:
+                await rabbit.bus.publish([normal("after")])
+                return
+            except Exception:
+                await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(publish_once_reconnected(), WAIT_S)
+    await eventually(lambda: len(recorder.handled) == 2, "handled after the reconnection")
+    assert [d.sms_identifier for d in recorder.handled] == ["before", "after"]
+    assert rabbit.bus.is_connected() and consumer.is_connected()
+    new_pids = await asyncio.to_thread(connections_named, ours)
+    assert len(new_pids) == 2 and not set(new_pids) & set(pids)
