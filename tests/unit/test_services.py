@@ -7,6 +7,7 @@ import base64
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -794,3 +795,21 @@ async def test_scripted_operator_default_answers_with_an_id() -> None:
     sms = OutgoingSms(N1, "hi", "sms-1:" + N1)
     assert (op.name, await op.send(sms)) == ("X", f"X-sms-1:{N1}")
     assert (op.calls, op.sent) == (1, [sms])
+
+
+async def test_an_undecodable_event_is_parked_at_once_and_the_rest_published(
+    world: World,
+) -> None:
+    await fund(world, 10)
+    good = await send(world)
+    await send(world)
+    [_, bad] = sorted(world.db.state.outbox)
+    world.db.state.outbox[bad].event = replace(
+        world.db.state.outbox[bad].event, payload={"sms_identifier": "x"}
+    )
+    report = await world.relay.relay_once()
+    assert report == RelayReport(published=1, retried=0, parked=1)
+    assert [d.sms_identifier for d in world.bus.published] == [good.sms_identifier]
+    row = world.db.state.outbox[bad]
+    assert row.status == "parked"
+    assert row.last_error is not None and "undecodable payload" in row.last_error

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from smsgw_core.messages import MessageType
-from smsgw_core.outbox import OutboxEvent, RetryPolicy
+from smsgw_core.outbox import Delivery, OutboxEvent, RetryPolicy
 from smsgw_core.ports import Clock, MessageBus, UnitOfWorkFactory
 
 
@@ -42,14 +42,29 @@ class OutboxRelay:
             await uow.commit()
         if not events:
             return RelayReport(0, 0, 0)
+        deliveries, poison = _decode(events)
+        parked = await self._park(poison) if poison else 0
+        if not deliveries:
+            return RelayReport(0, 0, parked)
+        good = [event for event, _ in deliveries]
         try:
-            await self.bus.publish([e.delivery() for e in events])
+            await self.bus.publish([delivery for _, delivery in deliveries])
         except Exception as exc:  # any bus failure: the events wait and try again
-            return await self._failed(events, repr(exc))
+            report = await self._failed(good, repr(exc))
+            return RelayReport(0, report.retried, report.parked + parked)
         async with self.uow() as uow:
-            await uow.outbox.mark_published([e.id for e in events], self.clock.now())
+            await uow.outbox.mark_published([e.id for e in good], self.clock.now())
             await uow.commit()
-        return RelayReport(len(events), 0, 0)
+        return RelayReport(len(good), 0, parked)
+
+    async def _park(self, poison: list[tuple[OutboxEvent, str]]) -> int:
+        """An event whose payload is not a delivery can never be published: park it now."""
+        now = self.clock.now()
+        async with self.uow() as uow:
+            for event, reason in poison:
+                await uow.outbox.park(event.id, reason[:2000], now)
+            await uow.commit()
+        return len(poison)
 
     async def _failed(self, events: list[OutboxEvent], error: str) -> RelayReport:
         retried = parked = 0
@@ -80,3 +95,16 @@ class OutboxRelay:
             count = await uow.outbox.redrive(now - stalled_for, now)
             await uow.commit()
         return count
+
+
+def _decode(
+    events: list[OutboxEvent],
+) -> tuple[list[tuple[OutboxEvent, Delivery]], list[tuple[OutboxEvent, str]]]:
+    good: list[tuple[OutboxEvent, Delivery]] = []
+    poison: list[tuple[OutboxEvent, str]] = []
+    for event in events:
+        try:
+            good.append((event, event.delivery()))
+        except (KeyError, TypeError, ValueError) as exc:
+            poison.append((event, f"undecodable payload: {type(exc).__name__}: {exc}"))
+    return good, poison
