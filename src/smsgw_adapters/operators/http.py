@@ -23,13 +23,14 @@ def operator_http_client(
     *,
     timeout_s: float = 5.0,
     connect_timeout_s: float = 2.0,
-    max_connections: int = 100,
-    max_keepalive: int = 20,
+    max_connections: int = 256,
+    max_keepalive: int = 64,
 ) -> httpx.AsyncClient:
     """One pooled client shared by every HTTP operator; close it with `aclose()`.
 
-    Waiting for a free connection counts against `timeout_s` too, so size
-    `max_connections` for the sends in flight (workers x parallel sends).
+    Waiting for a free connection counts against the timeout too (and so as an
+    operator failure), so size `max_connections` for the sends in flight:
+    up to workers x Deliverer.max_parallel (8 x 50 by default).
     """
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
