@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,13 +21,17 @@ class Delivery:
     text: str
     recipients: tuple[str, ...]
     unit_share: int  # refund per failed recipient
+    accepted_at: datetime | None = None  # for accept-to-terminal latency
+    # The accepting request's trace context (W3C traceparent and friends),
+    # carried opaquely so one trace spans API, relay, bus, worker and operator.
+    trace: dict[str, str] = field(default_factory=dict)
 
     @property
     def priority(self) -> int:
         return self.type.priority
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "sms_identifier": self.sms_identifier,
             "user_id": self.user_id,
             "type": self.type.value,
@@ -35,9 +39,16 @@ class Delivery:
             "recipients": list(self.recipients),
             "unit_share": self.unit_share,
         }
+        if self.accepted_at is not None:
+            payload["accepted_at"] = self.accepted_at.isoformat()
+        if self.trace:
+            payload["trace"] = dict(self.trace)
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Delivery:
+        accepted_at = payload.get("accepted_at")
+        trace = payload.get("trace") or {}
         return cls(
             sms_identifier=str(payload["sms_identifier"]),
             user_id=int(payload["user_id"]),
@@ -45,6 +56,8 @@ class Delivery:
             text=str(payload["text"]),
             recipients=tuple(str(r) for r in payload["recipients"]),
             unit_share=int(payload["unit_share"]),
+            accepted_at=datetime.fromisoformat(accepted_at) if accepted_at else None,
+            trace={str(k): str(v) for k, v in dict(trace).items()},
         )
 
 

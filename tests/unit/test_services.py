@@ -92,7 +92,8 @@ async def test_send_charges_and_records_pending_rows_and_one_event(world: World)
     assert event_row.event.priority == 0
     assert event_row.event.aggregate_id == accepted.sms_identifier
     assert event_row.event.delivery() == Delivery(
-        accepted.sms_identifier, U, MessageType.NORMAL, "hello", (N1, N2, N3), unit_share=1
+        accepted.sms_identifier, U, MessageType.NORMAL, "hello", (N1, N2, N3), unit_share=1,
+        accepted_at=world.clock.now(),
     )
 
     charges = [t for t in world.transactions(U) if t.type is TransactionType.CHARGE]

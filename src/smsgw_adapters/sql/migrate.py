@@ -35,17 +35,21 @@ async def upgrade_to_head(engine: AsyncEngine) -> None:
     them with BEGIN IMMEDIATE, MySQL with a named lock (its DDL commits
     implicitly, so a transaction alone would not keep two upgrades apart).
     """
-    async with engine.begin() as connection:
+    async with engine.connect() as connection:
         mysql = connection.dialect.name in MYSQL_DIALECTS
         if mysql:
             got = await connection.scalar(
                 text("SELECT GET_LOCK(:name, :wait)"),
                 {"name": _LOCK, "wait": _LOCK_WAIT_SECONDS},
             )
+            await connection.commit()  # the lock is the session's, not the transaction's
             if got != 1:
                 raise TimeoutError(f"another process holds the {_LOCK} lock")
         try:
-            await connection.run_sync(_upgrade)
+            # Committed before the lock goes: the next process must see the last
+            # version stamp, or it applies that migration a second time.
+            async with connection.begin():
+                await connection.run_sync(_upgrade)
         finally:
             if mysql:
                 await connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK})

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from smsgw_core.errors import DuplicateTransaction, InvalidRequest, UnknownAccount
 from smsgw_core.ledger import Transaction, TransactionType, topup_id
 from smsgw_core.pagination import Page, PageRequest, page_of
 from smsgw_core.ports import Clock, IdGenerator, UnitOfWorkFactory
+from smsgw_core.telemetry import NoTelemetry, Telemetry
 
 MAX_DESCRIPTION = 255
 
@@ -32,6 +33,7 @@ class Accounts:
     uow: UnitOfWorkFactory
     clock: Clock
     ids: IdGenerator
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
 
     async def top_up(self, command: TopUp) -> int:
         """Credit the account (creating it if new); return the new balance.
@@ -55,6 +57,7 @@ class Accounts:
                 await uow.ledger.apply(tx)
                 balance = await uow.ledger.balance(command.user_id)
                 await uow.commit()
+            self.telemetry.ledger(TransactionType.TOPUP, command.amount)
         except DuplicateTransaction:
             if command.idempotency_key is None:
                 raise

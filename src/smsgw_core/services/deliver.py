@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from smsgw_core.failover import SendOutcome, send_with_failover
@@ -22,6 +22,7 @@ from smsgw_core.messages import SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import Delivery
 from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWorkFactory
+from smsgw_core.telemetry import NoTelemetry, Telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class Deliverer:
     operators: Sequence[Operator]
     breaker: CircuitBreaker
     max_parallel: int = 50  # operator calls in flight for one message
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
 
     async def deliver(self, delivery: Delivery) -> DeliveryReport:
         async with self.uow() as uow:
@@ -61,6 +63,7 @@ class Deliverer:
     ) -> DeliveryReport:
         done = failed = skipped = 0
         now = self.clock.now()
+        finished: list[SmsStatus] = []
         async with self.uow() as uow:
             for recipient, outcome in outcomes:
                 status = SmsStatus.DONE if outcome.delivered else SmsStatus.FAILED
@@ -71,12 +74,24 @@ class Deliverer:
                     skipped += 1
                 elif outcome.delivered:
                     done += 1
+                    finished.append(status)
                 else:
                     failed += 1
+                    finished.append(status)
                     if delivery.unit_share > 0:
                         await uow.ledger.apply(_refund(delivery, recipient, outcome, now))
             await uow.commit()
+        self._report(delivery, finished, now)
         return DeliveryReport(done, failed, skipped + len(delivery.recipients) - len(outcomes))
+
+    def _report(self, delivery: Delivery, finished: list[SmsStatus], now: datetime) -> None:
+        accepted = delivery.accepted_at
+        seconds = (now - accepted).total_seconds() if accepted is not None else None
+        for status in finished:
+            self.telemetry.finished(delivery.type, status, seconds)
+        refunds = sum(1 for s in finished if s is SmsStatus.FAILED) if delivery.unit_share else 0
+        if refunds:
+            self.telemetry.ledger(TransactionType.REFUND, refunds * delivery.unit_share, refunds)
 
 
 def _refund(delivery: Delivery, recipient: str, outcome: SendOutcome, at: datetime) -> Transaction:

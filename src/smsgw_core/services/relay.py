@@ -8,12 +8,14 @@ idempotent, so at-least-once publishing is safe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from smsgw_core.messages import MessageType
 from smsgw_core.outbox import Delivery, OutboxEvent, RetryPolicy
 from smsgw_core.ports import Clock, MessageBus, UnitOfWorkFactory
+from smsgw_core.telemetry import NoTelemetry, Telemetry
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class OutboxRelay:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     batch_size: int = 100
     lane: MessageType | None = None  # None: every priority, express first
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
 
     async def relay_once(self) -> RelayReport:
         now = self.clock.now()
@@ -43,19 +46,35 @@ class OutboxRelay:
         if not events:
             return RelayReport(0, 0, 0)
         deliveries, poison = _decode(events)
-        parked = await self._park(poison) if poison else 0
+        if poison:
+            await self._park(poison)
+            self._report(parked=[e for e, _ in poison])
         if not deliveries:
-            return RelayReport(0, 0, parked)
+            return RelayReport(0, 0, len(poison))
         good = [event for event, _ in deliveries]
         try:
             await self.bus.publish([delivery for _, delivery in deliveries])
         except Exception as exc:  # any bus failure: the events wait and try again
-            report = await self._failed(good, repr(exc))
-            return RelayReport(0, report.retried, report.parked + parked)
+            retried, parked = await self._failed(good, repr(exc))
+            self._report(failed=retried + parked, parked=parked)
+            return RelayReport(0, len(retried), len(parked) + len(poison))
         async with self.uow() as uow:
             await uow.outbox.mark_published([e.id for e in good], self.clock.now())
             await uow.commit()
-        return RelayReport(len(good), 0, parked)
+        self._report(published=good)
+        return RelayReport(len(good), 0, len(poison))
+
+    def _report(
+        self,
+        published: Sequence[OutboxEvent] = (),
+        failed: Sequence[OutboxEvent] = (),
+        parked: Sequence[OutboxEvent] = (),
+    ) -> None:
+        for kind in MessageType:
+            counts = [sum(1 for e in group if e.priority == kind.priority)
+                      for group in (published, failed, parked)]
+            if any(counts):
+                self.telemetry.relayed(kind, *counts)
 
     async def _park(self, poison: list[tuple[OutboxEvent, str]]) -> int:
         """An event whose payload is not a delivery can never be published: park it now."""
@@ -66,20 +85,24 @@ class OutboxRelay:
             await uow.commit()
         return len(poison)
 
-    async def _failed(self, events: list[OutboxEvent], error: str) -> RelayReport:
-        retried = parked = 0
+    async def _failed(
+        self, events: list[OutboxEvent], error: str
+    ) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
+        """Schedule a retry of each event, or park those out of attempts."""
+        retried: list[OutboxEvent] = []
+        parked: list[OutboxEvent] = []
         now = self.clock.now()
         async with self.uow() as uow:
             for event in events:
                 if self.policy.gives_up(event.attempts):
                     await uow.outbox.park(event.id, error[:2000], now)
-                    parked += 1
+                    parked.append(event)
                 else:
                     run_at = now + self.policy.delay(event.attempts)
                     await uow.outbox.retry_later(event.id, error[:2000], run_at)
-                    retried += 1
+                    retried.append(event)
             await uow.commit()
-        return RelayReport(0, retried, parked)
+        return retried, parked
 
     async def purge(self, retention: timedelta, batch: int = 1000) -> int:
         """Delete events published over `retention` ago whose SMS has finished."""

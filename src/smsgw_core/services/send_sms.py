@@ -16,6 +16,7 @@ from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus, normal
 from smsgw_core.outbox import Delivery
 from smsgw_core.ports import Clock, IdGenerator, OutboxSignal, StoredResponse, UnitOfWorkFactory
 from smsgw_core.pricing import Tariff, quote
+from smsgw_core.telemetry import NoTelemetry, Telemetry
 
 MAX_IDEMPOTENCY_KEY = 100
 
@@ -27,6 +28,7 @@ class SendSms:
     recipients: tuple[str, ...]
     type: MessageType = MessageType.NORMAL
     idempotency_key: str | None = None
+    trace: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def fingerprint(self) -> str:
         body = [self.customer_id, self.text, list(self.recipients), self.type.value]
@@ -61,6 +63,7 @@ class SmsSender:
     ids: IdGenerator
     tariff: Tariff
     signal: OutboxSignal = field(default_factory=_NoSignal)
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
 
     async def send(self, command: SendSms) -> Accepted:
         if command.customer_id <= 0:
@@ -80,7 +83,7 @@ class SmsSender:
         accepted = Accepted(sms_identifier, priced.segments, priced.cost, len(recipients))
         delivery = Delivery(
             sms_identifier, command.customer_id, command.type, command.text,
-            tuple(recipients), priced.share(),
+            tuple(recipients), priced.share(), now, command.trace,
         )
         charge = Transaction(
             charge_id(sms_identifier), command.customer_id, -priced.cost, TransactionType.CHARGE,
@@ -108,6 +111,7 @@ class SmsSender:
                 raise
             return replay
         self.signal.notify()
+        self.telemetry.ledger(TransactionType.CHARGE, priced.cost)
         return accepted
 
     async def _replay(self, command: SendSms, key: str) -> Accepted | None:

@@ -1,0 +1,61 @@
+"""The use cases report committed facts to the Telemetry port, and only those."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from smsgw_core.errors import InsufficientBalance
+from smsgw_core.fakes import (
+    CountingCircuitBreaker,
+    FakeClock,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+)
+from smsgw_core.ledger import TransactionType
+from smsgw_core.messages import MessageType, SmsStatus
+from smsgw_core.operators import ErrorClass
+from smsgw_core.pricing import Tariff
+from smsgw_core.services.accounts import Accounts, TopUp
+from smsgw_core.services.deliver import Deliverer
+from smsgw_core.services.relay import OutboxRelay
+from smsgw_core.services.send_sms import SendSms, SmsSender
+from smsgw_core.telemetry import RecordingTelemetry
+
+
+async def test_money_statuses_and_publishing_are_reported_after_commit() -> None:
+    db, clock, ids, bus, seen = (InMemoryDatabase(), FakeClock(), SequentialIds(),
+                                 RecordingBus(), RecordingTelemetry())
+    await Accounts(db.uow, clock, ids, seen).top_up(TopUp(1, 10))
+    sender = SmsSender(db.uow, clock, ids, Tariff(), telemetry=seen)
+    await sender.send(SendSms(1, "hi", ("09120000001", "09120000002"), MessageType.EXPRESS))
+    with pytest.raises(InsufficientBalance):  # rolled back: not reported
+        await sender.send(SendSms(1, "hi", ("09120000003", "09120000004"), MessageType.EXPRESS))
+    await OutboxRelay(db.uow, bus, clock, telemetry=seen).relay_once()
+    clock.advance(timedelta(seconds=2))
+    a = ScriptedOperator("A", lambda sms: "ok" if sms.recipient.endswith("1") else
+                         ErrorClass.PERMANENT)
+    await Deliverer(db.uow, clock, [a], CountingCircuitBreaker(clock),
+                    telemetry=seen).deliver(bus.published[0])
+
+    assert seen.ledger_moves == [
+        (TransactionType.TOPUP, 10, 1), (TransactionType.CHARGE, 6, 1),
+        (TransactionType.REFUND, 3, 1),
+    ]
+    assert seen.relays == [(MessageType.EXPRESS, 1, 0, 0)]
+    assert sorted(seen.finishes, key=lambda f: f[1].value) == [
+        (MessageType.EXPRESS, SmsStatus.DONE, 2.0), (MessageType.EXPRESS, SmsStatus.FAILED, 2.0),
+    ]
+
+
+async def test_a_failed_publish_is_reported_as_failed() -> None:
+    db, clock, ids, bus, seen = (InMemoryDatabase(), FakeClock(), SequentialIds(),
+                                 RecordingBus(), RecordingTelemetry())
+    await Accounts(db.uow, clock, ids).top_up(TopUp(1, 10))
+    await SmsSender(db.uow, clock, ids, Tariff()).send(SendSms(1, "hi", ("09120000001",)))
+    bus.fail_with = ConnectionError("broker away")
+    await OutboxRelay(db.uow, bus, clock, telemetry=seen).relay_once()
+    assert seen.relays == [(MessageType.NORMAL, 0, 1, 0)]
