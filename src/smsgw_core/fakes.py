@@ -27,7 +27,7 @@ from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery, OutboxEvent
-from smsgw_core.ports import HistoryFilter, StoredResponse
+from smsgw_core.ports import Backlog, HistoryFilter, StoredResponse
 
 
 @dataclass
@@ -194,6 +194,14 @@ class InMemoryOutbox(_Repo):
                 row.status, row.run_at, row.updated_at = "pending", now, now
                 count += 1
         return count
+
+    async def backlog(self, now: datetime) -> list[Backlog]:
+        due: dict[int, list[datetime]] = {}
+        for row in self.s.outbox.values():
+            if row.status == "pending" and (row.run_at is None or row.run_at <= now):
+                due.setdefault(row.event.priority, []).append(row.event.created_at)
+        ordered = sorted(due.items(), reverse=True)
+        return [Backlog(priority, len(times), min(times)) for priority, times in ordered]
 
     async def purge(self, published_before: datetime, limit: int) -> int:
         unfinished = {m.sms_identifier for _, m in self.s.messages if not m.status.terminal}

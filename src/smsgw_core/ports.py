@@ -31,6 +31,15 @@ class StoredResponse:
     response: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """Due, unpublished outbox events of one priority."""
+
+    priority: int
+    events: int
+    oldest: datetime | None  # created_at of the oldest due event
+
+
 class LedgerRepository(Protocol):
     async def apply(self, tx: Transaction) -> None:
         """Record `tx` and move the balance by its amount.
@@ -90,6 +99,9 @@ class OutboxRepository(Protocol):
         The safety net for a delivery lost with the bus (an in-process queue at a
         crash, or a broker that dropped it); returns how many events it requeued.
         """
+
+    async def backlog(self, now: datetime) -> list[Backlog]:
+        """Due pending events per priority (leased ones are not due), highest first."""
 
     async def purge(self, published_before: datetime, limit: int) -> int:
         """Delete up to `limit` published events whose SMS is finished; return how many.

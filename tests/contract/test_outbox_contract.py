@@ -8,7 +8,7 @@ from contract_helpers import T0, at, delivery, messages
 
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import SMS_SEND
-from smsgw_core.ports import UnitOfWorkFactory
+from smsgw_core.ports import Backlog, UnitOfWorkFactory
 
 LEASE = timedelta(seconds=30)
 
@@ -160,3 +160,16 @@ async def test_purge_deletes_finished_published_events_only(
         await uow.commit()
     # the parked and unpublished events are still there: one claimable, one parked
     assert await _claim(uow_factory, 3600) == ["unpublished"]
+
+
+async def test_backlog_counts_due_events_per_priority(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "n1", "e1", "n2", express=("e1",))
+    async with uow_factory() as uow:
+        await uow.outbox.add(delivery("late"), at(5))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.backlog(at(1)) == [Backlog(10, 1, T0), Backlog(0, 2, T0)]
+        assert await uow.outbox.backlog(at(-1)) == []
+    assert await _claim(uow_factory, 1, limit=1) == ["e1"]  # leased: no longer due
+    async with uow_factory() as uow:
+        assert await uow.outbox.backlog(at(6)) == [Backlog(0, 3, T0)]

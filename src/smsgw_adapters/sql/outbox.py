@@ -12,6 +12,7 @@ from smsgw_adapters.sql.messages import UNFINISHED
 from smsgw_adapters.sql.repository import SqlRepository
 from smsgw_adapters.sql.schema import outbox_events, sms_status
 from smsgw_core.outbox import SMS_SEND, Delivery, OutboxEvent
+from smsgw_core.ports import Backlog
 
 _out = outbox_events.c
 PENDING, PUBLISHED, PARKED = "pending", "published", "parked"
@@ -84,6 +85,18 @@ class SqlOutbox(SqlRepository):
             .values(status=PENDING, next_run_at=now, updated_at=now)
         )
         return requeued.rowcount
+
+    async def backlog(self, now: datetime) -> list[Backlog]:
+        rows = await self._conn.execute(
+            sa.select(_out.priority, sa.func.count(), sa.func.min(_out.created_at))
+            .where(
+                _out.status == PENDING,
+                sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now),
+            )
+            .group_by(_out.priority)
+            .order_by(_out.priority.desc())
+        )
+        return [Backlog(int(p), int(n), oldest) for p, n, oldest in rows]
 
     async def purge(self, published_before: datetime, limit: int) -> int:
         # Pick the ids first: MySQL refuses a LIMIT in a subquery of the DELETE's
