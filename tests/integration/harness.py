@@ -54,6 +54,7 @@ class Gateway:
     workdir: Path
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    stopped: set[str] = field(default_factory=set)  # stopped or killed on purpose
 
     @property
     def url(self) -> str:
@@ -79,23 +80,34 @@ class Gateway:
             if only and name not in only:
                 continue
             log = self.log_path.open("ab")
+            self.stopped.discard(name)
             self.processes[name] = subprocess.Popen(
                 [*SMSGW, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_until(self._ready, timeout=60)
         return self
 
-    def _ready(self) -> bool:
+    def check_alive(self) -> None:
+        """Fail at once, with the logs, if a process died that no one stopped."""
         for name, process in self.processes.items():
-            if process.poll() is not None:
+            if name not in self.stopped and process.poll() is not None:
                 raise AssertionError(f"{name} exited {process.returncode}:\n{self.logs()}")
+
+    def _ready(self) -> bool:
+        self.check_alive()
         try:
             return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
     def stop(self, *only: str) -> None:
-        """SIGTERM, as an orchestrator would; SIGKILL if it does not exit in time."""
+        """SIGTERM, as an orchestrator would; SIGKILL if it does not exit in time.
+
+        Fails afterwards if a process had died before anyone stopped it.
+        """
+        died = [n for n, p in self.processes.items() if n not in self.stopped and p.poll()
+                is not None]
+        self.stopped.update(n for n in self.processes if not only or n in only)
         for name, process in self.processes.items():
             if (not only or name in only) and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -106,9 +118,12 @@ class Gateway:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        if died:
+            raise AssertionError(f"{', '.join(died)} had died unnoticed:\n{self.logs()}")
 
     def kill(self, *only: str) -> None:
         """SIGKILL: no cleanup of any kind."""
+        self.stopped.update(n for n in self.processes if not only or n in only)
         for name, process in self.processes.items():
             if (not only or name in only) and process.poll() is None:
                 process.kill()
@@ -146,6 +161,7 @@ class Gateway:
 
     def wait_terminal(self, sms_identifier: str, user_id: int, timeout: float = 30) -> list[Any]:
         def done() -> list[Any] | None:
+            self.check_alive()
             with self.client() as c:
                 rows = c.get("/sms/history", params={"user_id": user_id,
                                                      "sms_identifier": sms_identifier}).json()
