@@ -338,11 +338,15 @@ def test_breaker_opens_on_a_dead_operator_and_closes_when_it_is_back(
     book = Book(gateway)
     book.top_up(41, 10_000)
 
-    # One recipient at a time until A's circuit opens: THRESHOLD failed tries, no more.
+    # One recipient at a time until A's circuit opens: THRESHOLD failed tries, and no
+    # more but the half-open trials a slow (loaded) machine lets RESET_S pass for.
+    started = time.monotonic()
     warm_up = [book.send(41, numbers(i, 1)) for i in range(2)]
     for sent in warm_up:
         assert set(book.wait_sms(sent).values()) == {("DONE", "B")}
-    assert a.calls() == a.stats()["failed"] == THRESHOLD
+    trials_allowed = int((time.monotonic() - started) / RESET_S)
+    assert a.calls() == a.stats()["failed"]
+    assert THRESHOLD <= a.calls() <= THRESHOLD + trials_allowed, (a.calls(), trials_allowed)
 
     def bulk(first: int) -> tuple[int, float]:
         """Send 3 x 25 recipients; return A's calls meanwhile and the time it took."""
