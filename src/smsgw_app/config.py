@@ -61,6 +61,8 @@ class Settings:
     redrive_after_s: float = 600.0
     shutdown_timeout_s: float = 20.0
     log_level: str = "INFO"
+    metrics_port: int = 9464  # `smsgw relay` and `smsgw worker`; 0: no metrics server
+    max_backlog: int = 100_000  # due outbox events over which sends are refused; 0: no limit
 
     @property
     def embedded_bus(self) -> bool:
@@ -108,6 +110,8 @@ class Settings:
                 env, "SMSGW_SHUTDOWN_TIMEOUT_S", default.shutdown_timeout_s
             ),
             log_level=_log_level(env.get("SMSGW_LOG_LEVEL", default.log_level)),
+            metrics_port=_port(env, "SMSGW_METRICS_PORT", default.metrics_port),
+            max_backlog=_int(env, "SMSGW_MAX_BACKLOG", default.max_backlog, minimum=0),
         )
 
 
@@ -121,6 +125,13 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> in
         raise ConfigError(f"{name}={raw!r}: expected an integer") from None
     if value < minimum:
         raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default, minimum=0)
+    if value > 65535:
+        raise ConfigError(f"{name}={str(value)!r}: a TCP port is at most 65535 (0: off)")
     return value
 
 

@@ -10,13 +10,20 @@ import httpx
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.inprocess import LANES, InProcessBus
+from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTelemetry
 from smsgw_adapters.operators.http import HttpOperator, operator_http_client_resource
 from smsgw_adapters.operators.simulated import SimulatedOperator
 from smsgw_adapters.rabbit import RabbitBus, RabbitTopology
 from smsgw_adapters.resilience import ResilientBreaker
-from smsgw_adapters.sql.engine import create_engine, upgrade_to_head
+from smsgw_adapters.sql.engine import (
+    StatementObserver,
+    create_engine,
+    observe_statements,
+    upgrade_to_head,
+)
 from smsgw_adapters.sql.uow import sql_uow_factory
+from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.config import Settings
 from smsgw_app.wakeup import Wakeup
 from smsgw_core.fakes import SystemClock, UuidIds
@@ -39,9 +46,13 @@ async def resolve(provider: Callable[[], T]) -> T:
     return cast(T, await value if inspect.isawaitable(value) else value)
 
 
-async def database(url: str) -> AsyncIterator[AsyncEngine]:
+async def database(
+    url: str, on_statement: StatementObserver | None = None
+) -> AsyncIterator[AsyncEngine]:
     """The engine, migrated to head before anything uses it; disposed at shutdown."""
     engine = create_engine(url)
+    if on_statement is not None:
+        observe_statements(engine, on_statement)
     try:
         await upgrade_to_head(engine)
         yield engine
@@ -57,12 +68,16 @@ def topology(settings: Settings) -> RabbitTopology:
     )
 
 
-async def message_bus(settings: Settings) -> AsyncIterator[InProcessBus | RabbitBus]:
+async def message_bus(
+    settings: Settings, metrics: Metrics
+) -> AsyncIterator[InProcessBus | RabbitBus]:
     """The in-process bus, or a connected RabbitMQ publisher closed at shutdown."""
     if settings.embedded_bus:
-        yield InProcessBus()
+        yield InProcessBus(observer=metrics.queues.declare(LANES.values()))
         return
-    bus = RabbitBus(settings.broker_url, topology(settings))
+    queues = topology(settings)
+    bus = RabbitBus(settings.broker_url, queues,
+                    observer=metrics.queues.declare(queues.work_queues))
     await bus.start()
     try:
         yield bus
@@ -92,8 +107,14 @@ def build_operators(settings: Settings, client: httpx.AsyncClient) -> list[Opera
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
-    engine = providers.Resource(database, settings.provided.database_url)
-    bus = providers.Resource(message_bus, settings)
+    # One registry per process (prometheus_client's default), whatever the container.
+    metrics = providers.Singleton(Metrics.default)
+    telemetry = providers.Singleton(PrometheusTelemetry, metrics)
+
+    engine = providers.Resource(
+        database, settings.provided.database_url, metrics.provided.db_statement
+    )
+    bus = providers.Resource(message_bus, settings, metrics)
     http_client = providers.Resource(
         operator_http_client_resource, timeout_s=settings.provided.operator_timeout_s
     )
@@ -106,17 +127,27 @@ class Container(containers.DeclarativeContainer):
     wakeup = providers.Singleton(Wakeup)
     operators = providers.Singleton(build_operators, settings, http_client)
     breaker = providers.Singleton(
-        ResilientBreaker,
-        threshold=settings.provided.breaker_threshold,
-        reset_s=settings.provided.breaker_reset_s,
-        attempts=providers.Callable(lambda s: s.operator_retries + 1, settings),
+        MeasuredBreaker,
+        providers.Singleton(
+            ResilientBreaker,
+            threshold=settings.provided.breaker_threshold,
+            reset_s=settings.provided.breaker_reset_s,
+            attempts=providers.Callable(lambda s: s.operator_retries + 1, settings),
+            on_state_change=metrics.provided.breaker_state_changed,
+        ),
+        metrics,
+        operators=providers.Callable(lambda s: [o.name for o in s.operators], settings),
     )
     retry_policy = providers.Singleton(RetryPolicy)
+    admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
-    sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup)
-    accounts = providers.Singleton(Accounts, uow, clock, ids)
+    sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry)
+    accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
     relay = providers.Factory(
-        OutboxRelay, uow, bus, clock, retry_policy, batch_size=settings.provided.relay_batch
+        OutboxRelay, uow, bus, clock, retry_policy, batch_size=settings.provided.relay_batch,
+        telemetry=telemetry,
     )
-    deliverer = providers.Singleton(Deliverer, uow, clock, operators, breaker)
+    deliverer = providers.Singleton(
+        Deliverer, uow, clock, operators, breaker, telemetry=telemetry
+    )

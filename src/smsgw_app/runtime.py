@@ -13,21 +13,33 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import uvicorn
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.observability import Metrics, MetricsHttpServer
 from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer
-from smsgw_adapters.sql.engine import at_head, create_engine, upgrade_to_head
+from smsgw_adapters.sql.engine import create_engine, probe, upgrade_to_head
 from smsgw_app.api.app import ApiServices, create_app
+from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.health import ReadinessCheck
 from smsgw_app.config import Settings
 from smsgw_app.container import Container, resolve
 from smsgw_app.supervisor import HttpServer, Service, supervise
-from smsgw_app.workers import InProcessWorker, OutboxJanitor, RabbitWorker, RelayService
+from smsgw_app.workers import (
+    BacklogMonitor,
+    BacklogSink,
+    InProcessWorker,
+    MetricsServer,
+    OutboxJanitor,
+    RabbitWorker,
+    RelayService,
+)
 from smsgw_core.messages import MessageType
 
 log = logging.getLogger("smsgw")
+
+ADMISSION_REFRESH_S = 1.0  # how stale the API's backpressure figure may be
+GAUGE_REFRESH_S = 5.0  # the backlog gauges: a scrape interval's worth
 
 
 class StartupError(Exception):
@@ -72,9 +84,7 @@ async def started(settings: Settings) -> AsyncIterator[Container]:
 
 def database_check(engine: AsyncEngine) -> ReadinessCheck:
     async def check() -> str | None:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return None if await at_head(engine) else "migrations are not at head"
+        return await probe(engine)
     return check
 
 
@@ -94,6 +104,7 @@ async def http_service(container: Container, host: str, port: int) -> Service:
         await resolve(container.sender), await resolve(container.history),
         await resolve(container.accounts),
         {"database": database_check(engine), "broker": broker_check(bus)},
+        container.admission(),
     ))
     return HttpServer(uvicorn.Config(
         app, host=host, port=port, log_level=settings.log_level.lower(),
@@ -126,11 +137,48 @@ async def delivery_services(container: Container) -> list[Service]:
     bus = await resolve(container.bus)
     if isinstance(bus, InProcessBus):
         return [InProcessWorker(f"worker-{n}", bus, deliverer) for n in range(settings.workers)]
+    metrics: Metrics = container.metrics()
     consumer = RabbitConsumer(
         bus, bus.topology, deliverer.deliver,
         express_workers=settings.express_workers, normal_workers=settings.workers,
+        observer=metrics.queues.declare(bus.topology.work_queues),
     )
     return [RabbitWorker(consumer, settings.shutdown_timeout_s)]
+
+
+async def backlog_monitor(container: Container, *, gauges: bool, admission: bool) -> list[Service]:
+    """The outbox backlog reading for the gauges and/or the API's backpressure gate."""
+    sinks: list[BacklogSink] = []
+    gate: BacklogGate = container.admission()
+    if admission and gate.enabled:
+        sinks.append(gate.update)
+    if gauges:
+        sinks.append(container.metrics().outbox_backlog)
+    if not sinks:
+        return []
+    every = ADMISSION_REFRESH_S if admission and gate.enabled else GAUGE_REFRESH_S
+    return [BacklogMonitor(await resolve(container.uow), container.clock(), sinks, every)]
+
+
+def metrics_server(settings: Settings) -> list[Service]:
+    """Processes without the API serve their metrics on SMSGW_METRICS_PORT (0: none).
+
+    A port that cannot be bound (another process of this host took it) is
+    logged as an error, and the process does its work without metrics: losing
+    the figures is better than losing the relay or the workers.
+    """
+    if settings.metrics_port == 0:
+        return []
+    server = MetricsHttpServer(settings.metrics_port)
+    try:
+        server.start()
+    except OSError as exc:
+        log.error("%s; running without a metrics server (give each process of this host "
+                  "its own port)", _cannot_use("SMSGW_METRICS_PORT", str(settings.metrics_port),
+                                               exc))
+        return []
+    log.info("metrics on http://%s:%d/metrics", server.host, server.port)
+    return [MetricsServer(server)]
 
 
 def _needs_broker(settings: Settings, command: str) -> None:
@@ -147,6 +195,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             await http_service(container, host, port),
             *await relay_services(container),
             *await delivery_services(container),
+            *await backlog_monitor(container, gauges=True, admission=True),
         ]
         log.info("smsgw serving on http://%s:%d with operators %s", host, port,
                  ", ".join(o.name for o in settings.operators))
@@ -156,16 +205,26 @@ async def serve(settings: Settings, host: str, port: int) -> None:
 async def api(settings: Settings, host: str, port: int) -> None:
     _needs_broker(settings, "api")
     async with started(settings) as container:
-        await supervise([await http_service(container, host, port)], settings.shutdown_timeout_s)
+        services = [
+            await http_service(container, host, port),
+            *await backlog_monitor(container, gauges=False, admission=True),
+        ]
+        await supervise(services, settings.shutdown_timeout_s)
 
 
 async def relay(settings: Settings) -> None:
     _needs_broker(settings, "relay")
     async with started(settings) as container:
-        await supervise(await relay_services(container), settings.shutdown_timeout_s)
+        services = [
+            *await relay_services(container),
+            *await backlog_monitor(container, gauges=True, admission=False),
+            *metrics_server(settings),
+        ]
+        await supervise(services, settings.shutdown_timeout_s)
 
 
 async def worker(settings: Settings) -> None:
     _needs_broker(settings, "worker")
     async with started(settings) as container:
-        await supervise(await delivery_services(container), settings.shutdown_timeout_s)
+        services = [*await delivery_services(container), *metrics_server(settings)]
+        await supervise(services, settings.shutdown_timeout_s)

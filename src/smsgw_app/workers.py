@@ -1,16 +1,21 @@
-"""The background services: outbox relays, the outbox janitor, embedded delivery workers."""
+"""The background services: outbox relays, the outbox janitor, embedded delivery workers,
+the outbox backlog monitor and the metrics server of processes without the API."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.observability import MetricsHttpServer
 from smsgw_adapters.rabbit import RabbitConsumer
 from smsgw_app.wakeup import Wakeup
+from smsgw_core.outbox import Delivery
+from smsgw_core.ports import Backlog, Clock, UnitOfWorkFactory
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.relay import OutboxRelay
 
@@ -108,14 +113,16 @@ class InProcessWorker:
                     take.cancel()
                     break
                 delivery = take.result()
+                handled: Delivery | None = None
                 try:
                     await self.deliverer.deliver(delivery)
+                    handled = delivery
                 except Exception:
                     # Left unfinished on purpose: the janitor's redrive publishes it again.
                     log.exception("delivery of %s failed", delivery.sms_identifier)
                     await _pause(self.stopping, ERROR_BACKOFF_S)
                 finally:
-                    self.bus.done()
+                    self.bus.done(handled)
         finally:
             stop.cancel()
 
@@ -142,6 +149,74 @@ class RabbitWorker:
         finally:
             # within the supervisor's own bound, leaving it time to close the rest
             await self.consumer.stop(max(1.0, self.shutdown_timeout_s - 2))
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+BacklogSink = Callable[[Sequence[Backlog], datetime], None]
+
+
+@dataclass
+class BacklogMonitor:
+    """Reads the due outbox backlog every `every` seconds and hands it to each sink.
+
+    The sinks are the backlog gauges (relay and serve processes) and the API's
+    backpressure gate (api and serve). A failed reading is logged once per
+    outage; the sinks keep the last good one.
+    """
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    sinks: Sequence[BacklogSink]
+    every: float = 5.0
+    name: str = "backlog-monitor"
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        failing = False
+        while not self.stopping.is_set():
+            try:
+                await self.refresh()
+            except Exception as exc:
+                if not failing:
+                    log.warning("cannot read the outbox backlog (%r); keeping the last reading",
+                                exc)
+                failing = True
+            else:
+                if failing:
+                    log.info("reading the outbox backlog again")
+                failing = False
+            await _pause(self.stopping, self.every)
+
+    async def refresh(self) -> None:
+        now = self.clock.now()
+        async with self.uow() as uow:
+            backlog = await uow.outbox.backlog(now)
+        for sink in self.sinks:
+            sink(backlog, now)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+@dataclass
+class MetricsServer:
+    """The process's metrics on a port of their own (`smsgw relay`, `smsgw worker`).
+
+    The server is bound before the process starts its services (see
+    runtime.metrics_server) and closed when the process stops.
+    """
+
+    server: MetricsHttpServer
+    name: str = "metrics-http"
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        try:
+            await self.stopping.wait()
+        finally:
+            await asyncio.to_thread(self.server.close)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -61,3 +61,16 @@ class DuplicateIdempotencyKey(DomainError):
 class InvalidCursor(InvalidRequest):
     def __init__(self) -> None:
         super().__init__("cursor", "is not a cursor this service issued")
+
+
+class Overloaded(DomainError):
+    """Too much accepted work waits to be sent: new work is refused for now, nothing written."""
+
+    def __init__(self, waiting: int, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"overloaded: {waiting} accepted messages are waiting to be sent (limit {limit}); "
+            f"retry in {retry_after_s} s"
+        )
+        self.waiting = waiting
+        self.limit = limit
+        self.retry_after_s = retry_after_s

@@ -4,6 +4,10 @@ A bounded priority queue: express deliveries are taken before any waiting normal
 one, and a full queue makes the relay wait, so the backlog stays in the outbox
 (durable) rather than in memory. Nothing here survives a crash; the outbox's
 redrive re-publishes what was in flight when the process died.
+
+For metrics, an optional observer hears of every delivery put on the bus and
+every one handled, under a lane name per type (`inprocess-express`,
+`inprocess-normal`): the in-process counterparts of the RabbitMQ queues.
 """
 
 from __future__ import annotations
@@ -11,27 +15,47 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
+from typing import Protocol
 
+from smsgw_core.messages import MessageType
 from smsgw_core.outbox import Delivery
+
+LANES = {kind: f"inprocess-{kind.value}" for kind in MessageType}
+
+
+class BusObserver(Protocol):
+    def published(self, queue: str) -> None: ...
+
+    def consumed(self, queue: str) -> None: ...
 
 
 class InProcessBus:
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(self, capacity: int = 10_000, observer: BusObserver | None = None) -> None:
         self._queue: asyncio.PriorityQueue[tuple[int, int, Delivery]] = asyncio.PriorityQueue(
             capacity
         )
         self._order = itertools.count()
+        self._observer = observer
+
+    @property
+    def lanes(self) -> tuple[str, ...]:
+        return tuple(LANES.values())
 
     async def publish(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
             await self._queue.put((-delivery.priority, next(self._order), delivery))
+            if self._observer is not None:
+                self._observer.published(LANES[delivery.type])
 
     async def take(self) -> Delivery:
         _, _, delivery = await self._queue.get()
         return delivery
 
-    def done(self) -> None:
+    def done(self, handled: Delivery | None = None) -> None:
+        """Close out a taken delivery; pass it when it was handled, to count it consumed."""
         self._queue.task_done()
+        if handled is not None and self._observer is not None:
+            self._observer.consumed(LANES[handled.type])
 
     def backlog(self) -> int:
         return self._queue.qsize()

@@ -19,6 +19,7 @@ from pamqp.commands import Basic
 
 from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode
 from smsgw_adapters.rabbit.connection import make_broker
+from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
 from smsgw_core.outbox import SMS_SEND, Delivery
 
@@ -36,10 +37,12 @@ class RabbitBus:
         connection_name: str = "smsgw-publisher",
         confirm_timeout: float = 5.0,
         reconnect_interval: float = 2.0,
+        observer: QueueObserver | None = None,
     ) -> None:
         self.url = url
         self.topology = topology or RabbitTopology()
         self._confirm_timeout = confirm_timeout
+        self._observer: QueueObserver = observer or NoQueueObserver()
         self._broker = make_broker(
             url, connection_name=connection_name, reconnect_interval=reconnect_interval
         )
@@ -81,9 +84,10 @@ class RabbitBus:
             )
 
     async def _publish_one(self, delivery: Delivery) -> None:
+        queue = self.topology.queue_for(delivery.type)
         confirmation = await self._broker.publish(
             encode(delivery),
-            queue=self.topology.queue_for(delivery.type),
+            queue=queue,
             mandatory=True,  # unroutable: returned, and raised (on_return_raises)
             persist=True,  # delivery_mode 2
             timeout=self._confirm_timeout,
@@ -95,6 +99,7 @@ class RabbitBus:
         # A nack raises in aio-pika; anything but an ack here is a surprise, not a success.
         if not isinstance(confirmation, Basic.Ack):
             raise PublishFailed(f"not confirmed: {confirmation!r}")
+        self._observer.published(queue)
 
     async def backlog(self) -> dict[str, int]:
         """Messages ready (not yet delivered to a consumer) per queue."""

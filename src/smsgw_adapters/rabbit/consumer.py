@@ -41,6 +41,7 @@ from smsgw_adapters.rabbit.codec import (
     decode,
 )
 from smsgw_adapters.rabbit.connection import make_broker
+from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
 from smsgw_core.outbox import Delivery
 
@@ -63,6 +64,7 @@ class RabbitConsumer:
         connection_name: str = "smsgw-worker",
         reconnect_interval: float = 2.0,
         confirm_timeout: float = 5.0,
+        observer: QueueObserver | None = None,
     ) -> None:
         url = bus_or_url.url if isinstance(bus_or_url, RabbitBus) else bus_or_url
         self.topology = topology
@@ -70,6 +72,7 @@ class RabbitConsumer:
         self._retry_delay = retry_delay
         self._retry_delay_cap = retry_delay_cap
         self._confirm_timeout = confirm_timeout
+        self._observer: QueueObserver = observer or NoQueueObserver()
         self._broker = make_broker(
             url, connection_name=connection_name, reconnect_interval=reconnect_interval
         )
@@ -146,6 +149,8 @@ class RabbitConsumer:
             self._in_flight.discard(task)
 
     async def _process(self, message: RabbitMessage, queue: str) -> None:
+        if message.raw_message.redelivered:
+            self._observer.redelivered(queue)
         try:
             delivery = decode(message.body)
         except PoisonMessage as poison:
@@ -157,7 +162,8 @@ class RabbitConsumer:
             log.exception("handling %s failed; it will be redelivered", delivery.sms_identifier)
             await self._requeue_later(message)
             return
-        await _settle(message.ack(), message)
+        if await _settle(message.ack(), message):
+            self._observer.consumed(queue)
 
     async def _dead_letter(self, message: RabbitMessage, queue: str, reason: str) -> None:
         log.error("poison message %s in %s: %s", message.message_id, queue, reason)
@@ -184,6 +190,7 @@ class RabbitConsumer:
             log.exception("could not dead-letter %s; requeueing it", message.message_id)
             await self._requeue_later(message)
             return
+        self._observer.dead_lettered(queue)
         await _settle(message.ack(), message)
 
     async def _requeue_later(self, message: RabbitMessage) -> None:
@@ -200,10 +207,12 @@ async def _raw_message(message: StreamMessage[Any]) -> StreamMessage[Any]:
     return message
 
 
-async def _settle(action: Awaitable[None], message: RabbitMessage) -> None:
+async def _settle(action: Awaitable[None], message: RabbitMessage) -> bool:
     try:
         await action
     except Exception:
         # The channel is gone (connection lost): the broker redelivers the
         # message anyway, and the handler's effect is idempotent.
         log.warning("could not settle %s; the broker will redeliver it", message.message_id)
+        return False
+    return True

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smsgw_adapters.sql.migrate import at_head, upgrade_to_head
 from smsgw_adapters.sql.types import MYSQL_DIALECTS
 
-__all__ = ["at_head", "create_engine", "upgrade_to_head"]
+__all__ = ["at_head", "create_engine", "observe_statements", "probe", "upgrade_to_head"]
+
+# (operation, seconds) of one SQL statement's round trip
+StatementObserver = Callable[[str, float], None]
+OPERATIONS = frozenset({"select", "insert", "update", "delete"})
+_STARTED = "smsgw.statement_started"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -82,3 +90,79 @@ def _mysql_engine(url: URL, echo: bool) -> AsyncEngine:
         # inserts of new outbox rows, nor redrive's read of sms_status its updates.
         isolation_level="READ COMMITTED",
     )
+
+
+def observe_statements(engine: AsyncEngine, observer: StatementObserver) -> None:
+    """Report every statement's round trip to `observer`, with its operation.
+
+    The operation is the statement's first keyword, lowercased: select, insert,
+    update or delete, else "other" (BEGIN, PRAGMA, DDL, ...). A statement that
+    fails is reported too. Timed in the engine's events, so it includes the wait
+    for the async driver, i.e. the database's answer.
+    """
+
+    def before(conn: Connection, _cursor: Any, _statement: str, *_: Any) -> None:
+        conn.info.setdefault(_STARTED, []).append(time.perf_counter())
+
+    def after(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        _report(conn, statement)
+
+    def failed(context: ExceptionContext) -> None:
+        if context.connection is not None and context.statement is not None:
+            _report(context.connection, context.statement)
+
+    def _report(conn: Connection, statement: str) -> None:
+        started: list[float] = conn.info.get(_STARTED) or []
+        if not started:
+            return
+        seconds = time.perf_counter() - started.pop()
+        try:
+            observer(statement_operation(statement), seconds)
+        except Exception:  # a metrics hook must never fail a statement
+            return
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    event.listen(engine.sync_engine, "after_cursor_execute", after)
+    event.listen(engine.sync_engine, "handle_error", failed)
+
+
+def statement_operation(statement: str) -> str:
+    """select / insert / update / delete for such a statement, else "other"."""
+    words = statement.lstrip(" \t\r\n(").split(None, 1)
+    word = words[0].lower() if words else ""
+    return word if word in OPERATIONS else "other"
+
+
+async def probe(engine: AsyncEngine) -> str | None:
+    """None when the database can serve: reachable, present and migrated; else why not.
+
+    For /readyz. A SQLite file deleted or made inaccessible under a running
+    process is caught before the pool's open connections hide it (they keep
+    the old file open); so is a MySQL database dropped under pooled sessions,
+    which still answer.
+    """
+    if engine.dialect.name == "sqlite":
+        problem = _sqlite_file_problem(engine.url.database or "")
+        if problem is not None:
+            return problem
+    async with engine.connect() as conn:
+        if engine.dialect.name in MYSQL_DIALECTS:
+            # A session outlives its database being dropped by another one.
+            present = await conn.scalar(text(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()"
+            ))
+            if not present:
+                return f"database {engine.url.database!r} does not exist"
+        else:
+            await conn.execute(text("SELECT 1"))
+    return None if await at_head(engine) else "migrations are not at head"
+
+
+def _sqlite_file_problem(database: str) -> str | None:
+    if not database or database.startswith("file:"):
+        return None  # a URI filename: SQLite's to interpret
+    if not os.path.isfile(database):
+        return f"database file {database} is missing"
+    if not os.access(database, os.R_OK | os.W_OK):
+        return f"database file {database} is not readable and writable"
+    return None

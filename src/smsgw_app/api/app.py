@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar
@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
@@ -28,6 +29,7 @@ class ApiServices:
     history: History
     accounts: Accounts
     readiness_checks: dict[str, ReadinessCheck]
+    admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
 
 
 class MetricsController(PrometheusController):
@@ -46,7 +48,7 @@ def create_app(services: ApiServices) -> Litestar:
     return Litestar(
         route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController],
         dependencies={name: value(getattr(services, name)) for name in
-                      ("sender", "history", "accounts", "readiness_checks")},
+                      ("sender", "history", "accounts", "readiness_checks", "admission")},
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework
         middleware=[prometheus.middleware],

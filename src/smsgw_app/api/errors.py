@@ -21,6 +21,7 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 
 from smsgw_core.errors import (
@@ -28,6 +29,7 @@ from smsgw_core.errors import (
     IdempotencyConflict,
     InsufficientBalance,
     InvalidRequest,
+    Overloaded,
     UnknownAccount,
 )
 
@@ -38,6 +40,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     InsufficientBalance: HTTP_402_PAYMENT_REQUIRED,
     UnknownAccount: HTTP_404_NOT_FOUND,
     IdempotencyConflict: HTTP_409_CONFLICT,
+    Overloaded: HTTP_503_SERVICE_UNAVAILABLE,  # with Retry-After, see _headers
 }
 
 # msgspec reports "<reason> - at `$.data.<path>`" for a body, "- at `$.<name>`" for a
@@ -49,14 +52,21 @@ _MISSING = re.compile(
 )
 
 
-def _message(body: str, status: int) -> Response[Any]:
-    return Response({"message": body}, status_code=status)
+def _message(body: str, status: int, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response({"message": body}, status_code=status, headers=headers)
+
+
+def _headers(exc: DomainError) -> dict[str, str] | None:
+    """What some answers carry besides the body: when to retry an overloaded send."""
+    if isinstance(exc, Overloaded):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return None
 
 
 def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     for cls in type(exc).__mro__:
         if cls in DOMAIN_STATUS:
-            return _message(str(exc), DOMAIN_STATUS[cls])
+            return _message(str(exc), DOMAIN_STATUS[cls], _headers(exc))
     return server_error(_, exc)
 
 

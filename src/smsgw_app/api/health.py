@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ log = logging.getLogger("smsgw.health")
 
 # name -> coroutine answering None when healthy, or why not
 ReadinessCheck = Callable[[], Awaitable[str | None]]
+CHECK_TIMEOUT_S = 3.0  # an unreachable host must not hold /readyz past a probe's timeout
 
 
 @get("/healthz", operation_id="healthz", summary="Liveness", include_in_schema=True)
@@ -22,14 +24,18 @@ async def healthz() -> HealthResponse:
     return HealthResponse("ok")
 
 
-@get("/readyz", operation_id="readyz", summary="Readiness: database reachable and migrated")
+@get("/readyz", operation_id="readyz",
+     summary="Readiness: database reachable and migrated, broker connected")
 async def readyz(readiness_checks: dict[str, ReadinessCheck]) -> Response[Any]:
     checks: dict[str, str] = {}
     for name, check in readiness_checks.items():
         try:
-            problem = await check()
+            problem = await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            problem = f"no answer within {CHECK_TIMEOUT_S:g} s"
         except Exception as exc:  # a check that blows up is a failing check
-            problem = f"{type(exc).__name__}: {exc}"
+            reason = str(exc).splitlines()[0] if str(exc) else ""  # no SQL, no links
+            problem = f"{type(exc).__name__}: {reason}"
         checks[name] = problem or "ok"
     failing = [name for name, result in checks.items() if result != "ok"]
     if failing:

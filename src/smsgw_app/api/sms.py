@@ -7,6 +7,7 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import Parameter
 
+from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.schemas import HistoryResponse, HistoryRow, SendSmsRequest, SendSmsResponse
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.pagination import PageRequest
@@ -31,8 +32,13 @@ class SmsController(Controller):
     @post("/send", operation_id="sendSms", status_code=200,
           summary="Charge the balance and queue one text for every recipient")
     async def send(
-        self, data: SendSmsRequest, sender: SmsSender, idempotency_key: IdempotencyKey = None
+        self,
+        data: SendSmsRequest,
+        sender: SmsSender,
+        admission: BacklogGate,
+        idempotency_key: IdempotencyKey = None,
     ) -> SendSmsResponse:
+        admission.admit()  # 503 + Retry-After while the outbox backlog is over the limit
         accepted = await sender.send(SendSms(
             data.customer_id, data.text, tuple(data.recipients), MessageType(data.type),
             idempotency_key,
