@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import sys
 from collections.abc import Sequence
 
+from smsgw_adapters.observability import logs, tracing
 from smsgw_app.config import ConfigError, Settings
+
+# service.name of each process's spans (OTEL_SERVICE_NAME overrides it).
+SERVICE_NAMES = {"serve": "smsgw", "api": "smsgw-api", "relay": "smsgw-relay",
+                 "worker": "smsgw-worker", "migrate": "smsgw-migrate"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,10 +50,11 @@ def _operator_sim(args: argparse.Namespace) -> int:
 
     try:
         check_behaviour(args.fail_rate, args.latency_ms)
+        level, fmt = logs.settings_from_env()
     except ValueError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure_logging(level, fmt)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulator(args.name, args.host, args.port, args.fail_rate,
                                   args.latency_ms, args.reject_prefix))
@@ -65,11 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"smsgw: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic narrates every migration context at INFO, /readyz's included.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure_logging(settings.log_level, settings.log_format)
+    try:
+        tracing.configure_tracing(service_name=SERVICE_NAMES.get(args.command, "smsgw"))
+    except tracing.TracingConfigError as exc:
+        print(f"smsgw: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, settings)
+    finally:
+        tracing.shutdown()  # flush the spans still batched
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     from smsgw_app import runtime  # after config: import errors are not config errors
     from smsgw_app.supervisor import ServiceFailed
 

@@ -61,6 +61,7 @@ class Settings:
     redrive_after_s: float = 600.0
     shutdown_timeout_s: float = 20.0
     log_level: str = "INFO"
+    log_format: str = "json"  # or "text", for development
     metrics_port: int = 9464  # `smsgw relay` and `smsgw worker`; 0: no metrics server
     max_backlog: int = 100_000  # due outbox events over which sends are refused; 0: no limit
 
@@ -110,6 +111,7 @@ class Settings:
                 env, "SMSGW_SHUTDOWN_TIMEOUT_S", default.shutdown_timeout_s
             ),
             log_level=_log_level(env.get("SMSGW_LOG_LEVEL", default.log_level)),
+            log_format=_log_format(env.get("SMSGW_LOG_FORMAT") or default.log_format),
             metrics_port=_port(env, "SMSGW_METRICS_PORT", default.metrics_port),
             max_backlog=_int(env, "SMSGW_MAX_BACKLOG", default.max_backlog, minimum=0),
         )
@@ -229,3 +231,9 @@ def _log_level(level: str) -> str:
     if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"SMSGW_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
     return level.upper()
+
+
+def _log_format(value: str) -> str:
+    if value.strip().lower() not in {"json", "text"}:
+        raise ConfigError(f"SMSGW_LOG_FORMAT={value!r}: expected json or text")
+    return value.strip().lower()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.inprocess import LANES, InProcessBus
 from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTelemetry
+from smsgw_adapters.observability.tracing import TracedBus
 from smsgw_adapters.operators.http import HttpOperator, operator_http_client_resource
 from smsgw_adapters.operators.simulated import SimulatedOperator
 from smsgw_adapters.rabbit import RabbitBus, RabbitTopology
@@ -85,6 +86,11 @@ async def message_bus(
         await bus.close()
 
 
+def relay_bus(bus: InProcessBus | RabbitBus) -> TracedBus:
+    """The bus as the relay uses it: a span "sms.publish" per delivery when tracing."""
+    return TracedBus(bus, system="rabbitmq" if isinstance(bus, RabbitBus) else "inprocess")
+
+
 def build_operators(settings: Settings, client: httpx.AsyncClient) -> list[Operator]:
     operators: list[Operator] = []
     for spec in settings.operators:
@@ -144,8 +150,9 @@ class Container(containers.DeclarativeContainer):
     sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry)
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
+    traced_bus = providers.Singleton(relay_bus, bus)
     relay = providers.Factory(
-        OutboxRelay, uow, bus, clock, retry_policy, batch_size=settings.provided.relay_batch,
+        OutboxRelay, uow, traced_bus, clock, retry_policy, batch_size=settings.provided.relay_batch,
         telemetry=telemetry,
     )
     deliverer = providers.Singleton(

@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.inprocess import InProcessBus
-from smsgw_adapters.observability import Metrics, MetricsHttpServer
+from smsgw_adapters.observability import Metrics, MetricsHttpServer, tracing
 from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer
 from smsgw_adapters.sql.engine import create_engine, probe, upgrade_to_head
 from smsgw_app.api.app import ApiServices, create_app
@@ -109,6 +109,7 @@ async def http_service(container: Container, host: str, port: int) -> Service:
     return HttpServer(uvicorn.Config(
         app, host=host, port=port, log_level=settings.log_level.lower(),
         access_log=False, lifespan="on",
+        log_config=None,  # uvicorn's lines go through the process's (JSON) handler
     ))
 
 
@@ -135,11 +136,12 @@ async def delivery_services(container: Container) -> list[Service]:
     settings: Settings = container.settings()
     deliverer = await resolve(container.deliverer)
     bus = await resolve(container.bus)
+    deliver = tracing.traced_handler(deliverer.deliver)  # a span "sms.deliver" when tracing
     if isinstance(bus, InProcessBus):
-        return [InProcessWorker(f"worker-{n}", bus, deliverer) for n in range(settings.workers)]
+        return [InProcessWorker(f"worker-{n}", bus, deliver) for n in range(settings.workers)]
     metrics: Metrics = container.metrics()
     consumer = RabbitConsumer(
-        bus, bus.topology, deliverer.deliver,
+        bus, bus.topology, deliver,
         express_workers=settings.express_workers, normal_workers=settings.workers,
         observer=metrics.queues.declare(bus.topology.work_queues),
     )

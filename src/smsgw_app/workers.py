@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 
 from smsgw_adapters.inprocess import InProcessBus
 from smsgw_adapters.observability import MetricsHttpServer
-from smsgw_adapters.rabbit import RabbitConsumer
+from smsgw_adapters.rabbit import DeliveryHandler, RabbitConsumer
 from smsgw_app.wakeup import Wakeup
 from smsgw_core.outbox import Delivery
 from smsgw_core.ports import Backlog, Clock, UnitOfWorkFactory
-from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.relay import OutboxRelay
 
 log = logging.getLogger("smsgw.workers")
@@ -100,7 +99,7 @@ class InProcessWorker:
 
     name: str
     bus: InProcessBus
-    deliverer: Deliverer
+    deliver: DeliveryHandler  # Deliverer.deliver, traced
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -115,7 +114,7 @@ class InProcessWorker:
                 delivery = take.result()
                 handled: Delivery | None = None
                 try:
-                    await self.deliverer.deliver(delivery)
+                    await self.deliver(delivery)
                     handled = delivery
                 except Exception:
                     # Left unfinished on purpose: the janitor's redrive publishes it again.

@@ -340,9 +340,11 @@ def test_breaker_opens_on_a_dead_operator_and_closes_when_it_is_back(
 
     # One recipient at a time until A's circuit opens: THRESHOLD failed tries, and no
     # more but the half-open trials a slow (loaded) machine lets RESET_S pass for.
+    # Each waits for the one before: two in flight at once could both try A
+    # before the third failure opens it.
     started = time.monotonic()
-    warm_up = [book.send(41, numbers(i, 1)) for i in range(2)]
-    for sent in warm_up:
+    for i in range(2):
+        sent = book.send(41, numbers(i, 1))
         assert set(book.wait_sms(sent).values()) == {("DONE", "B")}
     trials_allowed = int((time.monotonic() - started) / RESET_S)
     assert a.calls() == a.stats()["failed"]

@@ -12,11 +12,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from opentelemetry.trace import Span
 
+from smsgw_adapters.observability import tracing
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
 
 SNIPPET_CHARS = 120
 TRANSIENT_4XX = frozenset({408, 429})
+HTTP_STATUS = "http.response.status_code"
 
 
 def operator_http_client(
@@ -69,13 +72,23 @@ class HttpOperator:
         return self._name
 
     async def send(self, sms: OutgoingSms) -> str:
+        # A client span per try, its context passed on in the request's headers.
+        with tracing.operator_span(self._name, sms) as span:
+            return await self._send(sms, span)
+
+    async def _send(self, sms: OutgoingSms, span: Span) -> str:
         payload = {"to": sms.recipient, "text": sms.text, "reference": sms.reference}
+        headers = tracing.inject({}) or None
         try:
-            response = await self._client.post(self._url, json=payload, timeout=self._timeout)
+            response = await self._client.post(
+                self._url, json=payload, headers=headers, timeout=self._timeout
+            )
         except httpx.TimeoutException as exc:
             raise self._error(ErrorClass.TRANSIENT, f"timeout ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise self._error(ErrorClass.TRANSIENT, _describe(exc)) from exc
+        if span.is_recording():
+            span.set_attribute(HTTP_STATUS, response.status_code)
         if response.status_code == 200:
             return self._message_id(response)
         error_class = (

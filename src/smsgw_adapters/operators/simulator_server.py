@@ -112,7 +112,7 @@ def create_simulator_app(state: SimulatorState) -> Litestar:
 def _server(state: SimulatorState) -> uvicorn.Server:
     return uvicorn.Server(uvicorn.Config(
         create_simulator_app(state), log_level="warning", access_log=False, lifespan="off",
-        timeout_graceful_shutdown=1,
+        timeout_graceful_shutdown=1, log_config=None,  # the process's logging, not uvicorn's
     ))
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel
 from pamqp.commands import Basic
 
+from smsgw_adapters.observability import tracing
 from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode
 from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
@@ -85,6 +87,9 @@ class RabbitBus:
 
     async def _publish_one(self, delivery: Delivery) -> None:
         queue = self.topology.queue_for(delivery.type)
+        # The trace context (W3C traceparent…) the relay's publish span put in the
+        # delivery goes in the headers too, where any AMQP-aware tracer looks for it.
+        headers: dict[str, Any] = dict(tracing.carrier_from_headers(delivery.trace))
         confirmation = await self._broker.publish(
             encode(delivery),
             queue=queue,
@@ -95,6 +100,7 @@ class RabbitBus:
             correlation_id=delivery.sms_identifier,
             content_type=CONTENT_TYPE,
             message_type=SMS_SEND,
+            headers=headers or None,
         )
         # A nack raises in aio-pika; anything but an ack here is a surprise, not a success.
         if not isinstance(confirmation, Basic.Ack):

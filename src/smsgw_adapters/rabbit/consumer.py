@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ from faststream.rabbit import Channel
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.subscriber import RabbitSubscriber
 
+from smsgw_adapters.observability import tracing
 from smsgw_adapters.rabbit.bus import RabbitBus
 from smsgw_adapters.rabbit.codec import (
     DEAD_LETTER_REASON,
@@ -156,6 +158,9 @@ class RabbitConsumer:
         except PoisonMessage as poison:
             await self._dead_letter(message, queue, poison.reason)
             return
+        carrier = tracing.carrier_from_headers(message.raw_message.headers)
+        if carrier:  # the headers' trace context wins over the body's
+            delivery = replace(delivery, trace=carrier)
         try:
             await self._handler(delivery)
         except Exception:

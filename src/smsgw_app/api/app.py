@@ -9,8 +9,10 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
@@ -32,6 +34,10 @@ class ApiServices:
     admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
 
 
+# Probes and scrapes are not worth a trace each.
+UNTRACED_PATHS = ["^/metrics", "^/healthz", "^/readyz", "^/swagger"]
+
+
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
@@ -46,6 +52,7 @@ def create_app(services: ApiServices) -> Litestar:
         return Provide(lambda: item, use_cache=True, sync_to_thread=False)
 
     return Litestar(
+        plugins=_tracing_plugins(),
         route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController],
         dependencies={name: value(getattr(services, name)) for name in
                       ("sender", "history", "accounts", "readiness_checks", "admission")},
@@ -60,3 +67,15 @@ def create_app(services: ApiServices) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(path=["/", "/index.html"])],
         ),
     )
+
+
+def _tracing_plugins() -> list[OpenTelemetryPlugin]:
+    """A server span per request (continuing a client's traceparent), when tracing is on."""
+    provider = tracing.provider()
+    if provider is None:
+        return []  # off: not even the middleware
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(
+        tracer_provider=provider,
+        exclude=UNTRACED_PATHS,
+        exclude_spans=["receive", "send"],  # one span per request, not one per ASGI message
+    ))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 
 from smsgw_app.api.schemas import BalanceResponse, TopUpRequest, TopUpResponse, TransactionRow
 from smsgw_core.pagination import PageRequest
@@ -13,7 +13,7 @@ from smsgw_core.services.accounts import Accounts, TopUp
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(header="Idempotency-Key", required=False,
+    HeaderParameter(name="Idempotency-Key", required=False,
               description="Retry-safe top-ups: a key credits the account at most once."),
 ]
 

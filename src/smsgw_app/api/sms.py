@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, Parameter
 
+from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.schemas import HistoryResponse, HistoryRow, SendSmsRequest, SendSmsResponse
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
@@ -15,10 +17,12 @@ from smsgw_core.ports import HistoryFilter
 from smsgw_core.services.history import History
 from smsgw_core.services.send_sms import SendSms, SmsSender
 
+log = logging.getLogger("smsgw.api")
+
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key", required=False,
+    HeaderParameter(
+        name="Idempotency-Key", required=False,
         description="Retry-safe sends: the same key and body return the first answer "
         "and charge once; the same key with another body is 409.",
     ),
@@ -39,10 +43,20 @@ class SmsController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> SendSmsResponse:
         admission.admit()  # 503 + Retry-After while the outbox backlog is over the limit
+        kind = MessageType(data.type)
         accepted = await sender.send(SendSms(
-            data.customer_id, data.text, tuple(data.recipients), MessageType(data.type),
-            idempotency_key,
+            data.customer_id, data.text, tuple(data.recipients), kind, idempotency_key,
+            trace=tracing.capture(),  # the request's span: the parent of the SMS's delivery
         ))
+        tracing.annotate({
+            tracing.USER_ID: data.customer_id, tracing.SMS_IDENTIFIER: accepted.sms_identifier,
+            tracing.TYPE: kind.value,
+        })
+        log.info("sms accepted", extra={
+            "sms_identifier": accepted.sms_identifier, "user_id": data.customer_id,
+            "type": kind.value, "recipients": accepted.recipients,
+            "segments": accepted.segments, "cost": accepted.cost, "text": data.text,
+        })
         return SendSmsResponse(
             accepted.sms_identifier, "processing", accepted.segments, accepted.cost,
             accepted.recipients,
