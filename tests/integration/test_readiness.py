@@ -161,11 +161,10 @@ def connections_named(name: str) -> list[str]:
             if f'{{"connection_name","{name}"}}' in line]
 
 
+@pytest.mark.parametrize("mode", ["serve", "split"])  # the in-process bus has no connection
 def test_readyz_names_the_broker_while_the_connection_is_down(
     make_gateway: GatewayFactory, mode: str, forwarder: Forwarder
 ) -> None:
-    if mode == "embedded":
-        pytest.skip("the in-process bus has no connection to lose")
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl is needed to close a connection from the server side")
     name = unique_name("readyz")
