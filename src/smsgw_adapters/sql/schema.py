@@ -47,8 +47,8 @@ sms_status = sa.Table(
     sa.Column("recipient", sa.String(20), nullable=False),
     sa.Column("provider", sa.String(50), nullable=False, server_default=""),
     sa.Column("sms_identifier", sa.String(50), nullable=False),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(fractional=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(fractional=True), nullable=False),
     sa.UniqueConstraint(
         "sms_identifier", "recipient", name="uq_sms_status_identifier_recipient"
     ),
