@@ -64,6 +64,8 @@ class Settings:
     log_format: str = "json"  # or "text", for development
     metrics_port: int = 9464  # `smsgw relay` and `smsgw worker`; 0: no metrics server
     max_backlog: int = 100_000  # due outbox events over which sends are refused; 0: no limit
+    accept_batch: int = 200  # concurrent sends sharing one transaction at most; 1: each alone
+    event_loop: str = "uvloop"  # or "asyncio", the standard library's
 
     @property
     def embedded_bus(self) -> bool:
@@ -114,6 +116,8 @@ class Settings:
             log_format=_log_format(env.get("SMSGW_LOG_FORMAT") or default.log_format),
             metrics_port=_port(env, "SMSGW_METRICS_PORT", default.metrics_port),
             max_backlog=_int(env, "SMSGW_MAX_BACKLOG", default.max_backlog, minimum=0),
+            accept_batch=_int(env, "SMSGW_ACCEPT_BATCH", default.accept_batch, minimum=1),
+            event_loop=_choice(env, "SMSGW_EVENT_LOOP", default.event_loop, ("uvloop", "asyncio")),
         )
 
 
@@ -237,3 +241,10 @@ def _log_format(value: str) -> str:
     if value.strip().lower() not in {"json", "text"}:
         raise ConfigError(f"SMSGW_LOG_FORMAT={value!r}: expected json or text")
     return value.strip().lower()
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: expected {' or '.join(choices)}")
+    return value

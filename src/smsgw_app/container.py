@@ -32,6 +32,7 @@ from smsgw_core.outbox import RetryPolicy
 from smsgw_core.ports import Operator
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
+from smsgw_core.services.coalesce import CoalescingSender
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
@@ -148,6 +149,10 @@ class Container(containers.DeclarativeContainer):
     admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
     sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry)
+    # What the API sends with: concurrent sends share transactions (SMSGW_ACCEPT_BATCH).
+    acceptor = providers.Singleton(
+        CoalescingSender, sender, max_group=settings.provided.accept_batch
+    )
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
     traced_bus = providers.Singleton(relay_bus, bus)

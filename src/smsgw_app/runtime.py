@@ -6,19 +6,23 @@ part each and scale out as separate processes (they need a real broker).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import uvicorn
+import uvloop
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.inprocess import InProcessBus
 from smsgw_adapters.observability import Metrics, MetricsHttpServer, tracing
 from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer
 from smsgw_adapters.sql.engine import create_engine, probe, upgrade_to_head
+from smsgw_adapters.sql.uow import SqlUnitOfWork
 from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.health import ReadinessCheck
@@ -40,6 +44,14 @@ log = logging.getLogger("smsgw")
 
 ADMISSION_REFRESH_S = 1.0  # how stale the API's backpressure figure may be
 GAUGE_REFRESH_S = 5.0  # the backlog gauges: a scrape interval's worth
+
+
+def run(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run a process's main coroutine on the configured event loop (SMSGW_EVENT_LOOP)."""
+    if settings.event_loop == "uvloop":
+        uvloop.run(main)  # libuv's loop: less CPU per socket event than asyncio's own
+    else:
+        asyncio.run(main)
 
 
 class StartupError(Exception):
@@ -101,7 +113,7 @@ async def http_service(container: Container, host: str, port: int) -> Service:
     engine = await resolve(container.engine)
     bus = await resolve(container.bus)
     app = create_app(ApiServices(
-        await resolve(container.sender), await resolve(container.history),
+        await resolve(container.acceptor), await resolve(container.history),
         await resolve(container.accounts),
         {"database": database_check(engine), "broker": broker_check(bus)},
         container.admission(),
@@ -159,7 +171,8 @@ async def backlog_monitor(container: Container, *, gauges: bool, admission: bool
     if not sinks:
         return []
     every = ADMISSION_REFRESH_S if admission and gate.enabled else GAUGE_REFRESH_S
-    return [BacklogMonitor(await resolve(container.uow), container.clock(), sinks, every)]
+    uow: Callable[[], SqlUnitOfWork] = await resolve(container.uow)
+    return [BacklogMonitor(uow, container.clock(), sinks, every)]
 
 
 def metrics_server(settings: Settings) -> list[Service]:

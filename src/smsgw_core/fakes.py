@@ -87,6 +87,23 @@ class InMemoryLedger(_Repo):
         self.s.balances[tx.user_id] = (current or 0) + tx.amount
         self.s.transactions.append((self.s.take_id(), tx))
 
+    async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
+        known = {t.transaction_id for _, t in self.s.transactions}
+        left = dict(self.s.balances)
+        refused = []
+        for position, tx in enumerate(charges):
+            if tx.transaction_id in known:
+                raise DuplicateTransaction(tx.transaction_id)
+            current = left.get(tx.user_id)
+            if current is None or current + tx.amount < 0:
+                refused.append(position)
+            else:
+                left[tx.user_id] = current + tx.amount
+        if not refused:
+            for tx in charges:
+                await self.apply(tx)
+        return refused
+
     async def balance(self, user_id: int) -> int | None:
         return self.s.balances.get(user_id)
 
@@ -144,13 +161,14 @@ class InMemoryMessages(_Repo):
 
 
 class InMemoryOutbox(_Repo):
-    async def add(self, delivery: Delivery, at: datetime) -> None:
-        event_id = self.s.take_id()
-        event = OutboxEvent(
-            event_id, delivery.sms_identifier, "sms.send", delivery.to_payload(),
-            delivery.priority, 0, at,
-        )
-        self.s.outbox[event_id] = _OutboxRow(event, run_at=at, updated_at=at)
+    async def add(self, deliveries: Sequence[Delivery], at: datetime) -> None:
+        for delivery in deliveries:
+            event_id = self.s.take_id()
+            event = OutboxEvent(
+                event_id, delivery.sms_identifier, "sms.send", delivery.to_payload(),
+                delivery.priority, 0, at,
+            )
+            self.s.outbox[event_id] = _OutboxRow(event, run_at=at, updated_at=at)
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None

@@ -49,6 +49,16 @@ class LedgerRepository(Protocol):
         A credit creates the account when it does not exist yet.
         """
 
+    async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
+        """Apply every charge, or none: the positions of those the balances refuse.
+
+        The charges are taken in order, each against what the ones before it
+        left; one that would overdraw, or whose account is unknown, is refused.
+        Nothing is applied when any is refused, so the caller can try again
+        without them. Locks the accounts until the transaction ends. Raises
+        DuplicateTransaction if an id was applied before.
+        """
+
     async def balance(self, user_id: int) -> int | None: ...
 
     async def transactions(
@@ -74,7 +84,7 @@ class MessageRepository(Protocol):
 
 
 class OutboxRepository(Protocol):
-    async def add(self, delivery: Delivery, at: datetime) -> None: ...
+    async def add(self, deliveries: Sequence[Delivery], at: datetime) -> None: ...
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None

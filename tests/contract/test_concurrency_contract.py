@@ -66,7 +66,7 @@ async def test_a_transaction_id_raced_applies_once(uow_factory: UnitOfWorkFactor
 async def test_concurrent_relays_claim_disjoint_batches(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         for i in range(30):
-            await uow.outbox.add(delivery(f"s{i}"), T0)
+            await uow.outbox.add([delivery(f"s{i}")], T0)
         await uow.commit()
 
     async def relay() -> list[str]:
@@ -89,7 +89,7 @@ async def test_two_relays_at_once_publish_each_event_once(uow_factory: UnitOfWor
     async with uow_factory() as uow:
         for i in range(120):
             kind = MessageType.EXPRESS if i % 3 == 0 else MessageType.NORMAL
-            await uow.outbox.add(delivery(f"s{i}", type=kind), T0)
+            await uow.outbox.add([delivery(f"s{i}", type=kind)], T0)
         await uow.commit()
     bus = RecordingBus()
     relays = [OutboxRelay(uow_factory, bus, clock, batch_size=7) for _ in range(2)]
@@ -130,3 +130,30 @@ async def test_a_failed_recipient_delivered_twice_at_once_is_refunded_once(
     assert sorted(t.transaction_id for t in refunds) == [
         refund_id(sent.sms_identifier, r) for r in sorted(sent.recipients)
     ]
+
+
+async def test_concurrent_batches_never_overdraw(uow_factory: UnitOfWorkFactory) -> None:
+    # Batches over overlapping accounts, as concurrent groups of sends take them:
+    # each locks its accounts in user order, so they neither deadlock nor overdraw.
+    async with uow_factory() as uow:
+        for user in (1, 2, 3):
+            await uow.ledger.apply(topup(f"seed-{user}", user, 30))
+        await uow.commit()
+
+    async def batch(i: int) -> int:
+        charges = [charge(f"b{i}-{k}", user, 1 + (i + k) % 3)
+                   for k, user in enumerate((3, 1, 2, 1))]
+        async with uow_factory() as uow:
+            refused = await uow.ledger.debit_many(charges)
+            if not refused:
+                await uow.commit()
+        return len(charges) - len(refused) if not refused else 0
+
+    applied = sum(await asyncio.gather(*(batch(i) for i in range(40))))
+    async with uow_factory() as uow:
+        balances = [await uow.ledger.balance(user) for user in (1, 2, 3)]
+        rows = [t for user in (1, 2, 3) for _, t in await uow.ledger.transactions(user, 500, None)]
+    assert all(b is not None and b >= 0 for b in balances)
+    charges = [t for t in rows if t.type is TransactionType.CHARGE]
+    assert len(charges) == applied > 0
+    assert sum(balances) == 90 + sum(t.amount for t in charges)  # type: ignore[arg-type]

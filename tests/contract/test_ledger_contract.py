@@ -156,3 +156,56 @@ async def test_transactions_are_paginated_newest_first(uow_factory: UnitOfWorkFa
             seen += [tx.transaction_id for _, tx in page]
             before = positions[-1]
     assert seen == [f"mine-{i}" for i in reversed(range(7))]
+
+
+async def test_debit_many_applies_every_charge_in_one_go(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 1, 10)
+    await _seed(uow_factory, 2, 5)
+    async with uow_factory() as uow:
+        batch = [charge("b1", 1, 4), charge("b2", 2, 5), charge("b3", 1, 6)]
+        assert await uow.ledger.debit_many(batch) == []
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.ledger.balance(1), await uow.ledger.balance(2)) == (0, 0)
+        assert {t.transaction_id for _, t in await uow.ledger.transactions(1, 10, None)} == {
+            "seed-1", "b1", "b3"
+        }
+
+
+async def test_debit_many_refuses_in_order_and_then_applies_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _seed(uow_factory, 1, 10)
+    await _seed(uow_factory, 2, 100)
+    batch = [
+        charge("b1", 1, 6),
+        charge("b2", 1, 6),  # 4 left: refused
+        charge("b3", 2, 1),
+        charge("b4", 1, 4),  # fits what b1 left, since b2 is not taken
+        charge("b5", 99, 1),  # no such account
+    ]
+    async with uow_factory() as uow:
+        assert await uow.ledger.debit_many(batch) == [1, 4]
+        await uow.commit()  # even committed, a refusal leaves nothing
+    async with uow_factory() as uow:
+        assert (await uow.ledger.balance(1), await uow.ledger.balance(2)) == (10, 100)
+        assert await uow.ledger.balance(99) is None
+        assert len(await uow.ledger.transactions(1, 10, None)) == 1
+    async with uow_factory() as uow:  # without the refused ones, the rest goes through
+        assert await uow.ledger.debit_many([batch[0], batch[2], batch[3]]) == []
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.ledger.balance(1), await uow.ledger.balance(2)) == (0, 99)
+
+
+async def test_debit_many_applies_an_id_at_most_once(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 1, 10)
+    async with uow_factory() as uow:
+        await uow.ledger.apply(charge("c1", 1, 1))
+        await uow.commit()
+    with contextlib.suppress(DuplicateTransaction):
+        async with uow_factory() as uow:
+            await uow.ledger.debit_many([charge("c2", 1, 1), charge("c1", 1, 1)])
+            raise AssertionError("a charge applied before must be refused")
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(1) == 9

@@ -17,7 +17,7 @@ async def _add(uow_factory: UnitOfWorkFactory, *sms: str, express: tuple[str, ..
     async with uow_factory() as uow:
         for name in sms:
             kind = MessageType.EXPRESS if name in express else MessageType.NORMAL
-            await uow.outbox.add(delivery(name, type=kind), T0)
+            await uow.outbox.add([delivery(name, type=kind)], T0)
         await uow.commit()
 
 
@@ -33,7 +33,7 @@ async def _claim(uow_factory: UnitOfWorkFactory, now_s: float, limit: int = 100)
 async def test_claimed_events_carry_the_delivery(uow_factory: UnitOfWorkFactory) -> None:
     sent = delivery("s1", "+989120000001", "+989120000002", type=MessageType.EXPRESS)
     async with uow_factory() as uow:
-        await uow.outbox.add(sent, T0)
+        await uow.outbox.add([sent], T0)
         await uow.commit()
     async with uow_factory() as uow:
         [event] = await uow.outbox.claim_due(T0, 10, T0 + LEASE)
@@ -100,9 +100,9 @@ async def test_redrive_requeues_stalled_published_events(uow_factory: UnitOfWork
     async with uow_factory() as uow:
         for sms, numbers in recipients.items():
             await uow.messages.add(messages(sms, 1, *numbers))
-            await uow.outbox.add(delivery(sms, *numbers), T0)
-        await uow.outbox.add(delivery("unpublished"), T0)
-        await uow.outbox.add(delivery("parked"), T0)
+            await uow.outbox.add([delivery(sms, *numbers)], T0)
+        await uow.outbox.add([delivery("unpublished")], T0)
+        await uow.outbox.add([delivery("parked")], T0)
         await uow.messages.add(messages("unpublished", 1, "+989120000009"))
         await uow.messages.add(messages("parked", 1, "+989120000009"))
         events = {e.aggregate_id: e.id for e in await uow.outbox.claim_due(T0, 10, at(30))}
@@ -141,7 +141,7 @@ async def test_purge_deletes_finished_published_events_only(
     async with uow_factory() as uow:
         for sms in ("finished", "unfinished", "unpublished", "parked", "finished_late"):
             await uow.messages.add(messages(sms, 1, "+989120000001"))
-            await uow.outbox.add(delivery(sms, "+989120000001"), T0)
+            await uow.outbox.add([delivery(sms, "+989120000001")], T0)
         events = {e.aggregate_id: e.id for e in await uow.outbox.claim_due(T0, 10, at(30))}
         await uow.outbox.mark_published(
             [events["finished"], events["unfinished"]], at(1))
@@ -165,7 +165,7 @@ async def test_purge_deletes_finished_published_events_only(
 async def test_backlog_counts_due_events_per_priority(uow_factory: UnitOfWorkFactory) -> None:
     await _add(uow_factory, "n1", "e1", "n2", express=("e1",))
     async with uow_factory() as uow:
-        await uow.outbox.add(delivery("late"), at(5))
+        await uow.outbox.add([delivery("late")], at(5))
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.outbox.backlog(at(1)) == [Backlog(10, 1, T0), Backlog(0, 2, T0)]

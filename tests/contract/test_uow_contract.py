@@ -11,7 +11,7 @@ from smsgw_core.ports import HistoryFilter, StoredResponse, UnitOfWork, UnitOfWo
 
 async def _write_everything(uow: UnitOfWork, sms: str) -> None:
     await uow.messages.add(messages(sms, 1, "+989120000001"))
-    await uow.outbox.add(delivery(sms), T0)
+    await uow.outbox.add([delivery(sms)], T0)
     await uow.idempotency.add(1, sms, StoredResponse("h" * 64, {"sms_identifier": sms}), T0)
     await uow.ledger.apply(topup(f"t-{sms}", 1, 10))
 

@@ -196,6 +196,36 @@ class LedgerMachine(RuleBasedStateMachine):
             self.keyed_sends[(user, key)] = (command, accepted)
         assert self.db.state.balances[user] == balance_before - priced.cost
 
+    @rule(group=st.lists(
+        st.tuples(USERS, st.sampled_from(TEXTS),
+                  st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=3),
+                  st.sampled_from(MessageType)),
+        min_size=1, max_size=5,
+    ))
+    def send_group(self, group: list[tuple[int, str, list[str], MessageType]]) -> None:
+        """Concurrent sends sharing one transaction: each answered as if alone, in order."""
+        left = dict(self.db.state.balances)
+        answers = self.run(self.sender.send_many(
+            [SendSms(user, text, tuple(numbers), kind) for user, text, numbers, kind in group]
+        ))
+        assert len(answers) == len(group)
+        for (user, text, numbers, kind), answer in zip(group, answers, strict=True):
+            distinct = normalize_recipients(numbers)
+            priced = quote(text, distinct, kind, self.tariff)
+            affordable = left.get(user, -1) >= priced.cost
+            if isinstance(answer, InsufficientBalance):
+                event("send_group: one refused")
+                assert not affordable
+                continue
+            event("send_group: one accepted")
+            assert isinstance(answer, Accepted) and affordable
+            left[user] -= priced.cost
+            assert (answer.cost, answer.recipients) == (priced.cost, len(distinct))
+            self.accepted[answer.sms_identifier] = AcceptedSms(
+                user, tuple(distinct), priced.cost, priced.share()
+            )
+        assert self.db.state.balances == left
+
     @rule()
     def relay(self) -> None:
         self.run(self.relayer.relay_once())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +17,17 @@ from smsgw_core.ledger import Transaction, TransactionType
 
 _tx = user_transactions.c
 _bal = user_balances.c
+# Built once: the accept path runs them for every request or batch.
+_INSERT_TX = user_transactions.insert()
+_DELETE_TXS = user_transactions.delete().where(
+    _tx.transaction_id.in_(sa.bindparam("ids", expanding=True))
+)
+_LOCK_BALANCES = (
+    sa.select(_bal.user_id, _bal.balance)
+    .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)))
+    .order_by(_bal.user_id)
+    .with_for_update()
+)
 
 
 class SqlLedger(SqlRepository):
@@ -23,7 +35,7 @@ class SqlLedger(SqlRepository):
         # The transaction row goes first: its unique id decides "at most once",
         # and the balance row, the customer's hot lock, is held the shortest.
         try:
-            await self._conn.execute(user_transactions.insert().values(_row(tx)))
+            await self._conn.execute(_INSERT_TX, _row(tx))
         except IntegrityError:
             raise DuplicateTransaction(tx.transaction_id) from None
         if tx.amount <= 0:  # a free charge still needs an existing account
@@ -63,6 +75,43 @@ class SqlLedger(SqlRepository):
                 last_updated=my.inserted.last_updated,
             )
         raise NotImplementedError(f"no upsert for {self._dialect}")
+
+    async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
+        if not charges:
+            return []
+        ids = [tx.transaction_id for tx in charges]
+        try:
+            await self._conn.execute(_INSERT_TX, [_row(tx) for tx in charges])
+        except IntegrityError:
+            raise DuplicateTransaction(", ".join(ids)) from None
+        # Then the accounts, locked in user_id order (as every batch locks them, so
+        # two batches cannot deadlock), for as short a time as the commit allows.
+        users = sorted({tx.user_id for tx in charges})
+        locked = await self._conn.execute(_LOCK_BALANCES, {"users": users})
+        left: dict[int, int] = {user: balance for user, balance in locked}
+        refused = []
+        for position, tx in enumerate(charges):
+            current = left.get(tx.user_id)
+            if current is None or current + tx.amount < 0:
+                refused.append(position)
+            else:
+                left[tx.user_id] = current + tx.amount
+        if refused:  # undo the rows, as `_debit` does, so the call changes nothing
+            await self._conn.execute(_DELETE_TXS, {"ids": ids})
+            return refused
+        moved: dict[int, int] = {}
+        for tx in charges:
+            moved[tx.user_id] = moved.get(tx.user_id, 0) + tx.amount
+        # One statement for every account of the batch, whatever their number.
+        await self._conn.execute(
+            user_balances.update()
+            .where(_bal.user_id.in_(list(moved)))
+            .values(
+                balance=_bal.balance + sa.case(moved, value=_bal.user_id),
+                last_updated=max(tx.created_at for tx in charges),
+            )
+        )
+        return []
 
     async def balance(self, user_id: int) -> int | None:
         found = await self._conn.scalar(

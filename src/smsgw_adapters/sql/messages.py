@@ -33,17 +33,20 @@ class SqlMessages(SqlRepository):
         unfinished = sa.and_(_sms.sms_identifier == sms_identifier, _sms.status.in_(UNFINISHED))
         # FOR UPDATE keeps a concurrent finish() from slipping between the read
         # and the update on MySQL; SQLite's writer lock already excludes it.
-        recipients = await self._conn.scalars(
-            sa.select(_sms.recipient).where(unfinished).order_by(_sms.id).with_for_update()
-        )
-        claimed = list(recipients)
-        if claimed:
+        rows = (await self._conn.execute(
+            sa.select(_sms.id, _sms.recipient).where(unfinished).order_by(_sms.id)
+            .with_for_update()
+        )).all()
+        if rows:
+            # By primary key, the rows just locked: the optimizer may take another
+            # index for a second scan by identifier, whose locks two concurrent
+            # claims of one SMS would take in opposite orders (a deadlock).
             await self._conn.execute(
                 sms_status.update()
-                .where(unfinished)
+                .where(_sms.id.in_([row.id for row in rows]))
                 .values(status=SmsStatus.SENDING.value, updated_at=at)
             )
-        return claimed
+        return [row.recipient for row in rows]
 
     async def finish(
         self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime

@@ -17,24 +17,24 @@ from smsgw_core.ports import Backlog
 _out = outbox_events.c
 PENDING, PUBLISHED, PARKED = "pending", "published", "parked"
 AGGREGATE_TYPE = "sms"
+# Built once: the accept path runs it for every request, and building a
+# statement costs more than executing a cached one.
+_INSERT = outbox_events.insert()
 
 
 class SqlOutbox(SqlRepository):
-    async def add(self, delivery: Delivery, at: datetime) -> None:
-        await self._conn.execute(
-            outbox_events.insert().values(
-                aggregate_type=AGGREGATE_TYPE,
-                aggregate_id=delivery.sms_identifier,
-                event_type=SMS_SEND,
-                payload=delivery.to_payload(),
-                priority=delivery.priority,
-                status=PENDING,
-                attempts=0,
-                next_run_at=at,
-                created_at=at,
-                updated_at=at,
-            )
-        )
+    async def add(self, deliveries: Sequence[Delivery], at: datetime) -> None:
+        if not deliveries:
+            return
+        await self._conn.execute(_INSERT, [
+            {
+                "aggregate_type": AGGREGATE_TYPE, "aggregate_id": d.sms_identifier,
+                "event_type": SMS_SEND, "payload": d.to_payload(), "priority": d.priority,
+                "status": PENDING, "attempts": 0, "next_run_at": at, "created_at": at,
+                "updated_at": at,
+            }
+            for d in deliveries
+        ])
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None

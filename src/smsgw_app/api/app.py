@@ -17,17 +17,17 @@ from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
-from smsgw_app.api.sms import SmsController
+from smsgw_app.api.sms import SendPath, SmsController
 from smsgw_core.services.accounts import Accounts
 from smsgw_core.services.history import History
-from smsgw_core.services.send_sms import SmsSender
+from smsgw_core.services.send_sms import Sends
 
 
 @dataclass(frozen=True)
 class ApiServices:
     """What the controllers use; the composition root builds it once at start."""
 
-    sender: SmsSender
+    sender: Sends
     history: History
     accounts: Accounts
     readiness_checks: dict[str, ReadinessCheck]
@@ -54,8 +54,11 @@ def create_app(services: ApiServices) -> Litestar:
     return Litestar(
         plugins=_tracing_plugins(),
         route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController],
-        dependencies={name: value(getattr(services, name)) for name in
-                      ("sender", "history", "accounts", "readiness_checks", "admission")},
+        dependencies={
+            "send_path": value(SendPath(services.admission, services.sender)),
+            **{name: value(getattr(services, name))
+               for name in ("history", "accounts", "readiness_checks")},
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework
         middleware=[prometheus.middleware],

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
-from smsgw_core.errors import DuplicateIdempotencyKey, IdempotencyConflict, InvalidRequest
+from smsgw_core.errors import (
+    DomainError,
+    DuplicateIdempotencyKey,
+    IdempotencyConflict,
+    InsufficientBalance,
+    InvalidRequest,
+)
 from smsgw_core.ledger import Transaction, TransactionType, charge_id
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus, normalize_recipients
 from smsgw_core.outbox import Delivery
@@ -51,6 +60,20 @@ class Accepted:
         }
 
 
+class Sends(Protocol):
+    """What the API needs of a sender: SmsSender, or CoalescingSender around one."""
+
+    async def send(self, command: SendSms) -> Accepted: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Sale:
+    accepted: Accepted
+    delivery: Delivery
+    charge: Transaction
+    rows: list[RecipientMessage]
+
+
 class _NoSignal:
     def notify(self) -> None:
         return None
@@ -66,6 +89,74 @@ class SmsSender:
     telemetry: Telemetry = field(default_factory=NoTelemetry)
 
     async def send(self, command: SendSms) -> Accepted:
+        key = self._check(command)
+        now = self.clock.now()
+        sale = self._prepare(command, now)
+        if key is not None and (replay := await self._replay(command, key)) is not None:
+            return replay
+        try:
+            async with self.uow() as uow:
+                await uow.messages.add(sale.rows)
+                await uow.outbox.add([sale.delivery], now)
+                if key is not None:
+                    stored = StoredResponse(command.fingerprint(), sale.accepted.to_dict())
+                    await uow.idempotency.add(command.customer_id, key, stored, now)
+                await uow.ledger.apply(sale.charge)  # last: the balance row lock is held shortest
+                await uow.commit()
+        except DuplicateIdempotencyKey:
+            # A concurrent request with the same key committed first: answer as it did.
+            assert key is not None
+            replay = await self._replay(command, key)
+            if replay is None:
+                raise
+            return replay
+        self.signal.notify()
+        self.telemetry.ledger(TransactionType.CHARGE, sale.accepted.cost)
+        return sale.accepted
+
+    async def send_many(self, commands: Sequence[SendSms]) -> list[Accepted | DomainError]:
+        """Accept many sends in one transaction: one commit, one round of locks, for all.
+
+        Each command's answer is as `send` would give it alone: a bad request or
+        a balance that does not cover it fails that command only and writes
+        nothing of it. Commands with an Idempotency-Key are not taken here (their
+        replay check is a read per key): send them with `send`.
+        """
+        results: list[Accepted | DomainError | None] = [None] * len(commands)
+        now = self.clock.now()
+        pending: list[tuple[int, _Sale]] = []
+        for position, command in enumerate(commands):
+            if command.idempotency_key is not None:
+                raise ValueError("send_many takes no Idempotency-Key: use send")
+            try:
+                self._check(command)
+                pending.append((position, self._prepare(command, now)))
+            except DomainError as exc:
+                results[position] = exc
+        while pending:
+            async with self.uow() as uow:
+                await uow.messages.add([row for _, sale in pending for row in sale.rows])
+                await uow.outbox.add([sale.delivery for _, sale in pending], now)
+                # Last, as in `send`: the balance rows are locked the shortest.
+                refused = await uow.ledger.debit_many([sale.charge for _, sale in pending])
+                if not refused:
+                    await uow.commit()
+                    break
+            # Rolled back: answer the refused ones and try again without them (each
+            # round drops at least one, and a refusal is the rare path).
+            for index in reversed(refused):
+                position, sale = pending.pop(index)
+                results[position] = InsufficientBalance(sale.charge.user_id, -sale.charge.amount)
+        if pending:
+            self.signal.notify()
+        for position, sale in pending:
+            results[position] = sale.accepted
+            self.telemetry.ledger(TransactionType.CHARGE, sale.accepted.cost)
+        answers = [r for r in results if r is not None]
+        assert len(answers) == len(commands), "every command is answered"
+        return answers
+
+    def _check(self, command: SendSms) -> str | None:
         if command.customer_id <= 0:
             raise InvalidRequest("customer_id", "must be a positive integer")
         if not command.text:
@@ -73,14 +164,13 @@ class SmsSender:
         key = command.idempotency_key
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+        return key
+
+    def _prepare(self, command: SendSms, now: datetime) -> _Sale:
+        """The rows one accepted send writes; raises for a request that cannot be sent."""
         recipients = normalize_recipients(command.recipients)
         priced = quote(command.text, recipients, command.type, self.tariff)
-        if key is not None and (replay := await self._replay(command, key)) is not None:
-            return replay
-
-        now = self.clock.now()
         sms_identifier = self.ids.new_id()
-        accepted = Accepted(sms_identifier, priced.segments, priced.cost, len(recipients))
         delivery = Delivery(
             sms_identifier, command.customer_id, command.type, command.text,
             tuple(recipients), priced.share(), now, command.trace,
@@ -94,25 +184,8 @@ class SmsSender:
                              SmsStatus.PENDING, "", now, now)
             for r in recipients
         ]
-        try:
-            async with self.uow() as uow:
-                await uow.messages.add(rows)
-                await uow.outbox.add(delivery, now)
-                if key is not None:
-                    stored = StoredResponse(command.fingerprint(), accepted.to_dict())
-                    await uow.idempotency.add(command.customer_id, key, stored, now)
-                await uow.ledger.apply(charge)  # last: the balance row lock is held shortest
-                await uow.commit()
-        except DuplicateIdempotencyKey:
-            # A concurrent request with the same key committed first: answer as it did.
-            assert key is not None
-            replay = await self._replay(command, key)
-            if replay is None:
-                raise
-            return replay
-        self.signal.notify()
-        self.telemetry.ledger(TransactionType.CHARGE, priced.cost)
-        return accepted
+        accepted = Accepted(sms_identifier, priced.segments, priced.cost, len(recipients))
+        return _Sale(accepted, delivery, charge, rows)
 
     async def _replay(self, command: SendSms, key: str) -> Accepted | None:
         async with self.uow() as uow:

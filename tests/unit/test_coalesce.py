@@ -1,0 +1,121 @@
+"""Concurrent sends share transactions, and each is answered as if it went alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from smsgw_core.errors import InsufficientBalance, InvalidRequest
+from smsgw_core.fakes import FakeClock, InMemoryDatabase, SequentialIds
+from smsgw_core.ledger import TransactionType
+from smsgw_core.messages import MessageType
+from smsgw_core.pricing import Tariff
+from smsgw_core.services.accounts import Accounts, TopUp
+from smsgw_core.services.coalesce import CoalescingSender
+from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
+from smsgw_core.telemetry import RecordingTelemetry
+
+
+async def _world(balance: int) -> tuple[InMemoryDatabase, SmsSender, RecordingTelemetry]:
+    db, clock, ids, seen = InMemoryDatabase(), FakeClock(), SequentialIds(), RecordingTelemetry()
+    await Accounts(db.uow, clock, ids).top_up(TopUp(1, balance))
+    await Accounts(db.uow, clock, ids).top_up(TopUp(2, 100))
+    return db, SmsSender(db.uow, clock, ids, Tariff(), telemetry=seen), seen
+
+
+async def test_send_many_answers_each_command_and_writes_only_the_accepted() -> None:
+    db, sender, seen = await _world(balance=5)
+    commits = db.commits
+    answers = await sender.send_many([
+        SendSms(1, "hi", ("09120000001", "09120000002")),  # 2
+        SendSms(1, "", ("09120000003",)),  # bad request
+        SendSms(1, "hi", ("09120000004",), MessageType.EXPRESS),  # 3: 5 used
+        SendSms(1, "hi", ("09120000005",)),  # 1 more than the balance
+        SendSms(2, "hi", ("not a number",)),  # bad request
+        SendSms(2, "hi", ("09120000006",)),
+    ])
+    assert [type(a) for a in answers] == [
+        Accepted, InvalidRequest, Accepted, InsufficientBalance, InvalidRequest, Accepted,
+    ]
+    assert db.commits == commits + 1  # one transaction for all (after one rolled-back try)
+    state = db.state
+    assert state.balances == {1: 0, 2: 99}
+    accepted = {a.sms_identifier for a in answers if isinstance(a, Accepted)}
+    assert {m.sms_identifier for _, m in state.messages} == accepted
+    assert {row.event.aggregate_id for row in state.outbox.values()} == accepted
+    assert [m for m in seen.ledger_moves if m[0] is TransactionType.CHARGE] == [
+        (TransactionType.CHARGE, 2, 1), (TransactionType.CHARGE, 3, 1),
+        (TransactionType.CHARGE, 1, 1),
+    ]
+
+
+async def test_send_many_takes_no_idempotency_key() -> None:
+    _, sender, _ = await _world(balance=5)
+    with pytest.raises(ValueError, match="Idempotency-Key"):
+        await sender.send_many([SendSms(1, "hi", ("09120000001",), idempotency_key="k")])
+
+
+async def test_concurrent_sends_share_transactions() -> None:
+    db, sender, _ = await _world(balance=1_000)
+    coalescing = CoalescingSender(sender, max_group=10, max_in_flight=2)
+    commits = db.commits
+    answers = await asyncio.gather(
+        *(coalescing.send(SendSms(1, "hi", (f"0912{i:07d}",))) for i in range(100)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(a, Accepted) for a in answers)
+    assert len({a.sms_identifier for a in answers if isinstance(a, Accepted)}) == 100
+    assert db.commits - commits == 12  # two alone (both slots free), then ten groups of ten
+    assert db.state.balances[1] == 900
+
+
+async def test_a_refused_send_does_not_fail_its_group() -> None:
+    db, sender, _ = await _world(balance=3)
+    coalescing = CoalescingSender(sender, max_in_flight=1)
+    answers = await asyncio.gather(
+        *(coalescing.send(SendSms(1, "hi", (f"0912{i:07d}",))) for i in range(5)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(a, Accepted) for a in answers) == 3
+    assert sum(isinstance(a, InsufficientBalance) for a in answers) == 2
+    assert db.state.balances[1] == 0
+
+
+async def test_a_database_failure_fails_every_send_of_the_group() -> None:
+    _, sender, _ = await _world(balance=10)
+
+    def broken() -> None:
+        raise ConnectionError("database away")
+
+    sender.uow = broken  # type: ignore[assignment,method-assign]
+    coalescing = CoalescingSender(sender)
+    answers = await asyncio.gather(
+        *(coalescing.send(SendSms(1, "hi", (f"0912{i:07d}",))) for i in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(a, ConnectionError) for a in answers)
+
+
+async def test_a_send_whose_caller_went_away_leaves_the_others_answered() -> None:
+    db, sender, _ = await _world(balance=10)
+    coalescing = CoalescingSender(sender, max_in_flight=1)
+    first = asyncio.create_task(coalescing.send(SendSms(1, "hi", ("09120000001",))))
+    await asyncio.sleep(0)
+    gone = asyncio.create_task(coalescing.send(SendSms(1, "hi", ("09120000002",))))
+    kept = asyncio.create_task(coalescing.send(SendSms(1, "hi", ("09120000003",))))
+    await asyncio.sleep(0)
+    gone.cancel()
+    assert isinstance(await first, Accepted) and isinstance(await kept, Accepted)
+    # The departed send was committed with its group, as any request whose answer
+    # is lost on the way; an Idempotency-Key is how a client makes that safe.
+    assert db.state.balances[1] == 7
+
+
+async def test_a_send_with_an_idempotency_key_goes_alone_and_replays() -> None:
+    db, sender, _ = await _world(balance=10)
+    coalescing = CoalescingSender(sender)
+    command = SendSms(1, "hi", ("09120000001",), idempotency_key="k-1")
+    first, again = await asyncio.gather(coalescing.send(command), coalescing.send(command))
+    assert first == again
+    assert db.state.balances[1] == 9
