@@ -86,6 +86,10 @@ def _mysql_engine(url: URL, echo: bool) -> AsyncEngine:
         pool_recycle=1800,  # under wait_timeout and the idle limits of proxies
         pool_size=10,
         max_overflow=20,
+        # No ROLLBACK round trip as a connection goes back to the pool: every
+        # unit of work ends its transaction itself (commit, or rollback on the
+        # way out), and SQLAlchemy's Connection rolls back one left open on close.
+        pool_reset_on_return=None,
         # No gap locks: the relay's SKIP LOCKED scan must not block the API's
         # inserts of new outbox rows, nor redrive's read of sms_status its updates.
         isolation_level="READ COMMITTED",

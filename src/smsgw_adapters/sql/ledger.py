@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,7 +43,7 @@ class SqlLedger(SqlRepository):
         if tx.amount <= 0:  # a free charge still needs an existing account
             await self._debit(tx)
         else:
-            await self._conn.execute(self._credit(tx))
+            await self._conn.execute(_add_to_balance(self._dialect), _balance_move(tx))
 
     async def _debit(self, tx: Transaction) -> None:
         moved = await self._conn.execute(
@@ -56,25 +58,6 @@ class SqlLedger(SqlRepository):
                 user_transactions.delete().where(_tx.transaction_id == tx.transaction_id)
             )
             raise InsufficientBalance(tx.user_id, -tx.amount)
-
-    def _credit(self, tx: Transaction) -> sa.Executable:
-        values = {"user_id": tx.user_id, "balance": tx.amount, "last_updated": tx.created_at}
-        if self._dialect == "sqlite":
-            lite = sqlite.insert(user_balances).values(values)
-            return lite.on_conflict_do_update(
-                index_elements=[_bal.user_id],
-                set_={
-                    "balance": _bal.balance + lite.excluded.balance,
-                    "last_updated": lite.excluded.last_updated,
-                },
-            )
-        if self._dialect in MYSQL_DIALECTS:
-            my = mysql.insert(user_balances).values(values)
-            return my.on_duplicate_key_update(
-                balance=_bal.balance + my.inserted.balance,
-                last_updated=my.inserted.last_updated,
-            )
-        raise NotImplementedError(f"no upsert for {self._dialect}")
 
     async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
         if not charges:
@@ -99,17 +82,14 @@ class SqlLedger(SqlRepository):
         if refused:  # undo the rows, as `_debit` does, so the call changes nothing
             await self._conn.execute(_DELETE_TXS, {"ids": ids})
             return refused
-        moved: dict[int, int] = {}
-        for tx in charges:
-            moved[tx.user_id] = moved.get(tx.user_id, 0) + tx.amount
-        # One statement for every account of the batch, whatever their number.
+        moved: dict[int, Transaction] = {}
+        for tx in charges:  # one move per account: the sum of its charges, at the last one
+            was = moved.get(tx.user_id)
+            moved[tx.user_id] = tx if was is None else replace(tx, amount=was.amount + tx.amount)
+        # The accounts exist (they were just locked), so the upsert only updates;
+        # unlike an UPDATE per account, it is one round trip for all of them.
         await self._conn.execute(
-            user_balances.update()
-            .where(_bal.user_id.in_(list(moved)))
-            .values(
-                balance=_bal.balance + sa.case(moved, value=_bal.user_id),
-                last_updated=max(tx.created_at for tx in charges),
-            )
+            _add_to_balance(self._dialect), [_balance_move(tx) for tx in moved.values()]
         )
         return []
 
@@ -154,3 +134,28 @@ def _transaction(row: sa.Row[Any]) -> Transaction:
         description=row.description or "",
         created_at=row.created_at,
     )
+
+
+def _balance_move(tx: Transaction) -> dict[str, Any]:
+    return {"user_id": tx.user_id, "balance": tx.amount, "last_updated": tx.created_at}
+
+
+@functools.cache
+def _add_to_balance(dialect: str) -> sa.Executable:
+    """INSERT, or add to the balance of the account that exists (credits create accounts)."""
+    if dialect == "sqlite":
+        lite = sqlite.insert(user_balances)
+        return lite.on_conflict_do_update(
+            index_elements=[_bal.user_id],
+            set_={
+                "balance": _bal.balance + lite.excluded.balance,
+                "last_updated": lite.excluded.last_updated,
+            },
+        )
+    if dialect in MYSQL_DIALECTS:
+        my = mysql.insert(user_balances)
+        return my.on_duplicate_key_update(
+            balance=_bal.balance + my.inserted.balance,
+            last_updated=my.inserted.last_updated,
+        )
+    raise NotImplementedError(f"no upsert for {dialect}")

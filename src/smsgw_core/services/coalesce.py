@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
 
 MAX_GROUP = 200  # sends per transaction: bounds the statements' size and a lock's hold
-MAX_IN_FLIGHT = 4  # transactions at once: enough to keep the database busy while one flushes
+MAX_IN_FLIGHT = 2  # transactions at once: enough to keep the database busy while one flushes
 
 
 @dataclass
