@@ -27,7 +27,7 @@ from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery, OutboxEvent
-from smsgw_core.ports import Backlog, HistoryFilter, StoredResponse
+from smsgw_core.ports import Backlog, HistoryFilter, Outcome, StoredResponse
 
 
 @dataclass
@@ -133,6 +133,18 @@ class InMemoryMessages(_Repo):
                 self.s.messages[index] = (i, m.moved_to(SmsStatus.SENDING, at))
                 claimed.append(m.recipient)
         return claimed
+
+    async def claim_many(
+        self, sms_identifiers: Sequence[str], at: datetime
+    ) -> dict[str, list[str]]:
+        claimed = {sms: await self.claim(sms, at) for sms in dict.fromkeys(sms_identifiers)}
+        return {sms: recipients for sms, recipients in claimed.items() if recipients}
+
+    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+        return [
+            await self.finish(o.sms_identifier, o.recipient, o.status, o.provider, at)
+            for o in outcomes
+        ]
 
     async def finish(
         self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime

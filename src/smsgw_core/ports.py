@@ -67,16 +67,35 @@ class LedgerRepository(Protocol):
         """Up to `limit` (position, tx), newest first, positions below `before`."""
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A recipient's move out of SENDING: to DONE with the provider, or to FAILED."""
+
+    sms_identifier: str
+    recipient: str
+    status: SmsStatus
+    provider: str = ""  # empty: the provider recorded before stays
+
+
 class MessageRepository(Protocol):
     async def add(self, messages: Sequence[RecipientMessage]) -> None: ...
 
     async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
         """Move the SMS's unfinished recipients to SENDING; return those recipients."""
 
+    async def claim_many(
+        self, sms_identifiers: Sequence[str], at: datetime
+    ) -> dict[str, list[str]]:
+        """`claim` for many SMS in one go: each one's claimed recipients (none: absent)."""
+
     async def finish(
         self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
     ) -> bool:
         """SENDING -> `status` (DONE or FAILED); False if it was not SENDING."""
+
+    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+        """`finish` for many recipients in one go, in order: False where it was not
+        SENDING (a recipient named twice moves once, the first time)."""
 
     async def history(
         self, query: HistoryFilter, limit: int, before: int | None

@@ -7,7 +7,7 @@ from contract_helpers import T0, at, messages
 
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.ports import HistoryFilter, UnitOfWorkFactory
+from smsgw_core.ports import HistoryFilter, Outcome, UnitOfWorkFactory
 
 A, B, C = "+989120000001", "+989120000002", "+989120000003"
 
@@ -143,3 +143,47 @@ async def test_history_is_paginated_newest_first(uow_factory: UnitOfWorkFactory)
             seen += [m.recipient for _, m in page]
             before = page[-1][0]
     assert seen == numbers[::-1]
+
+
+async def test_claim_many_claims_each_sms_and_skips_the_finished(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1", A, B)
+    await _add(uow_factory, "s2", C)
+    await _add(uow_factory, "s3", A)
+    async with uow_factory() as uow:
+        await uow.messages.claim("s3", at(1))
+        assert await uow.messages.finish("s3", A, SmsStatus.DONE, "op-a", at(1))
+        claimed = await uow.messages.claim_many(["s1", "s2", "s3", "s1", "nope"], at(2))
+        await uow.commit()
+    assert claimed == {"s1": [A, B], "s2": [C]}
+    assert await _statuses(uow_factory, "s1") == dict.fromkeys([A, B], SmsStatus.SENDING)
+    async with uow_factory() as uow:
+        assert await uow.messages.claim_many([], at(3)) == {}
+
+
+async def test_finish_many_moves_each_recipient_once_in_order(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1", A, B, C)
+    await _add(uow_factory, "s2", A)
+    async with uow_factory() as uow:
+        await uow.messages.claim_many(["s1"], at(1))  # s2 stays PENDING
+        moved = await uow.messages.finish_many([
+            Outcome("s1", A, SmsStatus.DONE, "op-a"),
+            Outcome("s1", B, SmsStatus.FAILED),
+            Outcome("s1", A, SmsStatus.FAILED),  # named twice: moves the first time only
+            Outcome("s2", A, SmsStatus.DONE, "op-a"),  # not SENDING
+            Outcome("s1", C, SmsStatus.DONE, "op-b"),
+        ], at(2))
+        await uow.commit()
+    assert moved == [True, True, False, False, True]
+    assert await _statuses(uow_factory, "s1") == {
+        A: SmsStatus.DONE, B: SmsStatus.FAILED, C: SmsStatus.DONE
+    }
+    async with uow_factory() as uow:
+        rows = await uow.messages.history(HistoryFilter(1, sms_identifier="s1"), 10, None)
+        assert {m.recipient: m.provider for _, m in rows} == {A: "op-a", B: "", C: "op-b"}
+        assert {m.updated_at for _, m in rows} == {at(2)}
+        with pytest.raises(InvalidTransition):
+            await uow.messages.finish_many([Outcome("s2", A, SmsStatus.SENDING)], at(3))

@@ -1,4 +1,4 @@
-"""Concurrent sends share transactions, and each is answered as if it went alone."""
+"""Concurrent sends and deliveries share transactions; each is answered as if alone."""
 
 from __future__ import annotations
 
@@ -7,12 +7,22 @@ import asyncio
 import pytest
 
 from smsgw_core.errors import InsufficientBalance, InvalidRequest
-from smsgw_core.fakes import FakeClock, InMemoryDatabase, SequentialIds
+from smsgw_core.fakes import (
+    CountingCircuitBreaker,
+    FakeClock,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+)
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType
+from smsgw_core.operators import ErrorClass, OutgoingSms
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.coalesce import CoalescingSender
+from smsgw_core.services.deliver import Deliverer, DeliveryReport
+from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
 from smsgw_core.telemetry import RecordingTelemetry
 
@@ -119,3 +129,32 @@ async def test_a_send_with_an_idempotency_key_goes_alone_and_replays() -> None:
     first, again = await asyncio.gather(coalescing.send(command), coalescing.send(command))
     assert first == again
     assert db.state.balances[1] == 9
+
+
+async def test_concurrent_deliveries_share_their_claims_and_outcomes() -> None:
+    db, sender, _ = await _world(balance=1_000)
+    clock = FakeClock()
+    for i in range(20):
+        await sender.send(SendSms(1, "hi", (f"0912{i:07d}", f"0913{i:07d}")))
+    bus = RecordingBus()
+    await OutboxRelay(db.uow, bus, clock, batch_size=100).relay_once()
+    calls: list[str] = []
+
+    def answer(sms: OutgoingSms) -> str | ErrorClass:
+        calls.append(sms.reference)
+        return ErrorClass.PERMANENT if sms.recipient.startswith("0913") else "ok"
+
+    deliverer = Deliverer(db.uow, clock, [ScriptedOperator("A", answer)],
+                          CountingCircuitBreaker(clock))
+    commits = db.commits
+    twice = [*bus.published, bus.published[-1]]  # the bus hands one over twice at once
+    reports = await asyncio.gather(*(deliverer.deliver(d) for d in twice))
+    # Without groups: 42 (a claim and an outcome each); with: two alone while both
+    # slots are free, then the rest together, for the claims and for the outcomes.
+    assert db.commits - commits <= 8
+    assert len(calls) == len(set(calls)) == 40  # the duplicate found nothing to claim
+    assert sum(r.done for r in reports) == 20 and sum(r.failed for r in reports) == 20
+    assert reports[-1] == DeliveryReport(0, 0, 2)
+    refunds = [t for _, t in db.state.transactions if t.type is TransactionType.REFUND]
+    assert len({t.transaction_id for t in refunds}) == len(refunds) == 20
+    assert db.state.balances[1] == 1_000 - 40 + 20

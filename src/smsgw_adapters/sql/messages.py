@@ -13,10 +13,24 @@ from smsgw_adapters.sql.repository import SqlRepository
 from smsgw_adapters.sql.schema import sms_status
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
-from smsgw_core.ports import HistoryFilter
+from smsgw_core.ports import HistoryFilter, Outcome
 
 _sms = sms_status.c
 UNFINISHED = (SmsStatus.PENDING.value, SmsStatus.SENDING.value)
+_BY_SMS = _sms.sms_identifier.in_(sa.bindparam("sms", expanding=True))
+_UNFINISHED_ROWS = (
+    sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
+    .where(_BY_SMS, _sms.status.in_(UNFINISHED))
+    .order_by(_sms.id)
+    .with_for_update()
+)
+_SENDING_ROWS = (
+    sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
+    .where(_BY_SMS, _sms.status == SmsStatus.SENDING.value)
+    .order_by(_sms.id)
+    .with_for_update()
+)
+_MOVE_ROWS = sms_status.update().where(_sms.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 class SqlMessages(SqlRepository):
@@ -30,42 +44,60 @@ class SqlMessages(SqlRepository):
             raise ValueError(f"duplicate recipient in {messages[0].sms_identifier}") from exc
 
     async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
-        unfinished = sa.and_(_sms.sms_identifier == sms_identifier, _sms.status.in_(UNFINISHED))
+        return (await self.claim_many([sms_identifier], at)).get(sms_identifier, [])
+
+    async def claim_many(
+        self, sms_identifiers: Sequence[str], at: datetime
+    ) -> dict[str, list[str]]:
         # FOR UPDATE keeps a concurrent finish() from slipping between the read
         # and the update on MySQL; SQLite's writer lock already excludes it.
         rows = (await self._conn.execute(
-            sa.select(_sms.id, _sms.recipient).where(unfinished).order_by(_sms.id)
-            .with_for_update()
+            _UNFINISHED_ROWS, {"sms": list(dict.fromkeys(sms_identifiers))}
         )).all()
-        if rows:
-            # By primary key, the rows just locked: the optimizer may take another
-            # index for a second scan by identifier, whose locks two concurrent
-            # claims of one SMS would take in opposite orders (a deadlock).
-            await self._conn.execute(
-                sms_status.update()
-                .where(_sms.id.in_([row.id for row in rows]))
-                .values(status=SmsStatus.SENDING.value, updated_at=at)
-            )
-        return [row.recipient for row in rows]
+        if not rows:
+            return {}
+        # By primary key, the rows just locked: the optimizer may take another
+        # index for a second scan by identifier, whose locks two concurrent
+        # claims of one SMS would take in opposite orders (a deadlock).
+        await self._conn.execute(
+            _MOVE_ROWS.values(status=SmsStatus.SENDING.value, updated_at=at),
+            {"ids": [row.id for row in rows]},
+        )
+        claimed: dict[str, list[str]] = {}
+        for row in rows:
+            claimed.setdefault(row.sms_identifier, []).append(row.recipient)
+        return claimed
 
     async def finish(
         self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
     ) -> bool:
-        if not status.terminal:
-            raise InvalidTransition(SmsStatus.SENDING.value, status.value)
-        values: dict[str, Any] = {"status": status.value, "updated_at": at}
-        if provider:  # as RecipientMessage.moved_to: an empty provider keeps the old one
-            values["provider"] = provider
-        moved = await self._conn.execute(
-            sms_status.update()
-            .where(
-                _sms.sms_identifier == sms_identifier,
-                _sms.recipient == recipient,
-                _sms.status == SmsStatus.SENDING.value,
-            )
-            .values(values)
+        [moved] = await self.finish_many([Outcome(sms_identifier, recipient, status, provider)], at)
+        return moved
+
+    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+        for o in outcomes:
+            if not o.status.terminal:
+                raise InvalidTransition(SmsStatus.SENDING.value, o.status.value)
+        if not outcomes:
+            return []
+        sending = await self._conn.execute(
+            _SENDING_ROWS, {"sms": list(dict.fromkeys(o.sms_identifier for o in outcomes))}
         )
-        return moved.rowcount == 1
+        row_ids = {(row.sms_identifier, row.recipient): row.id for row in sending}
+        moved: list[bool] = []
+        moves: dict[tuple[SmsStatus, str], list[int]] = {}
+        for o in outcomes:
+            row_id = row_ids.pop((o.sms_identifier, o.recipient), None)  # once, the first time
+            moved.append(row_id is not None)
+            if row_id is not None:
+                moves.setdefault((o.status, o.provider), []).append(row_id)
+        # One UPDATE per (status, provider): DONE by A, DONE by B, FAILED, ...
+        for (status, provider), ids in moves.items():
+            values: dict[str, Any] = {"status": status.value, "updated_at": at}
+            if provider:  # as RecipientMessage.moved_to: an empty provider keeps the old one
+                values["provider"] = provider
+            await self._conn.execute(_MOVE_ROWS.values(values), {"ids": ids})
+        return moved
 
     async def history(
         self, query: HistoryFilter, limit: int, before: int | None

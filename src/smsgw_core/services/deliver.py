@@ -21,7 +21,8 @@ from smsgw_core.ledger import Transaction, TransactionType, refund_id
 from smsgw_core.messages import SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWorkFactory
+from smsgw_core.ports import CircuitBreaker, Clock, Operator, Outcome, UnitOfWorkFactory
+from smsgw_core.services.coalesce import Coalescer
 from smsgw_core.telemetry import NoTelemetry, Telemetry
 
 
@@ -32,24 +33,47 @@ class DeliveryReport:
     skipped: int  # already terminal, or finished by a concurrent delivery
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    delivery: Delivery
+    outcomes: list[tuple[str, SendOutcome]]  # per claimed recipient
+
+
+def _status(outcome: SendOutcome) -> SmsStatus:
+    return SmsStatus.DONE if outcome.delivered else SmsStatus.FAILED
+
+
 @dataclass
 class Deliverer:
+    """Delivers one SMS per `deliver` call; concurrent calls share their transactions.
+
+    The claims of messages being delivered at the same time go to the database
+    as one transaction, and so do their outcomes (with the refunds): the
+    operator calls in between stay each message's own, so a slow operator
+    holds up only the messages it serves.
+    """
+
     uow: UnitOfWorkFactory
     clock: Clock
     operators: Sequence[Operator]
     breaker: CircuitBreaker
     max_parallel: int = 50  # operator calls in flight for one message
     telemetry: Telemetry = field(default_factory=NoTelemetry)
+    _claims: Coalescer[str, list[str]] = field(init=False, repr=False)
+    _outcomes: Coalescer[_Sent, DeliveryReport] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._claims = Coalescer(self._claim_group)
+        self._outcomes = Coalescer(self._record_group)
 
     async def deliver(self, delivery: Delivery) -> DeliveryReport:
-        async with self.uow() as uow:
-            claimed = await uow.messages.claim(delivery.sms_identifier, self.clock.now())
-            await uow.commit()
+        claimed = await self._claims.submit(delivery.sms_identifier)
         if not claimed:
             return DeliveryReport(0, 0, len(delivery.recipients))
         gate = asyncio.Semaphore(self.max_parallel)
         outcomes = await asyncio.gather(*(self._send(delivery, r, gate) for r in claimed))
-        return await self._record(delivery, list(zip(claimed, outcomes, strict=True)))
+        sent = _Sent(delivery, list(zip(claimed, outcomes, strict=True)))
+        return await self._outcomes.submit(sent)
 
     async def _send(
         self, delivery: Delivery, recipient: str, gate: asyncio.Semaphore
@@ -58,31 +82,40 @@ class Deliverer:
         async with gate:
             return await send_with_failover(sms, self.operators, self.breaker)
 
-    async def _record(
-        self, delivery: Delivery, outcomes: list[tuple[str, SendOutcome]]
-    ) -> DeliveryReport:
-        done = failed = skipped = 0
-        now = self.clock.now()
-        finished: list[SmsStatus] = []
+    async def _claim_group(self, sms_identifiers: Sequence[str]) -> list[list[str]]:
         async with self.uow() as uow:
-            for recipient, outcome in outcomes:
-                status = SmsStatus.DONE if outcome.delivered else SmsStatus.FAILED
-                moved = await uow.messages.finish(
-                    delivery.sms_identifier, recipient, status, outcome.provider, now
-                )
-                if not moved:
-                    skipped += 1
-                elif outcome.delivered:
-                    done += 1
-                    finished.append(status)
-                else:
-                    failed += 1
-                    finished.append(status)
-                    if delivery.unit_share > 0:
-                        await uow.ledger.apply(_refund(delivery, recipient, outcome, now))
+            claimed = await uow.messages.claim_many(sms_identifiers, self.clock.now())
             await uow.commit()
-        self._report(delivery, finished, now)
-        return DeliveryReport(done, failed, skipped + len(delivery.recipients) - len(outcomes))
+        # The same SMS twice in one group (the bus delivered it twice at once):
+        # the first delivery sends, the other finds nothing to do.
+        return [claimed.pop(sms, []) for sms in sms_identifiers]
+
+    async def _record_group(self, group: Sequence[_Sent]) -> list[DeliveryReport]:
+        now = self.clock.now()
+        outcomes = [
+            Outcome(sent.delivery.sms_identifier, recipient, _status(outcome), outcome.provider)
+            for sent in group for recipient, outcome in sent.outcomes
+        ]
+        finished: list[list[SmsStatus]] = []
+        async with self.uow() as uow:
+            moved = iter(await uow.messages.finish_many(outcomes, now))
+            for sent in group:
+                statuses = []
+                for recipient, outcome in sent.outcomes:
+                    if not next(moved):  # finished by a concurrent delivery
+                        continue
+                    statuses.append(_status(outcome))
+                    if not outcome.delivered and sent.delivery.unit_share > 0:
+                        await uow.ledger.apply(_refund(sent.delivery, recipient, outcome, now))
+                finished.append(statuses)
+            await uow.commit()
+        reports = []
+        for sent, statuses in zip(group, finished, strict=True):
+            self._report(sent.delivery, statuses, now)
+            done, failed = statuses.count(SmsStatus.DONE), statuses.count(SmsStatus.FAILED)
+            reports.append(DeliveryReport(done, failed,
+                                          len(sent.delivery.recipients) - done - failed))
+        return reports
 
     def _report(self, delivery: Delivery, finished: list[SmsStatus], now: datetime) -> None:
         accepted = delivery.accepted_at
