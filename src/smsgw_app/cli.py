@@ -10,10 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import time
+import uuid
 from collections.abc import Sequence
 
 from smsgw_adapters.observability import logs, tracing
 from smsgw_app.config import ConfigError, Settings
+from smsgw_app.loadtest import run as loadtest
 
 # service.name of each process's spans (OTEL_SERVICE_NAME overrides it).
 SERVICE_NAMES = {"serve": "smsgw", "api": "smsgw-api", "relay": "smsgw-relay",
@@ -42,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=float, default=0.0)
     sim.add_argument("--reject-prefix", default="",
                      help="numbers starting with this are refused with 422")
+    seed = commands.add_parser(
+        "seed", help="top up many customers at once, straight into the database")
+    seed.add_argument("--users", type=int, required=True, metavar="N", help="how many customers")
+    seed.add_argument("--balance", type=int, required=True, metavar="B",
+                      help="units added to each")
+    seed.add_argument("--first-user", type=int, default=1, metavar="F",
+                      help="the first customer id (default 1)")
+    loadtest.add_arguments(commands.add_parser(
+        "loadtest", help="send POST /sms/send at a rate and report throughput and latency"))
     return parser
 
 
@@ -61,10 +73,66 @@ def _operator_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    try:
+        options = loadtest.options_from(args)
+        database_url = Settings.from_env().database_url if options.wait_delivery else None
+    except loadtest.OptionError as exc:
+        print(f"smsgw loadtest: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"smsgw: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return loadtest.main(options, database_url)
+
+
+class _CannotSeed(Exception):
+    pass
+
+
+async def _seed(settings: Settings, first_user: int, users: int, balance: int) -> float:
+    """Migrate, then seed; the seconds the seed itself took."""
+    from smsgw_adapters.sql.engine import create_engine, upgrade_to_head
+    from smsgw_adapters.sql.seed import seed_balances
+
+    engine = create_engine(settings.database_url)
+    try:
+        try:
+            await upgrade_to_head(engine)
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise _CannotSeed(
+                f"cannot use SMSGW_DATABASE_URL={settings.database_url!r}: {reason}") from exc
+        started = time.perf_counter()
+        await seed_balances(engine, first_user, users, balance, uuid.uuid4().hex)
+        return time.perf_counter() - started
+    finally:
+        await engine.dispose()
+
+
+def _seed_command(args: argparse.Namespace, settings: Settings) -> int:
+    for flag, value in (("--users", args.users), ("--balance", args.balance),
+                        ("--first-user", args.first_user)):
+        if value < 1:
+            print(f"smsgw seed: {flag} must be >= 1", file=sys.stderr)
+            return 2
+    try:
+        seconds = asyncio.run(_seed(settings, args.first_user, args.users, args.balance))
+    except _CannotSeed as exc:
+        print(f"smsgw: {exc}", file=sys.stderr)
+        return 2
+    last = args.first_user + args.users - 1
+    print(f"seeded {args.users} users ({args.first_user}..{last}) with {args.balance} units "
+          f"each in {seconds:.2f} s", flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "operator-sim":  # a stand-in operator: none of the gateway's settings
         return _operator_sim(args)
+    if args.command == "loadtest":  # a client: the database only to watch delivery
+        return _loadtest(args)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
@@ -77,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"smsgw: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
+        if args.command == "seed":
+            return _seed_command(args, settings)
         return _run(args, settings)
     finally:
         tracing.shutdown()  # flush the spans still batched
@@ -94,7 +164,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "migrate": lambda: runtime.migrate(settings),
     }
     try:
-        asyncio.run(commands[args.command]())
+        runtime.run(settings, commands[args.command]())
     except runtime.StartupError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)
         return 2
