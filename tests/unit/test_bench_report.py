@@ -1,0 +1,226 @@
+"""`make bench`'s arithmetic: figures from the scenarios' documents, targets, the Markdown page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from benchmarks import report
+
+X = report.TIMES
+
+
+def loadtest(*, ok: int, elapsed: float = 10.0, recipients: int = 1, sent: int | None = None,
+             non_2xx: dict[str, int] | None = None, p99: float = 20.0,
+             delivery: dict[str, Any] | None = None, duration: float = 10.0) -> dict[str, Any]:
+    """A document as `smsgw loadtest --json` prints it."""
+    return {
+        "config": {"recipients": recipients, "duration": duration},
+        "sent": ok + sum((non_2xx or {}).values()) if sent is None else sent,
+        "ok": ok, "non_2xx": non_2xx or {}, "errors": {}, "elapsed_s": elapsed,
+        "achieved_rps": ok / elapsed, "recipients_per_s": ok * recipients / elapsed,
+        "latency_ms": {"p50": p99 / 4, "p90": p99 / 2, "p95": p99 / 1.5, "p99": p99,
+                       "max": p99 * 2},
+        "latency_from": "send",
+        "delivery": delivery,
+    }
+
+
+def express_delivery(p50: float, p99: float) -> dict[str, Any]:
+    stats = {"p50": p50, "p90": p99, "p95": p99, "p99": p99, "max": p99, "count": 100}
+    return {"delivered": 100, "failed": 0, "unfinished": 0, "delivered_per_s": 5.0,
+            "latency_ms": {"express": stats, "normal": None}}
+
+
+def ok(**record: Any) -> dict[str, Any]:
+    return {"status": "ok", "error": None, **record}
+
+
+def full_run() -> dict[str, dict[str, Any]]:
+    """Every scenario, every target met."""
+    return {
+        "reference": ok(result={"levels": [
+            {"concurrency": 8, "tx_per_s": 4000.0, "latency_ms": {"p50": 2.0, "p99": 5.0},
+             "client_cpu_share": 0.5},
+            {"concurrency": 64, "tx_per_s": 6000.0, "latency_ms": {"p50": 9.0, "p99": 20.0},
+             "client_cpu_share": 0.7, "box_busy_cores": 1.93},
+        ], "best": {"concurrency": 64, "tx_per_s": 6000.0}}),
+        "accept_spread": ok(loadtest=loadtest(ok=35_000)),
+        "accept_hot": ok(loadtest=loadtest(ok=30_000)),
+        "accept_100": ok(loadtest=loadtest(ok=2_500, recipients=100)),
+        "accept_1000rps": ok(loadtest=loadtest(ok=9_990, p99=18.0)),
+        "end_to_end": ok(loadtest=loadtest(
+            ok=78_000, elapsed=60.0, duration=60.0,
+            delivery={"delivered": 78_000, "failed": 0, "unfinished": 0,
+                      "delivered_per_s": 1250.0, "latency_ms": {}})),
+        "express": ok(loadtest=loadtest(ok=1000, delivery=express_delivery(120.0, 400.0)),
+                      backlog_recipients=100_500, normal_unfinished_at_end=60_000),
+    }
+
+
+def rows_by_figure(scenarios: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    figures = report.derive_figures(scenarios)
+    return {row["figure"]: row for row in report.evaluate(figures, scenarios)}
+
+
+def test_figures_are_derived_from_the_documents() -> None:
+    figures = report.derive_figures(full_run())
+    assert figures["reference_tx_per_s"] == 6000.0
+    assert figures["accept_spread_rps"] == pytest.approx(3500.0)
+    assert figures["accept_vs_reference"] == pytest.approx(3500 / 6000)
+    assert figures["hot_vs_spread"] == pytest.approx(3000 / 3500)
+    assert figures["accept_100_recipients_per_s"] == pytest.approx(25_000.0)
+    assert figures["accept_1000_achieved_rps"] == pytest.approx(999.0)
+    assert figures["accept_p99_at_1000_ms"] == 18.0
+    assert figures["e2e_delivered_per_s"] == 1250.0
+    assert figures["express_p50_ms"] == 120.0
+    assert figures["express_p99_ms"] == 400.0
+    assert figures["express_backlog_recipients"] == 100_500
+
+
+def test_all_targets_met() -> None:
+    rows = rows_by_figure(full_run())
+    assert [row["figure"] for row in rows.values()] == [t.figure for t in report.TARGETS]
+    assert all(row["met"] is True for row in rows.values()), rows
+    assert all(row["bound"] is None for row in rows.values())
+
+
+def test_throughput_counts_only_accepted_requests() -> None:
+    run = full_run()
+    run["accept_spread"] = ok(loadtest=loadtest(ok=20_000, non_2xx={"503": 20_000}))
+    row = rows_by_figure(run)["accept_spread_rps"]
+    assert row["measured"] == pytest.approx(2000.0)
+    assert row["met"] is False
+    assert row["notes"] == ["invalid: 20000 of 40000 requests failed (503: 20000)"]
+
+
+def test_a_few_failures_are_noted_without_invalidating() -> None:
+    run = full_run()
+    run["accept_1000rps"] = ok(loadtest=loadtest(ok=9_990, non_2xx={"500": 3}, p99=18.0))
+    row = rows_by_figure(run)["accept_p99_at_1000_ms"]
+    assert row["met"] is True
+    assert row["notes"] == ["3 of 9993 requests failed (500: 3)"]
+
+
+def test_latency_target_needs_the_rate_it_is_set_at() -> None:
+    run = full_run()
+    run["accept_1000rps"] = ok(loadtest=loadtest(ok=6_000, p99=10.0))  # 600 req/s
+    row = rows_by_figure(run)["accept_p99_at_1000_ms"]
+    assert row["met"] is False
+    assert "invalid: the open loop reached only 600 req/s" in row["notes"]
+
+
+def test_a_missing_or_failed_scenario_is_not_measured() -> None:
+    run = full_run()
+    del run["reference"]
+    run["express"] = {"status": "failed", "error": "loadtest express exited with 2"}
+    rows = rows_by_figure(run)
+    assert rows["accept_vs_reference"]["met"] is None
+    assert rows["accept_vs_reference"]["measured"] is None
+    assert rows["express_p99_ms"]["met"] is None
+    assert rows["express_p99_ms"]["notes"] == [
+        "scenario express failed: loadtest express exited with 2"]
+    assert rows["accept_spread_rps"]["met"] is True  # the others still count
+
+
+def test_express_caveats() -> None:
+    run = full_run()
+    run["express"]["backlog_recipients"] = 5_000
+    run["express"]["normal_unfinished_at_end"] = 0
+    row = rows_by_figure(run)["express_p99_ms"]
+    assert row["met"] is False  # 400 ms, but not behind a backlog that was still there
+    assert row["notes"] == [
+        "behind 5,000 normal recipients, not 100,000",
+        "invalid: the normal backlog had drained before the express run ended",
+    ]
+
+
+def test_end_to_end_caveats() -> None:
+    run = full_run()
+    run["end_to_end"] = ok(loadtest=loadtest(
+        ok=2_400, elapsed=8.0, duration=8.0,
+        delivery={"delivered": 2_390, "failed": 4, "unfinished": 6, "delivered_per_s": 250.0}))
+    row = rows_by_figure(run)["e2e_delivered_per_s"]
+    assert row["met"] is False
+    assert row["notes"] == ["ran 8 s, not 60 s", "4 recipients failed", "6 recipients unfinished"]
+
+
+def test_bound_of_a_missed_target_names_the_busy_processes() -> None:
+    run = full_run()
+    run["accept_spread"] = ok(
+        loadtest=loadtest(ok=20_000),
+        cpu={"elapsed_s": 10.0, "machine_busy_cores": 1.96,
+             "cores": {"api": 1.1, "mariadb": 0.5, "loadtest": 0.34, "rabbitmq": 0.0,
+                       "other": 0.02}},
+    )
+    run["reference"]["result"]["best"]["tx_per_s"] = 2500.0
+    row = rows_by_figure(run)["accept_spread_rps"]
+    assert row["met"] is False
+    assert row["bound"].startswith("the framework-free reference itself reaches only 2,500 tx/s")
+    assert "CPU-bound: box 98% busy of 2 cores (api 1.10, mariadb 0.50, loadtest 0.34, " \
+           "other 0.02 cores)" in row["bound"]
+
+
+def test_bound_when_the_box_is_not_busy() -> None:
+    run = full_run()
+    run["express"]["loadtest"]["delivery"] = express_delivery(300.0, 900.0)
+    run["express"]["cpu"] = {"elapsed_s": 20.0, "machine_busy_cores": 0.8,
+                             "cores": {"worker": 0.5, "relay": 0.2}}
+    row = rows_by_figure(run)["express_p99_ms"]
+    assert row["met"] is False
+    assert "not CPU-bound (box 40% busy of 2 cores (worker 0.50, relay 0.20 cores))" in row["bound"]
+
+
+def test_markdown_table() -> None:
+    run = full_run()
+    run["accept_hot"] = ok(loadtest=loadtest(ok=14_000))  # 0.4 of spread
+    figures = report.derive_figures(run)
+    results = {
+        "date": "2026-11-26", "command": "make bench", "started_at": "t0", "finished_at": "t1",
+        "quick": False,
+        "machine": {"cpus": 2, "cpu_model": "AMD EPYC", "python": "3.11.2",
+                    "mariadb_version": "10.11", "innodb_flush_log_at_trx_commit": 1,
+                    "rabbitmq_version": "3.10.8"},
+        "git": {"commit": "0123456789abcdef", "dirty": True},
+        "scenarios": run, "figures": figures, "targets": report.evaluate(figures, run),
+        "settings": {"SMSGW_WORKERS": 8},
+    }
+    page = report.markdown(results)
+    assert page.startswith("# smsgw benchmark, 2026-11-26\n")
+    assert "Produced by `make bench`" in page
+    assert "commit 0123456789ab with uncommitted changes" in page
+    assert "| figure | measured | target | met |" in page
+    assert ("| accept, 1 recipient, spread over 5,000 customers | 3,500 req/s | ≥ 3,000 req/s "
+            "| yes |") in page
+    assert f"| hot customer (90 % of requests) ÷ spread | 0.40{X} | ≥ 0.80{X} | **no** |" in page
+    assert "| accept, 100 recipients per request | 25,000 recipients/s | ≥ 20,000 recipients/s" \
+           in page
+    assert ("| express p99 accept→terminal behind 100,000 normal | 400.0 ms "
+            "(60,000 normal recipients still queued when it ended) | ≤ 500.0 ms | yes |") in page
+    assert "## What bounds the figures that miss their target" in page
+    assert "- **hot customer (90 % of requests) ÷ spread**: 90 % of the transactions" in page
+    assert "| 8 | 4,000 | 2.0 ms | 5.0 ms | 50% | — |" in page  # the reference sweep
+    assert "| 64 | 6,000 | 9.0 ms | 20.0 ms | 70% | 1.93 cores |" in page
+    assert "`SMSGW_WORKERS=8`" in page
+    assert "Quick run" not in page
+
+
+def test_markdown_of_a_failed_scenario_and_a_quick_run() -> None:
+    run = {"accept_spread": {"status": "failed", "error": "smsgw api 1 exited with 2",
+                             "description": "closed loop"}}
+    figures = report.derive_figures(run)
+    page = report.markdown({"quick": True, "scenarios": run, "figures": figures,
+                            "targets": report.evaluate(figures, run)})
+    assert "**Quick run**" in page
+    assert "| accept_spread | closed loop | failed: smsgw api 1 exited with 2 |" in page
+    assert f"| hot customer (90 % of requests) ÷ spread | — | ≥ 0.80{X} | not measured |" in page
+    assert ("| accept ÷ reference limit (same run) | — (scenario accept_spread failed: smsgw api 1 "
+            f"exited with 2) | ≥ 0.45{X} | not measured |") in page
+
+
+@pytest.mark.parametrize(("value", "unit", "text"), [
+    (None, "req/s", "—"), (3120.4, "req/s", "3,120 req/s"), (0.456, "ratio", f"0.46{X}"),
+    (12.345, "ms", "12.3 ms"), (99.0, "", "99"),
+])
+def test_fmt(value: float | None, unit: str, text: str) -> None:
+    assert report.fmt(value, unit) == text
