@@ -101,7 +101,8 @@ class InMemoryLedger(_Repo):
                 left[tx.user_id] = current + tx.amount
         if not refused:
             for tx in charges:
-                await self.apply(tx)
+                self.s.balances[tx.user_id] += tx.amount
+                self.s.transactions.append((self.s.take_id(), tx))
         return refused
 
     async def balance(self, user_id: int) -> int | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
+import pytest
 from contract_helpers import T0, at, charge, delivery, topup
 
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
@@ -157,3 +159,30 @@ async def test_concurrent_batches_never_overdraw(uow_factory: UnitOfWorkFactory)
     charges = [t for t in rows if t.type is TransactionType.CHARGE]
     assert len(charges) == applied > 0
     assert sum(balances) == 90 + sum(t.amount for t in charges)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("uow_factory", ["sqlite", "mariadb"], indirect=True)  # about locks
+async def test_concurrent_batches_over_many_accounts_do_not_deadlock(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    # Neighbouring accounts in different groups: a balance statement that locked
+    # beyond its own rows (an upsert's next-key locks) deadlocked here.
+    users = range(1, 401)
+    async with uow_factory() as uow:
+        for user in users:
+            await uow.ledger.apply(topup(f"seed-{user}", user, 100))
+        await uow.commit()
+    rng = random.Random(7)
+    groups = [rng.sample(users, 40) for _ in range(80)]
+
+    async def batch(i: int, group: list[int]) -> None:
+        async with uow_factory() as uow:
+            assert await uow.ledger.debit_many(
+                [charge(f"g{i}-{k}", user, 1) for k, user in enumerate(group)]
+            ) == []
+            await uow.commit()
+
+    await asyncio.gather(*(batch(i, g) for i, g in enumerate(groups)))
+    async with uow_factory() as uow:
+        total = sum([await uow.ledger.balance(user) or 0 for user in users])
+    assert total == 400 * 100 - 80 * 40
