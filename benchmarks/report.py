@@ -56,7 +56,10 @@ TARGETS: tuple[Target, ...] = (
 
 # Figures shown without a target, for context.
 CONTEXT: tuple[tuple[str, str, str], ...] = (
-    ("reference_tx_per_s", "reference limit (framework-free, best concurrency)", "tx/s"),
+    ("reference_limit_tx_per_s", "reference limit: the better of the two below", "req/s"),
+    ("reference_tx_per_s", "reference, one request per transaction (best concurrency)", "req/s"),
+    ("reference_grouped_tx_per_s", "reference, 32 requests per transaction (best concurrency)",
+     "req/s"),
     ("accept_spread_p99_ms", "accept p99, closed loop at max throughput", "ms"),
     ("accept_hot_rps", "accept, 1 recipient, 90 % from one customer", "req/s"),
     ("accept_1000_achieved_rps", "open-loop rate achieved (asked 1,000)", "req/s"),
@@ -122,15 +125,21 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def derive_figures(scenarios: Scenarios) -> Figures:
     """Every figure the targets and the table need; None where its scenario did not run."""
     figures: Figures = {}
-    reference = scenarios.get("reference") or {}
-    best = (reference.get("result") or {}).get("best") if reference.get("status") == "ok" else None
-    figures["reference_tx_per_s"] = float(best["tx_per_s"]) if best else None
+    # The reference limit is the better of the one-request transaction and the
+    # grouped one: the API commits the grouped one under load.
+    for name in ("reference", "reference_grouped"):
+        record = scenarios.get(name) or {}
+        best = (record.get("result") or {}).get("best") if record.get("status") == "ok" else None
+        figures[f"{name}_tx_per_s"] = float(best["tx_per_s"]) if best else None
+    measured = [v for v in (figures["reference_tx_per_s"],
+                            figures["reference_grouped_tx_per_s"]) if v is not None]
+    figures["reference_limit_tx_per_s"] = max(measured) if measured else None
 
     spread = loadtest(scenarios, "accept_spread")
     figures["accept_spread_rps"] = ok_per_s(spread) if spread else None
     figures["accept_spread_p99_ms"] = _latency(spread, "p99")
     figures["accept_vs_reference"] = _ratio(figures["accept_spread_rps"],
-                                            figures["reference_tx_per_s"])
+                                            figures["reference_limit_tx_per_s"])
 
     hot = loadtest(scenarios, "accept_hot")
     figures["accept_hot_rps"] = ok_per_s(hot) if hot else None
@@ -263,7 +272,7 @@ def bound(target: Target, figures: Figures, scenarios: Scenarios, cpus: int = 2)
     if record is None or record.get("status") != "ok":
         return "not measured"
     said: list[str] = []
-    reference = figures.get("reference_tx_per_s")
+    reference = figures.get("reference_limit_tx_per_s")
     if target.figure == "accept_spread_rps" and reference and reference < target.threshold:
         said.append(f"the framework-free reference itself reaches only {reference:,.0f} tx/s "
                     "on this box: MariaDB's commit path and the machine bound it before the API")
@@ -347,10 +356,14 @@ def markdown(results: Mapping[str, Any]) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for name, record in scenarios.items():
         lines.append(_scenario_row(name, record, cpus))
-    reference = (scenarios.get("reference") or {}).get("result") or {}
-    if reference.get("levels"):
-        lines += ["", "Reference limit by concurrency (benchmarks/reference_limit.py):", "",
-                  "| connections | tx/s | p50 | p99 | client CPU | box busy |",
+    for name in ("reference", "reference_grouped"):
+        reference = (scenarios.get(name) or {}).get("result") or {}
+        if not reference.get("levels"):
+            continue
+        group = (reference.get("config") or {}).get("group", 1)
+        lines += ["", f"Reference limit by concurrency, {group} request(s) per transaction "
+                  f"(benchmarks/reference_limit.py --group {group}):", "",
+                  "| connections | requests/s | p50 | p99 | client CPU | box busy |",
                   "|---|---|---|---|---|---|"]
         for level in reference["levels"]:
             lat = level.get("latency_ms") or {}

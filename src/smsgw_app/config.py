@@ -43,8 +43,10 @@ class Settings:
     )
     price_normal: int = 1
     price_express: int = 3
-    workers: int = 8
-    express_workers: int = 4
+    # Deliveries in flight per worker process: they share their claim and outcome
+    # transactions, so more at once means bigger groups and fewer commits per message.
+    workers: int = 64
+    express_workers: int = 16
     delivery_limit: int = 20
     express_queue: str = "EXPRESS_QUEUE"
     normal_queue: str = "NORMAL_QUEUE"

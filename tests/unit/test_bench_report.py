@@ -224,3 +224,20 @@ def test_markdown_of_a_failed_scenario_and_a_quick_run() -> None:
 ])
 def test_fmt(value: float | None, unit: str, text: str) -> None:
     assert report.fmt(value, unit) == text
+
+
+def test_the_reference_limit_is_the_better_of_one_and_grouped_requests() -> None:
+    run = full_run()
+    run["reference_grouped"] = ok(result={
+        "config": {"group": 32},
+        "levels": [{"concurrency": 4, "tx_per_s": 9000.0, "latency_ms": {"p50": 20.0}}],
+        "best": {"concurrency": 4, "tx_per_s": 9000.0},
+    })
+    figures = report.derive_figures(run)
+    assert figures["reference_tx_per_s"] == 6000.0
+    assert figures["reference_grouped_tx_per_s"] == 9000.0
+    assert figures["reference_limit_tx_per_s"] == 9000.0
+    assert figures["accept_vs_reference"] == pytest.approx(3500 / 9000)
+    page = report.markdown({"scenarios": run, "figures": figures,
+                            "targets": report.evaluate(figures, run)})
+    assert "32 request(s) per transaction" in page
