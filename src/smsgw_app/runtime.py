@@ -30,6 +30,8 @@ from smsgw_app.config import Settings
 from smsgw_app.container import Container, resolve
 from smsgw_app.supervisor import HttpServer, Service, supervise
 from smsgw_app.workers import (
+    EXPRESS_POLL_S,
+    POLL_S,
     BacklogMonitor,
     BacklogSink,
     InProcessWorker,
@@ -133,7 +135,8 @@ async def relay_services(container: Container) -> list[Service]:
                        (MessageType.NORMAL, settings.relay_normal_workers)):
         for n in range(size):
             relay = await resolve(functools.partial(container.relay, lane=lane))
-            services.append(RelayService(f"relay-{lane.value}-{n}", relay, wakeup))
+            poll = EXPRESS_POLL_S if lane is MessageType.EXPRESS else POLL_S
+            services.append(RelayService(f"relay-{lane.value}-{n}", relay, wakeup, poll))
     janitor_relay = await resolve(container.relay)
     services.append(OutboxJanitor(
         janitor_relay,

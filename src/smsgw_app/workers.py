@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +21,12 @@ from smsgw_core.services.relay import OutboxRelay
 
 log = logging.getLogger("smsgw.workers")
 
-POLL_S = 0.5  # the relay's fallback poll; a commit in this process wakes it at once
+# The relay's fallback poll: a commit in this process wakes it at once, but the
+# API's commits reach a relay in another process only by its poll. Express is
+# promised a time to the operator, so its lane looks often; each wait is
+# jittered so that a lane's tasks do not all look at the same moment.
+POLL_S = 0.5
+EXPRESS_POLL_S = 0.1
 ERROR_BACKOFF_S = 1.0
 
 
@@ -36,6 +42,7 @@ class RelayService:
     name: str
     relay: OutboxRelay
     wakeup: Wakeup
+    poll_s: float = POLL_S
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -47,7 +54,7 @@ class RelayService:
                 await _pause(self.stopping, ERROR_BACKOFF_S)
                 continue
             if report.published == 0 and not self.stopping.is_set():
-                await self.wakeup.wait(POLL_S)
+                await self.wakeup.wait(self.poll_s * random.uniform(0.5, 1.0))
 
     def stop(self) -> None:
         self.stopping.set()
