@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar, cast
 
-import httpx
+import aiohttp
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -92,7 +92,7 @@ def relay_bus(bus: InProcessBus | RabbitBus) -> TracedBus:
     return TracedBus(bus, system="rabbitmq" if isinstance(bus, RabbitBus) else "inprocess")
 
 
-def build_operators(settings: Settings, client: httpx.AsyncClient) -> list[Operator]:
+def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[Operator]:
     operators: list[Operator] = []
     for spec in settings.operators:
         if spec.scheme in ("http", "https"):

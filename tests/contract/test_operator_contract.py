@@ -3,23 +3,33 @@ HttpOperator talking to the real HTTP simulator on a free port.
 
 Timeouts, unreachable operators and duplicate references exist only over HTTP;
 those tests run against the HTTP backend alone. The status-code mapping is
-pinned with httpx.MockTransport (a fake server, not a mock of our code).
+pinned with aiohttp's RawTestServer (a fake server, not a mock of our code).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import RawTestServer
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from smsgw_adapters.observability import tracing
 from smsgw_adapters.operators.http import HttpOperator, operator_http_client
 from smsgw_adapters.operators.simulated import SimulatedOperator
 from smsgw_adapters.operators.simulator_server import SimulatorState, running_simulator
@@ -54,6 +64,30 @@ async def over_http(
 @pytest.fixture(params=[simulated, over_http], ids=["simulated", "http"])
 def make_operator(request: pytest.FixtureRequest) -> MakeOperator:
     return request.param  # type: ignore[no-any-return]
+
+
+async def get_json(client: aiohttp.ClientSession, url: str, **json_body: Any) -> Any:
+    """GET `url`, or POST `json_body` to it when given; the answer's JSON."""
+    request = client.post(url, json=json_body) if json_body else client.get(url)
+    async with request as response:
+        return await response.json()
+
+
+@asynccontextmanager
+async def fake_operator(
+    handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """A real HTTP server on a free port answering every request with `handler`."""
+    async with RawTestServer(handler) as server:
+        yield str(server.make_url("")).rstrip("/")
+
+
+def answering(status: int, body: str) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
+    async def answer(request: web.BaseRequest) -> web.Response:
+        await request.read()
+        return web.Response(status=status, text=body)
+
+    return answer
 
 
 async def failure(send: Awaitable[str]) -> OperatorError:
@@ -101,13 +135,24 @@ async def test_an_unreachable_operator_is_transient() -> None:
     assert error.error_class is ErrorClass.TRANSIENT
 
 
+async def test_a_connection_dropped_before_the_answer_is_transient() -> None:
+    async def hang_up(request: web.BaseRequest) -> web.Response:
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response(status=200)
+
+    async with fake_operator(hang_up) as url, operator_http_client() as client:
+        error = await failure(HttpOperator("A", url, client).send(SMS))
+    assert error.transient and "ServerDisconnectedError" in error.reason
+
+
 async def test_a_resent_reference_gets_the_same_message_id() -> None:
     state = SimulatorState("A")
     async with running_simulator(state) as url, operator_http_client() as client:
         operator = HttpOperator("A", url, client, 2.0)
         first, second = await asyncio.gather(operator.send(SMS), operator.send(SMS))
         third = await operator.send(SMS)
-        stats = (await client.get(f"{url}/stats")).json()
+        stats = await get_json(client, f"{url}/stats")
     assert first == second == third
     assert stats == {"accepted": 1, "duplicates": 2, "failed": 0, "rejected": 0}
 
@@ -116,15 +161,16 @@ async def test_control_takes_the_operator_down_and_back() -> None:
     state = SimulatorState("A")
     async with running_simulator(state) as url, operator_http_client() as client:
         operator = HttpOperator("A", url, client, 2.0)
-        down = await client.post(f"{url}/control", json={"fail_rate": 1.0})
+        down = await get_json(client, f"{url}/control", fail_rate=1.0)
         error = await failure(operator.send(SMS))
-        await client.post(f"{url}/control", json={"fail_rate": 0.0})
+        await get_json(client, f"{url}/control", fail_rate=0.0)
         message_id = await operator.send(SMS)
-        refused = await client.post(f"{url}/control", json={"fail_rate": 1.5})
-    assert down.json()["fail_rate"] == 1.0
+        async with client.post(f"{url}/control", json={"fail_rate": 1.5}) as refused:
+            refused_status = refused.status
+    assert down["fail_rate"] == 1.0
     assert error.transient and "503" in error.reason
     assert message_id.startswith("A-")
-    assert refused.status_code == 400 and state.fail_rate == 0.0
+    assert refused_status == 400 and state.fail_rate == 0.0
 
 
 @pytest.mark.parametrize(
@@ -145,38 +191,138 @@ async def test_control_takes_the_operator_down_and_back() -> None:
 async def test_status_codes_map_to_error_classes(
     status: int, body: str, error_class: ErrorClass
 ) -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, text=body)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        error = await failure(HttpOperator("A", "http://operator", client).send(SMS))
+    async with fake_operator(answering(status, body)) as url, operator_http_client() as client:
+        error = await failure(HttpOperator("A", url, client).send(SMS))
     assert error.error_class is error_class
     assert f"HTTP {status}" in error.reason
 
 
+async def test_a_redirect_is_not_followed() -> None:
+    calls: list[str] = []
+
+    async def redirect(request: web.BaseRequest) -> web.Response:
+        calls.append(request.path)
+        return web.Response(status=307, headers={"Location": "/elsewhere"})
+
+    async with fake_operator(redirect) as url, operator_http_client() as client:
+        error = await failure(HttpOperator("A", url, client).send(SMS))
+    assert error.transient and "HTTP 307" in error.reason
+    assert calls == ["/send"]
+
+
 async def test_the_request_follows_the_protocol() -> None:
-    seen: list[httpx.Request] = []
+    seen: list[tuple[str, str, str, bytes]] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"message_id": "op-1"})
+    async def answer(request: web.BaseRequest) -> web.Response:
+        seen.append((request.method, request.path, request.content_type, await request.read()))
+        return web.json_response({"message_id": "op-1"})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        message_id = await HttpOperator("A", "http://operator/v1/", client).send(SMS)
+    async with fake_operator(answer) as url, operator_http_client() as client:
+        message_id = await HttpOperator("A", f"{url}/v1/", client).send(SMS)
     assert message_id == "op-1"
-    assert seen[0].method == "POST" and str(seen[0].url) == "http://operator/v1/send"
-    assert httpx.Response(200, content=seen[0].content).json() == {
+    ((method, path, content_type, body),) = seen
+    assert (method, path, content_type) == ("POST", "/v1/send", "application/json")
+    assert json.loads(body) == {
         "to": SMS.recipient, "text": SMS.text, "reference": SMS.reference,
     }
 
 
 async def test_a_long_error_body_is_cut_short() -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(500, text="x" * 10_000)
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        error = await failure(HttpOperator("A", "http://operator", client).send(SMS))
+    async with (
+        fake_operator(answering(500, "x" * 10_000)) as url,
+        operator_http_client() as client,
+    ):
+        error = await failure(HttpOperator("A", url, client).send(SMS))
     assert len(error.reason) < 200
+    assert error.reason.startswith("HTTP 500: xxx") and error.reason.endswith("…")
+
+
+async def test_an_error_body_in_its_own_charset_is_read() -> None:
+    async def latin1(request: web.BaseRequest) -> web.Response:
+        return web.Response(status=422, body="número inválido".encode("latin-1"),
+                            content_type="text/plain", charset="latin-1")
+
+    async with fake_operator(latin1) as url, operator_http_client() as client:
+        error = await failure(HttpOperator("A", url, client).send(SMS))
+    assert error.error_class is ErrorClass.PERMANENT
+    assert error.reason == "HTTP 422: número inválido"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.install(None)
+
+
+async def test_each_try_is_a_client_span_whose_context_the_operator_gets(
+    spans: InMemorySpanExporter,
+) -> None:
+    headers: list[str | None] = []
+
+    async def answer(request: web.BaseRequest) -> web.Response:
+        headers.append(request.headers.get("traceparent"))
+        if len(headers) == 1:
+            return web.json_response({"message_id": "op-1"})
+        return web.Response(status=503, text="busy")
+
+    async with fake_operator(answer) as url, operator_http_client() as client:
+        operator = HttpOperator("A", url, client)
+        await operator.send(SMS)
+        await failure(operator.send(SMS))
+    sent, failed = (s for s in spans.get_finished_spans() if s.name == tracing.OPERATOR_SPAN)
+    assert sent.attributes is not None and failed.attributes is not None
+    assert sent.attributes["http.response.status_code"] == 200
+    assert failed.attributes["http.response.status_code"] == 503
+    for span, traceparent in zip((sent, failed), headers, strict=True):
+        assert traceparent is not None
+        _, trace_id, span_id, _ = traceparent.split("-")
+        assert (int(trace_id, 16), int(span_id, 16)) == (
+            span.context.trace_id, span.context.span_id
+        )
+
+
+async def test_a_burst_waits_for_the_pool_without_failing() -> None:
+    """Waiting for a free pooled connection is the gateway's congestion, not the
+    operator's failure: 300 sends over 4 connections, each answered in 30 ms,
+    take several times the 0.5 s answer timeout in all, and every one succeeds."""
+    in_flight = peak = 0
+
+    async def slow(request: web.BaseRequest) -> web.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            reference = json.loads(await request.read())["reference"]
+            await asyncio.sleep(0.03)
+            return web.json_response({"message_id": f"op-{reference}"})
+        finally:
+            in_flight -= 1
+
+    burst = [OutgoingSms(f"+98912{n:07d}", "hi", f"sms-b:{n}") for n in range(300)]
+    async with (
+        fake_operator(slow) as url,
+        # A generous connect timeout: on a busy machine the four connects, made
+        # while 300 sends start at once, may wait long for the event loop.
+        operator_http_client(
+            timeout_s=0.5, connect_timeout_s=10, max_connections_per_host=4
+        ) as client,
+    ):
+        operator = HttpOperator("A", url, client)
+        started = time.monotonic()
+        results = await asyncio.gather(*(operator.send(sms) for sms in burst),
+                                       return_exceptions=True)
+        elapsed = time.monotonic() - started
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    assert results == [f"op-{sms.reference}" for sms in burst]
+    assert peak == 4  # the pool was the limit
+    assert elapsed > 1.5  # 300 / 4 x 30 ms = 2.25 s: most sends waited longer than 0.5 s
 
 
 @pytest.mark.slow
