@@ -18,7 +18,7 @@ from datetime import datetime
 
 from smsgw_core.failover import SendOutcome, send_with_failover
 from smsgw_core.ledger import Transaction, TransactionType, refund_id
-from smsgw_core.messages import SmsStatus
+from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import Delivery
 from smsgw_core.ports import CircuitBreaker, Clock, Operator, Outcome, UnitOfWorkFactory
@@ -59,21 +59,25 @@ class Deliverer:
     breaker: CircuitBreaker
     max_parallel: int = 50  # operator calls in flight for one message
     telemetry: Telemetry = field(default_factory=NoTelemetry)
-    _claims: Coalescer[str, list[str]] = field(init=False, repr=False)
-    _outcomes: Coalescer[_Sent, DeliveryReport] = field(init=False, repr=False)
+    _claims: dict[MessageType, Coalescer[str, list[str]]] = field(init=False, repr=False)
+    _outcomes: dict[MessageType, Coalescer[_Sent, DeliveryReport]] = field(
+        init=False, repr=False
+    )
 
     def __post_init__(self) -> None:
-        self._claims = Coalescer(self._claim_group)
-        self._outcomes = Coalescer(self._record_group)
+        # Groups per message type: an express message never waits for a slot
+        # behind a group of normal ones.
+        self._claims = {kind: Coalescer(self._claim_group) for kind in MessageType}
+        self._outcomes = {kind: Coalescer(self._record_group) for kind in MessageType}
 
     async def deliver(self, delivery: Delivery) -> DeliveryReport:
-        claimed = await self._claims.submit(delivery.sms_identifier)
+        claimed = await self._claims[delivery.type].submit(delivery.sms_identifier)
         if not claimed:
             return DeliveryReport(0, 0, len(delivery.recipients))
         gate = asyncio.Semaphore(self.max_parallel)
         outcomes = await asyncio.gather(*(self._send(delivery, r, gate) for r in claimed))
         sent = _Sent(delivery, list(zip(claimed, outcomes, strict=True)))
-        return await self._outcomes.submit(sent)
+        return await self._outcomes[delivery.type].submit(sent)
 
     async def _send(
         self, delivery: Delivery, recipient: str, gate: asyncio.Semaphore
