@@ -58,6 +58,10 @@ class Deliverer:
     operators: Sequence[Operator]
     breaker: CircuitBreaker
     max_parallel: int = 50  # operator calls in flight for one message
+    # Operator calls in flight for all messages of a type. Normal calls beyond it
+    # wait here, not in the HTTP client's pool where express calls would queue
+    # behind them: a 100,000-recipient backlog must not delay an express message.
+    max_calls: int = 256
     telemetry: Telemetry = field(default_factory=NoTelemetry)
     _claims: dict[MessageType, Coalescer[str, list[str]]] = field(init=False, repr=False)
     _outcomes: dict[MessageType, Coalescer[_Sent, DeliveryReport]] = field(
@@ -69,6 +73,7 @@ class Deliverer:
         # behind a group of normal ones.
         self._claims = {kind: Coalescer(self._claim_group) for kind in MessageType}
         self._outcomes = {kind: Coalescer(self._record_group) for kind in MessageType}
+        self._calls = {kind: asyncio.Semaphore(self.max_calls) for kind in MessageType}
 
     async def deliver(self, delivery: Delivery) -> DeliveryReport:
         claimed = await self._claims[delivery.type].submit(delivery.sms_identifier)
@@ -83,7 +88,7 @@ class Deliverer:
         self, delivery: Delivery, recipient: str, gate: asyncio.Semaphore
     ) -> SendOutcome:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
-        async with gate:
+        async with gate, self._calls[delivery.type]:
             return await send_with_failover(sms, self.operators, self.breaker)
 
     async def _claim_group(self, sms_identifiers: Sequence[str]) -> list[list[str]]:
