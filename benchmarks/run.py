@@ -448,12 +448,20 @@ class Bench:
         return operators
 
     def start_background(self, procs: Processes, scenario: str, command: str,
-                         **extra: str) -> None:
+                         *args: str, name: str = "", **extra: str) -> None:
         port = free_port()
-        proc = procs.start(command, command, smsgw(command),
+        name = name or command
+        proc = procs.start(name, command, smsgw(command, *args),
                            self.env(scenario, SMSGW_METRICS_PORT=str(port), **extra))
-        wait_http(f"http://127.0.0.1:{port}/metrics", proc, f"smsgw {command}",
-                  procs.log(command))
+        wait_http(f"http://127.0.0.1:{port}/metrics", proc, f"smsgw {command} {' '.join(args)}",
+                  procs.log(name))
+
+    def start_workers(self, procs: Processes, scenario: str, spec: str) -> None:
+        """A worker process per lane, as production would run them: express keeps its
+        time to the operator whatever the normal backlog does to the other's loop."""
+        for lane in ("express", "normal"):
+            self.start_background(procs, scenario, "worker", "--lane", lane,
+                                  name=f"worker-{lane}", SMSGW_OPERATORS=spec)
 
     # -- the scenarios
 
@@ -534,7 +542,7 @@ class Bench:
                             for name, url in operators.items())
             urls = self.start_apis(procs, "e2e", SMSGW_OPERATORS=spec)
             self.start_background(procs, "e2e", "relay", SMSGW_OPERATORS=spec)
-            self.start_background(procs, "e2e", "worker", SMSGW_OPERATORS=spec)
+            self.start_workers(procs, "e2e", spec)
             result = self.measured(procs, "end_to_end", urls, rps=plan.e2e_rps,
                                    duration=plan.e2e_seconds, concurrency=plan.e2e_concurrency,
                                    wait_delivery=True)
@@ -543,7 +551,7 @@ class Bench:
             return result
 
         with self.processes("e2e") as procs:
-            self.record("end_to_end", "2 operator-sim, 2 api, relay, worker; "
+            self.record("end_to_end", "2 operator-sim, 2 api, relay, 2 workers (express, normal); "
                         f"{plan.e2e_rps} req/s of 1 recipient for {plan.e2e_seconds:g} s, "
                         "then every delivery awaited", lambda: measure(procs))
 
@@ -579,7 +587,7 @@ class Bench:
                 lambda: self.services.count("outbox_events WHERE status = 'pending'") == 0,
                 timeout=300)
             queued = unfinished_normal()
-            self.start_background(procs, "express", "worker", SMSGW_OPERATORS=spec)
+            self.start_workers(procs, "express", spec)
             wait_until("the worker's first delivery", lambda: unfinished_normal() < queued,
                        timeout=60)
             backlog = unfinished_normal()

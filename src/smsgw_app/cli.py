@@ -34,7 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--host", default="127.0.0.1")
         command.add_argument("--port", type=int, default=8080)
     commands.add_parser("relay", help="run the outbox relay only (needs a broker)")
-    commands.add_parser("worker", help="run the delivery workers only (needs a broker)")
+    worker = commands.add_parser("worker", help="run the delivery workers only (needs a broker)")
+    worker.add_argument(
+        "--lane", choices=("all", "express", "normal"), default="all",
+        help="consume only this queue: a worker process of its own for express keeps its "
+             "time to the operator whatever the normal backlog (default: both)",
+    )
     commands.add_parser("migrate", help="apply the database migrations and exit")
     sim = commands.add_parser("operator-sim", help="play an upstream operator over HTTP")
     sim.add_argument("--name", required=True)
@@ -160,7 +165,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "serve": lambda: runtime.serve(settings, args.host, args.port),
         "api": lambda: runtime.api(settings, args.host, args.port),
         "relay": lambda: runtime.relay(settings),
-        "worker": lambda: runtime.worker(settings),
+        "worker": lambda: runtime.worker(settings, getattr(args, "lane", "all")),
         "migrate": lambda: runtime.migrate(settings),
     }
     try:

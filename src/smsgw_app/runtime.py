@@ -147,7 +147,7 @@ async def relay_services(container: Container) -> list[Service]:
     return services
 
 
-async def delivery_services(container: Container) -> list[Service]:
+async def delivery_services(container: Container, lane: str = "all") -> list[Service]:
     settings: Settings = container.settings()
     deliverer = await resolve(container.deliverer)
     bus = await resolve(container.bus)
@@ -157,7 +157,8 @@ async def delivery_services(container: Container) -> list[Service]:
     metrics: Metrics = container.metrics()
     consumer = RabbitConsumer(
         bus, bus.topology, deliver,
-        express_workers=settings.express_workers, normal_workers=settings.workers,
+        express_workers=settings.express_workers if lane != "normal" else 0,
+        normal_workers=settings.workers if lane != "express" else 0,
         observer=metrics.queues.declare(bus.topology.work_queues),
     )
     return [RabbitWorker(consumer, settings.shutdown_timeout_s)]
@@ -241,8 +242,8 @@ async def relay(settings: Settings) -> None:
         await supervise(services, settings.shutdown_timeout_s)
 
 
-async def worker(settings: Settings) -> None:
+async def worker(settings: Settings, lane: str = "all") -> None:
     _needs_broker(settings, "worker")
     async with started(settings) as container:
-        services = [*await delivery_services(container), *metrics_server(settings)]
+        services = [*await delivery_services(container, lane), *metrics_server(settings)]
         await supervise(services, settings.shutdown_timeout_s)

@@ -353,6 +353,22 @@ async def test_each_type_goes_to_its_own_queue(rabbit: RabbitBackend) -> None:
     }
 
 
+async def test_a_consumer_of_one_lane_leaves_the_other_queue_alone(
+    rabbit: RabbitBackend,
+) -> None:
+    # `smsgw worker --lane express`: a process of its own for express.
+    with pytest.raises(ValueError, match="at least one worker"):
+        rabbit.consumer(Recorder(), express_workers=0, normal_workers=0)
+    seen = Recorder()
+    consumer = rabbit.consumer(seen, express_workers=2, normal_workers=0)
+    await consumer.start()
+    await rabbit.bus.publish([normal("n"), express("e")])
+    await eventually(lambda: [d.sms_identifier for d in seen.handled] == ["e"], "express")
+    await asyncio.sleep(0.3)
+    assert [d.sms_identifier for d in seen.handled] == ["e"]
+    assert (await rabbit.bus.backlog())[rabbit.topology.normal_queue] == 1
+
+
 async def test_a_failing_handler_gets_the_message_again_until_it_succeeds(
     rabbit: RabbitBackend,
 ) -> None:

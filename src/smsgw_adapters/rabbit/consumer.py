@@ -81,14 +81,21 @@ class RabbitConsumer:
         self._connection: AbstractRobustConnection | None = None
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[Any]] = set()
+        if express_workers < 0 or normal_workers < 0 or express_workers + normal_workers < 1:
+            raise ValueError(
+                f"at least one worker is needed, got {express_workers} express and "
+                f"{normal_workers} normal"
+            )
+        # A lane with no workers is not consumed at all: an express-only worker
+        # process leaves the normal queue to others (and the reverse).
         self._subscribers = [
-            self._subscribe(topology.express_queue, express_workers),
-            self._subscribe(topology.normal_queue, normal_workers),
+            self._subscribe(queue, workers)
+            for queue, workers in ((topology.express_queue, express_workers),
+                                   (topology.normal_queue, normal_workers))
+            if workers > 0
         ]
 
     def _subscribe(self, queue: str, workers: int) -> RabbitSubscriber:
-        if workers < 1:
-            raise ValueError(f"{queue}: at least one worker is needed, got {workers}")
         # Handlers run as one task per delivered message; the gate caps them at
         # `workers`, prefetch keeps the next messages at hand for them.
         gate = asyncio.Semaphore(workers)
