@@ -260,6 +260,33 @@ def cpu_summary(record: Mapping[str, Any] | None, cpus: int) -> str | None:
     return f"box {busy / cpus:.0%} busy of {cpus} cores ({parts} cores)"
 
 
+_UNIT_OF = {  # (one, many)
+    "accept_spread_rps": ("request", "requests"), "accept_vs_reference": ("request", "requests"),
+    "accept_100_recipients_per_s": ("recipient", "recipients"),
+    "e2e_delivered_per_s": ("delivered SMS", "delivered SMS"),
+}
+
+
+def cpu_budget(target: Target, figures: Figures, record: Mapping[str, Any] | None,
+               cpus: int) -> str | None:
+    """For a throughput: the CPU each unit of work took, per process group, and the
+    most the machine's cores could carry at that cost — the measured bound."""
+    unit, units = _UNIT_OF.get(target.figure, (None, None))
+    rate = figures.get("accept_spread_rps" if target.figure == "accept_vs_reference"
+                       else target.figure)
+    cores = ((record or {}).get("cpu") or {}).get("cores") or {}
+    if unit is None or not rate or not cores:
+        return None
+    spent = sorted(((g, c / rate * 1000) for g, c in cores.items() if c >= 0.01),
+                   key=lambda gc: -gc[1])
+    total = sum(ms for _, ms in spent)
+    if total <= 0:
+        return None
+    parts = ", ".join(f"{group} {ms:.2f}" for group, ms in spent)
+    return (f"CPU per {unit}: {parts} ms, {total:.2f} ms in all; at that cost {cpus} cores "
+            f"carry at most {cpus * 1000 / total:,.0f} {units}/s")
+
+
 def saturated(record: Mapping[str, Any] | None, cpus: int) -> bool:
     cpu = (record or {}).get("cpu") or {}
     return bool(cpu) and cpu.get("machine_busy_cores", 0.0) >= 0.9 * cpus
@@ -283,6 +310,9 @@ def bound(target: Target, figures: Figures, scenarios: Scenarios, cpus: int = 2)
         said.append("accept→terminal is outbox wait (relay claim) + queue wait + the worker's "
                     "claim, operator call and record; the normal backlog shares the relay, "
                     "broker, worker process, operators and database with it")
+    budget = cpu_budget(target, figures, record, cpus)
+    if budget:
+        said.append(budget)
     summary = cpu_summary(record, cpus)
     if summary:
         if saturated(record, cpus):

@@ -241,3 +241,15 @@ def test_the_reference_limit_is_the_better_of_one_and_grouped_requests() -> None
     page = report.markdown({"scenarios": run, "figures": figures,
                             "targets": report.evaluate(figures, run)})
     assert "32 request(s) per transaction" in page
+
+
+def test_a_missed_throughput_names_its_cpu_budget() -> None:
+    run = full_run()
+    run["accept_spread"]["loadtest"] = loadtest(ok=10_000)  # 1,000 req/s
+    run["accept_spread"]["cpu"] = {"elapsed_s": 10.0, "machine_busy_cores": 1.9,
+                                   "cores": {"api": 1.4, "mariadb": 0.3, "loadtest": 0.2}}
+    figures = report.derive_figures(run)
+    [row] = [r for r in report.evaluate(figures, run) if r["figure"] == "accept_spread_rps"]
+    assert "CPU per request: api 1.40, mariadb 0.30, loadtest 0.20 ms, 1.90 ms in all" in (
+        row["bound"])
+    assert "2 cores carry at most 1,053 requests/s" in row["bound"]
