@@ -253,3 +253,17 @@ def test_a_missed_throughput_names_its_cpu_budget() -> None:
     assert "CPU per request: api 1.40, mariadb 0.30, loadtest 0.20 ms, 1.90 ms in all" in (
         row["bound"])
     assert "2 cores carry at most 1,053 requests/s" in row["bound"]
+
+
+def test_end_to_end_budget_counts_the_api_per_accepted_request() -> None:
+    run = full_run()
+    run["end_to_end"]["loadtest"] = loadtest(
+        ok=24_000, elapsed=60.0, duration=60.0,
+        delivery={"delivered": 12_000, "failed": 0, "unfinished": 0,
+                  "delivered_per_s": 200.0, "latency_ms": {}})
+    run["end_to_end"]["cpu"] = {"elapsed_s": 60.0, "machine_busy_cores": 1.9,
+                                "cores": {"worker": 0.6, "api": 0.4}}
+    figures = report.derive_figures(run)
+    [row] = [r for r in report.evaluate(figures, run) if r["figure"] == "e2e_delivered_per_s"]
+    # the API accepted 400/s: 1 ms each; the worker delivered 200/s: 3 ms each
+    assert "CPU per delivered SMS: worker 3.00, api 1.00 ms, 4.00 ms in all" in row["bound"]
