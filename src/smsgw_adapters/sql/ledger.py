@@ -42,7 +42,7 @@ class SqlLedger(SqlRepository):
         if tx.amount <= 0:  # a free charge still needs an existing account
             await self._debit(tx)
         else:
-            await self._conn.execute(_add_to_balance(self._dialect), _balance_move(tx))
+            await self._conn.execute(add_to_balance(self._dialect), _balance_move(tx))
 
     async def _debit(self, tx: Transaction) -> None:
         moved = await self._conn.execute(
@@ -145,7 +145,7 @@ def _balance_move(tx: Transaction) -> dict[str, Any]:
 
 
 @functools.cache
-def _add_to_balance(dialect: str) -> sa.Executable:
+def add_to_balance(dialect: str) -> sa.Executable:
     """INSERT, or add to the balance of the account that exists (credits create accounts)."""
     if dialect == "sqlite":
         lite = sqlite.insert(user_balances)

@@ -14,17 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from smsgw_adapters.sql.schema import sms_status, user_balances, user_transactions
-from smsgw_adapters.sql.types import MYSQL_DIALECTS
+from smsgw_adapters.sql.ledger import add_to_balance
+from smsgw_adapters.sql.schema import sms_status, user_transactions
 from smsgw_core.ledger import TransactionType, topup_id
 
 SEED_CHUNK = 2_000  # users per transaction: 2 statements of 2,000 rows each
 OUTCOME_CHUNK = 1_000  # sms identifiers per IN (...) query
 
-_bal = user_balances.c
 _sms = sms_status.c
 
 
@@ -48,7 +46,9 @@ async def seed_balances(
         raise ValueError("first_user, users and balance must be positive")
     now = datetime.now(UTC)
     description = f"load test seed {run_id}"
-    credit = _credit_statement(engine.dialect.name)
+    # SqlLedger's credit upsert, for executemany: the drivers send one multi-row
+    # INSERT for a batch (asyncmy rewrites it, sqlite3 prepares it once).
+    credit = add_to_balance(engine.dialect.name)
     for start in range(first_user, first_user + users, chunk):
         ids = range(start, min(start + chunk, first_user + users))
         async with engine.begin() as conn:
@@ -61,25 +61,6 @@ async def seed_balances(
             await conn.execute(credit, [
                 {"user_id": user_id, "balance": balance, "last_updated": now} for user_id in ids
             ])
-
-
-def _credit_statement(dialect: str) -> sa.Executable:
-    # The same upsert as SqlLedger's credit, for executemany: the drivers send
-    # one multi-row INSERT for a batch (asyncmy rewrites it, sqlite3 prepares once).
-    if dialect == "sqlite":
-        lite = sqlite.insert(user_balances)
-        return lite.on_conflict_do_update(
-            index_elements=[_bal.user_id],
-            set_={"balance": _bal.balance + lite.excluded.balance,
-                  "last_updated": lite.excluded.last_updated},
-        )
-    if dialect in MYSQL_DIALECTS:
-        my = mysql.insert(user_balances)
-        return my.on_duplicate_key_update(
-            balance=_bal.balance + my.inserted.balance,
-            last_updated=my.inserted.last_updated,
-        )
-    raise NotImplementedError(f"no upsert for {dialect}")
 
 
 @dataclass(frozen=True, slots=True)
