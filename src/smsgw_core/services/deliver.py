@@ -67,6 +67,7 @@ class Deliverer:
     _outcomes: dict[MessageType, Coalescer[_Sent, DeliveryReport]] = field(
         init=False, repr=False
     )
+    _calls: dict[MessageType, asyncio.Semaphore] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Groups per message type: an express message never waits for a slot
