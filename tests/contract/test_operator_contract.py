@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -25,8 +25,6 @@ import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import RawTestServer
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from smsgw_adapters.observability import tracing
@@ -246,18 +244,6 @@ async def test_an_error_body_in_its_own_charset_is_read() -> None:
         error = await failure(HttpOperator("A", url, client).send(SMS))
     assert error.error_class is ErrorClass.PERMANENT
     assert error.reason == "HTTP 422: número inválido"
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
-    try:
-        yield exporter
-    finally:
-        tracing.install(None)
 
 
 async def test_each_try_is_a_client_span_whose_context_the_operator_gets(
