@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
              "time to the operator whatever the normal backlog (default: both)",
     )
     commands.add_parser("migrate", help="apply the database migrations and exit")
+    from smsgw_app import outbox_admin  # its own module: the argparse of `smsgw outbox …`
+
+    outbox_admin.add_arguments(commands.add_parser(
+        "outbox", help="list parked outbox events, or requeue them"))
     sim = commands.add_parser("operator-sim", help="play an upstream operator over HTTP")
     sim.add_argument("--name", required=True)
     sim.add_argument("--host", default="127.0.0.1")
@@ -152,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "seed":
             return _seed_command(args, settings)
+        if args.command == "outbox":
+            from smsgw_app import outbox_admin
+
+            return asyncio.run(outbox_admin.run(args, settings))
         return _run(args, settings)
     finally:
         tracing.shutdown()  # flush the spans still batched

@@ -60,7 +60,11 @@ class Settings:
     operator_retries: int = 1
     breaker_threshold: int = 5
     breaker_reset_s: float = 30.0
-    redrive_after_s: float = 600.0
+    # A published delivery whose recipients are still PENDING this long after
+    # publishing, while its queue holds nothing, was lost: it is published again.
+    redrive_after_s: float = 60.0
+    message_ttl_s: float = 86_400.0  # validity: past it, unfinished recipients fail "expired"
+    delivery_lease_s: float = 60.0  # a SENDING recipient's claim; past it, claimable again
     shutdown_timeout_s: float = 20.0
     log_level: str = "INFO"
     log_format: str = "json"  # or "text", for development
@@ -111,6 +115,8 @@ class Settings:
             ),
             breaker_reset_s=_float(env, "SMSGW_BREAKER_RESET_S", default.breaker_reset_s),
             redrive_after_s=_float(env, "SMSGW_REDRIVE_AFTER_S", default.redrive_after_s),
+            message_ttl_s=_float(env, "SMSGW_MESSAGE_TTL_S", default.message_ttl_s),
+            delivery_lease_s=_float(env, "SMSGW_DELIVERY_LEASE_S", default.delivery_lease_s),
             shutdown_timeout_s=_float(
                 env, "SMSGW_SHUTDOWN_TIMEOUT_S", default.shutdown_timeout_s
             ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 import aiohttp
@@ -37,6 +38,7 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
+from smsgw_core.validity import DeliveryPolicy
 
 T = TypeVar("T")
 
@@ -111,6 +113,11 @@ def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[O
     return operators
 
 
+def delivery_policy_of(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(validity=timedelta(seconds=settings.message_ttl_s),
+                          lease=timedelta(seconds=settings.delivery_lease_s))
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -146,6 +153,7 @@ class Container(containers.DeclarativeContainer):
         operators=providers.Callable(lambda s: [o.name for o in s.operators], settings),
     )
     retry_policy = providers.Singleton(RetryPolicy)
+    delivery_policy = providers.Singleton(delivery_policy_of, settings)
     admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
     sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry)
@@ -157,9 +165,9 @@ class Container(containers.DeclarativeContainer):
     history = providers.Singleton(History, uow)
     traced_bus = providers.Singleton(relay_bus, bus)
     relay = providers.Factory(
-        OutboxRelay, uow, traced_bus, clock, retry_policy, batch_size=settings.provided.relay_batch,
-        telemetry=telemetry,
+        OutboxRelay, uow, traced_bus, clock, retry_policy, delivery_policy,
+        batch_size=settings.provided.relay_batch, telemetry=telemetry,
     )
     deliverer = providers.Singleton(
-        Deliverer, uow, clock, operators, breaker, telemetry=telemetry
+        Deliverer, uow, clock, operators, breaker, delivery_policy, telemetry=telemetry
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from smsgw_app.workers import (
     InProcessWorker,
     MetricsServer,
     OutboxJanitor,
+    QuietLanes,
     RabbitWorker,
     RelayService,
 )
@@ -143,8 +144,19 @@ async def relay_services(container: Container) -> list[Service]:
         redrive_after=timedelta(seconds=settings.redrive_after_s),
         retention=timedelta(seconds=settings.outbox_retention_s),
         redrive_at_start=settings.embedded_bus,
+        quiet_lanes=quiet_lanes(await resolve(container.bus)),
     ))
     return services
+
+
+def quiet_lanes(bus: InProcessBus | RabbitBus) -> QuietLanes:
+    """The lanes whose queue holds no message waiting for a worker, asked of the bus."""
+    async def quiet() -> Collection[MessageType]:
+        if isinstance(bus, InProcessBus):
+            return list(MessageType) if bus.backlog() == 0 else []
+        ready = await bus.backlog()
+        return [kind for kind in MessageType if ready.get(bus.topology.queue_for(kind), 0) == 0]
+    return quiet
 
 
 async def delivery_services(container: Container, lane: str = "all") -> list[Service]:

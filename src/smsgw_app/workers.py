@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -15,6 +15,7 @@ from smsgw_adapters.inprocess import InProcessBus
 from smsgw_adapters.observability import MetricsHttpServer
 from smsgw_adapters.rabbit import DeliveryHandler, RabbitConsumer
 from smsgw_app.wakeup import Wakeup
+from smsgw_core.messages import MessageType
 from smsgw_core.outbox import Delivery
 from smsgw_core.ports import Backlog, Clock, UnitOfWorkFactory
 from smsgw_core.services.relay import OutboxRelay
@@ -61,21 +62,36 @@ class RelayService:
         self.wakeup.notify()
 
 
+QuietLanes = Callable[[], Awaitable[Collection[MessageType]]]
+
+
+async def no_quiet_lanes() -> Collection[MessageType]:
+    return ()
+
+
 @dataclass
 class OutboxJanitor:
-    """Redrives stalled SMS and purges finished events, every `every`."""
+    """Every `every`: requeues SMS whose delivery was lost, and purges finished events.
+
+    Lost: a recipient SENDING past its lease (its worker died or was cut off), or
+    still PENDING `redrive_after` after publishing while its lane's queue holds
+    nothing (`quiet_lanes` asks the bus), so the message was dropped or
+    dead-lettered. A recipient therefore sits unnoticed at most `every` past its
+    lease, or past `redrive_after` once its queue has drained.
+    """
 
     relay: OutboxRelay
     redrive_after: timedelta
     retention: timedelta
     redrive_at_start: bool  # the in-process bus lost whatever it held at the last stop
-    every: timedelta = timedelta(seconds=30)
+    quiet_lanes: QuietLanes = no_quiet_lanes
+    every: timedelta = timedelta(seconds=10)
     name: str = "outbox-janitor"
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
         if self.redrive_at_start:
-            await self._redrive(timedelta(0))
+            await self._redrive(timedelta(0), all_quiet=True)
         while not self.stopping.is_set():
             await _pause(self.stopping, self.every.total_seconds())
             if self.stopping.is_set():
@@ -87,9 +103,14 @@ class OutboxJanitor:
             except Exception:
                 log.exception("outbox purge failed")
 
-    async def _redrive(self, stalled_for: timedelta) -> None:
+    async def _redrive(self, stalled_for: timedelta, all_quiet: bool = False) -> None:
         try:
-            count = await self.relay.redrive(stalled_for)
+            quiet = list(MessageType) if all_quiet else await self.quiet_lanes()
+        except Exception as exc:  # the broker is away: judge by the leases alone
+            log.warning("cannot read the queues (%r); redriving by leases only", exc)
+            quiet = []
+        try:
+            count = await self.relay.redrive(stalled_for, quiet)
         except Exception:
             log.exception("outbox redrive failed")
             return
@@ -124,11 +145,15 @@ class InProcessWorker:
                     await self.deliver(delivery)
                     handled = delivery
                 except Exception:
-                    # Left unfinished on purpose: the janitor's redrive publishes it again.
-                    log.exception("delivery of %s failed", delivery.sms_identifier)
-                    await _pause(self.stopping, ERROR_BACKOFF_S)
+                    log.exception("delivery of %s failed; trying it again", delivery.sms_identifier)
                 finally:
                     self.bus.done(handled)
+                if handled is None:
+                    # Back on the bus after a pause, as a broker would redeliver it; if
+                    # the process stops first, the redrive at the next start has it.
+                    await _pause(self.stopping, ERROR_BACKOFF_S)
+                    if not self.stopping.is_set():
+                        await self.bus.publish([delivery])
         finally:
             stop.cancel()
 

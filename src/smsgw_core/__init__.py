@@ -3,3 +3,9 @@
 Standard library only, no I/O: adapters implement the ports in
 :mod:`smsgw_core.ports`, and :mod:`smsgw_core.fakes` implements them in memory.
 """
+
+import logging
+
+# A library's loggers stay silent until the embedding application configures
+# logging (the standard library's advice): no stray lines on an embedder's stderr.
+logging.getLogger("smsgw").addHandler(logging.NullHandler())

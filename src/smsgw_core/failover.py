@@ -3,6 +3,9 @@
 A transient error (timeout, 5xx, open breaker) moves on to the next operator; a
 permanent one (the operator refused this number) fails the recipient at once,
 since another operator would refuse it too and we must not pay twice to learn it.
+When every operator failed transiently the outcome is `retryable`: nothing says
+the message is bad, only that nobody can take it now, so it waits and is tried
+again (see validity.py) rather than failing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ class SendOutcome:
     provider: str  # the operator that took it ("" when none did)
     provider_message_id: str
     errors: tuple[str, ...]
+    retryable: bool = False  # not delivered, but only for want of an available operator
 
 
 async def send_with_failover(
@@ -40,4 +44,4 @@ async def send_with_failover(
             errors.append(f"{operator.name}: unexpected {type(exc).__name__}: {exc}")
         else:
             return SendOutcome(True, operator.name, message_id, tuple(errors))
-    return SendOutcome(False, "", "", tuple(errors or ["no operator configured"]))
+    return SendOutcome(False, "", "", tuple(errors or ["no operator configured"]), retryable=True)

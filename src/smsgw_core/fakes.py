@@ -11,7 +11,7 @@ import asyncio
 import copy
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -27,7 +27,7 @@ from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery, OutboxEvent
-from smsgw_core.ports import Backlog, HistoryFilter, Outcome, StoredResponse
+from smsgw_core.ports import Backlog, HistoryFilter, Outcome, ParkedEvent, StoredResponse
 
 
 @dataclass
@@ -128,18 +128,22 @@ class InMemoryMessages(_Repo):
             self.s.messages.append((self.s.take_id(), m))
 
     async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
-        claimed = []
-        for index, (i, m) in enumerate(self.s.messages):
-            if m.sms_identifier == sms_identifier and not m.status.terminal:
-                self.s.messages[index] = (i, m.moved_to(SmsStatus.SENDING, at))
-                claimed.append(m.recipient)
-        return claimed
+        return (await self.claim_many([sms_identifier], at)).get(sms_identifier, [])
 
     async def claim_many(
-        self, sms_identifiers: Sequence[str], at: datetime
+        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
     ) -> dict[str, list[str]]:
-        claimed = {sms: await self.claim(sms, at) for sms in dict.fromkeys(sms_identifiers)}
-        return {sms: recipients for sms, recipients in claimed.items() if recipients}
+        wanted = set(sms_identifiers)
+        claimed: dict[str, list[str]] = {}
+        for index, (i, m) in enumerate(self.s.messages):
+            if m.sms_identifier not in wanted or m.status.terminal:
+                continue
+            if (m.status is SmsStatus.SENDING and stale_before is not None
+                    and m.updated_at >= stale_before):
+                continue  # a delivery in progress holds it
+            self.s.messages[index] = (i, m.moved_to(SmsStatus.SENDING, at))
+            claimed.setdefault(m.sms_identifier, []).append(m.recipient)
+        return claimed
 
     async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
         return [
@@ -150,7 +154,7 @@ class InMemoryMessages(_Repo):
     async def finish(
         self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
     ) -> bool:
-        if not status.terminal:
+        if status is SmsStatus.SENDING:
             raise InvalidTransition(SmsStatus.SENDING.value, status.value)
         for index, (i, m) in enumerate(self.s.messages):
             if m.sms_identifier == sms_identifier and m.recipient == recipient:
@@ -203,6 +207,7 @@ class InMemoryOutbox(_Repo):
         for event_id in event_ids:
             row = self.s.outbox[event_id]
             row.status, row.updated_at = "published", at
+            row.event = replace(row.event, attempts=0)
 
     async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None:
         row = self.s.outbox[event_id]
@@ -212,27 +217,75 @@ class InMemoryOutbox(_Repo):
         row = self.s.outbox[event_id]
         row.status, row.last_error, row.updated_at = "parked", error, at
 
-    async def redrive(self, published_before: datetime, now: datetime) -> int:
-        unfinished = {m.sms_identifier for _, m in self.s.messages if not m.status.terminal}
-        count = 0
+    async def defer(self, run_at: Mapping[str, datetime], at: datetime) -> None:
         for row in self.s.outbox.values():
-            if (
-                row.status == "published"
-                and row.event.aggregate_id in unfinished
-                and row.updated_at is not None
+            if row.event.aggregate_id in run_at and row.status != "parked":
+                row.status, row.run_at, row.updated_at = (
+                    "pending", run_at[row.event.aggregate_id], at
+                )
+                row.event = replace(row.event, attempts=0)
+
+    async def redrive(
+        self,
+        published_before: datetime,
+        sending_before: datetime,
+        now: datetime,
+        quiet: Collection[int] = (),
+        limit: int = 1000,
+    ) -> int:
+        stale = {m.sms_identifier for _, m in self.s.messages
+                 if m.status is SmsStatus.SENDING and m.updated_at < sending_before}
+        waiting = {m.sms_identifier for _, m in self.s.messages
+                   if m.status is SmsStatus.PENDING}
+        count = 0
+        for row in sorted(self.s.outbox.values(), key=lambda r: r.event.id):
+            if row.status != "published" or row.updated_at is None or count >= limit:
+                continue
+            sms = row.event.aggregate_id
+            lost = sms in stale or (
+                sms in waiting and row.event.priority in quiet
                 and row.updated_at <= published_before
-            ):
+            )
+            if lost:
                 row.status, row.run_at, row.updated_at = "pending", now, now
+                row.event = replace(row.event, attempts=0)
+                count += 1
+        return count
+
+    async def parked(self, limit: int) -> list[ParkedEvent]:
+        rows = sorted((r for r in self.s.outbox.values() if r.status == "parked"),
+                      key=lambda r: r.event.id)
+        return [
+            ParkedEvent(r.event.id, r.event.aggregate_id, r.event.priority, r.event.attempts,
+                        r.event.created_at, r.last_error or "")
+            for r in rows[:limit]
+        ]
+
+    async def requeue(self, event_ids: Sequence[int] | None, now: datetime) -> int:
+        count = 0
+        for event_id, row in self.s.outbox.items():
+            if row.status == "parked" and (event_ids is None or event_id in event_ids):
+                row.status, row.run_at, row.updated_at = "pending", now, now
+                row.event = replace(row.event, attempts=0)
                 count += 1
         return count
 
     async def backlog(self, now: datetime) -> list[Backlog]:
         due: dict[int, list[datetime]] = {}
+        failing: dict[int, int] = {}
         for row in self.s.outbox.values():
-            if row.status == "pending" and (row.run_at is None or row.run_at <= now):
-                due.setdefault(row.event.priority, []).append(row.event.created_at)
-        ordered = sorted(due.items(), reverse=True)
-        return [Backlog(priority, len(times), min(times)) for priority, times in ordered]
+            if row.status != "pending":
+                continue
+            priority = row.event.priority
+            if row.run_at is None or row.run_at <= now:
+                due.setdefault(priority, []).append(row.event.created_at)
+            if row.event.attempts >= 2:
+                failing[priority] = failing.get(priority, 0) + 1
+        return [
+            Backlog(p, len(due.get(p, [])), min(due[p]) if p in due else None,
+                    failing.get(p, 0))
+            for p in sorted(set(due) | set(failing), reverse=True)
+        ]
 
     async def purge(self, published_before: datetime, limit: int) -> int:
         unfinished = {m.sms_identifier for _, m in self.s.messages if not m.status.terminal}

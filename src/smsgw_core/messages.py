@@ -1,11 +1,15 @@
 r"""The per-recipient message and its state machine.
 
     PENDING -> SENDING -> DONE
-                      \-> FAILED
+       ^          |   \-> FAILED
+       +----------+  (deferred: no operator could take it now)
 
 DONE and FAILED are terminal. SENDING -> SENDING is allowed: it is how a
-redelivered message is claimed again after a crash left it mid-send (the earlier
-attempt's outcome is unknown, so delivery to the operator is at-least-once).
+message is claimed again after a crash left it mid-send past its lease (the
+earlier attempt's outcome is unknown, so delivery to the operator is
+at-least-once). SENDING -> PENDING is a deferral: every operator was
+unavailable (down, timing out, circuit open), so the recipient waits and is
+tried again later, until its SMS's validity runs out.
 """
 
 from __future__ import annotations
@@ -53,7 +57,9 @@ class SmsStatus(enum.Enum):
 
 ALLOWED_TRANSITIONS: dict[SmsStatus, frozenset[SmsStatus]] = {
     SmsStatus.PENDING: frozenset({SmsStatus.SENDING}),
-    SmsStatus.SENDING: frozenset({SmsStatus.SENDING, SmsStatus.DONE, SmsStatus.FAILED}),
+    SmsStatus.SENDING: frozenset(
+        {SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.DONE, SmsStatus.FAILED}
+    ),
     SmsStatus.DONE: frozenset(),
     SmsStatus.FAILED: frozenset(),
 }

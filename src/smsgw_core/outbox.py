@@ -77,17 +77,20 @@ class OutboxEvent:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff for publishing; after `max_attempts` the event is parked."""
+    """Exponential backoff for publishing, capped; never giving up.
+
+    A publish that keeps failing (the broker is down) is retried every `cap` at
+    worst, for as long as it takes: an accepted SMS is never dropped for want of
+    a broker. Its validity (validity.py) bounds the wait: past it, the relay
+    fails and refunds the SMS instead of publishing it. `attempts` counts the
+    consecutive failures of the current try only (publishing resets it).
+    """
 
     base: timedelta = timedelta(milliseconds=500)
-    cap: timedelta = timedelta(minutes=5)
-    max_attempts: int = 20
+    cap: timedelta = timedelta(seconds=60)
     lease: timedelta = timedelta(seconds=10)
 
     def delay(self, attempts: int) -> timedelta:
         """Wait before attempt number `attempts + 1` (attempts >= 1)."""
         factor = 1 << min(max(attempts - 1, 0), 30)
         return min(self.base * factor, self.cap)
-
-    def gives_up(self, attempts: int) -> bool:
-        return attempts >= self.max_attempts

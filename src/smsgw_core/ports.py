@@ -6,7 +6,7 @@ back unless `commit()` is called, so a use case that raises writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -38,6 +38,19 @@ class Backlog:
     priority: int
     events: int
     oldest: datetime | None  # created_at of the oldest due event
+    failing: int = 0  # pending events whose publishing failed at least once in a row
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEvent:
+    """An outbox event given up on (its payload is not a delivery), for an operator to see."""
+
+    id: int
+    sms_identifier: str
+    priority: int
+    attempts: int
+    created_at: datetime
+    last_error: str
 
 
 class LedgerRepository(Protocol):
@@ -84,9 +97,12 @@ class MessageRepository(Protocol):
         """Move the SMS's unfinished recipients to SENDING; return those recipients."""
 
     async def claim_many(
-        self, sms_identifiers: Sequence[str], at: datetime
+        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
     ) -> dict[str, list[str]]:
-        """`claim` for many SMS in one go: each one's claimed recipients (none: absent)."""
+        """Move to SENDING each recipient of these SMS that is PENDING, or SENDING since
+        before `stale_before` (its lease lapsed); each SMS's claimed recipients (none:
+        absent). A recipient SENDING since later belongs to a delivery in progress and
+        is left alone. Without `stale_before`, every unfinished recipient is claimed."""
 
     async def finish(
         self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
@@ -94,8 +110,9 @@ class MessageRepository(Protocol):
         """SENDING -> `status` (DONE or FAILED); False if it was not SENDING."""
 
     async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
-        """`finish` for many recipients in one go, in order: False where it was not
-        SENDING (a recipient named twice moves once, the first time)."""
+        """Move each recipient out of SENDING, in order: to DONE or FAILED, or back to
+        PENDING (deferred); False where it was not SENDING (a recipient named twice
+        moves once, the first time)."""
 
     async def history(
         self, query: HistoryFilter, limit: int, before: int | None
@@ -115,19 +132,42 @@ class OutboxRepository(Protocol):
         the relay is still parked in the end.
         """
 
-    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None: ...
+    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
+        """Published (or settled without the bus): the attempts start over from 0."""
 
     async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None: ...
 
     async def park(self, event_id: int, error: str, at: datetime) -> None:
         """Give up on a poison event; it stays, with its reason, for an operator to see."""
 
-    async def redrive(self, published_before: datetime, now: datetime) -> int:
-        """Make published events whose SMS still has unfinished recipients due again.
+    async def defer(self, run_at: Mapping[str, datetime], at: datetime) -> None:
+        """Make the events of these SMS (by sms_identifier) pending again, due at the
+        given times: their deferred recipients are published once more then. The
+        publish attempts start over."""
 
-        The safety net for a delivery lost with the bus (an in-process queue at a
-        crash, or a broker that dropped it); returns how many events it requeued.
+    async def redrive(
+        self,
+        published_before: datetime,
+        sending_before: datetime,
+        now: datetime,
+        quiet: Collection[int] = (),
+        limit: int = 1000,
+    ) -> int:
+        """Make due again (up to `limit`) published events whose delivery was lost.
+
+        Lost: a recipient SENDING since before `sending_before` (the delivery's
+        lease lapsed: its worker died, or was cut off mid-send), or, for an event
+        published before `published_before` whose priority is in `quiet` (its
+        queue has nothing waiting), a recipient still PENDING (the message was
+        dropped or dead-lettered). Attempts start over; returns how many.
         """
+
+    async def parked(self, limit: int) -> list[ParkedEvent]:
+        """Parked events, oldest first."""
+
+    async def requeue(self, event_ids: Sequence[int] | None, now: datetime) -> int:
+        """Make parked events (these ids; None: all parked) due now, attempts from 0;
+        returns how many were parked and are pending again."""
 
     async def backlog(self, now: datetime) -> list[Backlog]:
         """Due pending events per priority (leased ones are not due), highest first."""

@@ -124,13 +124,19 @@ class Metrics:
             "smsgw_outbox_oldest_due_age_seconds",
             "Age of the oldest due outbox event (0 when none).", ["priority"], registry=registry,
         )
+        self.outbox_failing_events = Gauge(
+            "smsgw_outbox_failing_events",
+            "Outbox events waiting to be published again after failing at least twice in a "
+            "row (the broker is unreachable or refuses them): alert when it stays above 0.",
+            ["priority"], registry=registry,
+        )
         self.outbox_published = Counter(
             "smsgw_outbox_published_total", "Outbox events published to the bus.",
             ["priority"], registry=registry,
         )
         self.outbox_publish_failures = Counter(
             "smsgw_outbox_publish_failures_total",
-            "Outbox events whose publish failed (retried later, or parked if out of attempts).",
+            "Outbox events whose publish failed (retried later, with a capped backoff).",
             ["priority"], registry=registry,
         )
         self.outbox_parked = Counter(
@@ -217,13 +223,16 @@ class Metrics:
         """Set the backlog gauges from a reading; a priority with nothing due reads 0."""
         events = {kind.value: 0 for kind in MessageType}
         ages = {kind.value: 0.0 for kind in MessageType}
+        failing = {kind.value: 0 for kind in MessageType}
         for lane in backlog:
             label = priority_label(lane.priority)
             events[label] = lane.events
             ages[label] = _age(lane.oldest, now) if lane.events else 0.0
+            failing[label] = lane.failing
         for label, count in events.items():
             self.outbox_backlog_events.labels(label).set(count)
             self.outbox_oldest_due_age_seconds.labels(label).set(ages[label])
+            self.outbox_failing_events.labels(label).set(failing[label])
 
 
 _default: Metrics | None = None

@@ -19,7 +19,7 @@ _sms = sms_status.c
 UNFINISHED = (SmsStatus.PENDING.value, SmsStatus.SENDING.value)
 _BY_SMS = _sms.sms_identifier.in_(sa.bindparam("sms", expanding=True))
 _UNFINISHED_ROWS = (
-    sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
+    sa.select(_sms.id, _sms.sms_identifier, _sms.recipient, _sms.status, _sms.updated_at)
     .where(_BY_SMS, _sms.status.in_(UNFINISHED))
     .order_by(_sms.id)
     .with_for_update()
@@ -47,13 +47,16 @@ class SqlMessages(SqlRepository):
         return (await self.claim_many([sms_identifier], at)).get(sms_identifier, [])
 
     async def claim_many(
-        self, sms_identifiers: Sequence[str], at: datetime
+        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
     ) -> dict[str, list[str]]:
         # FOR UPDATE keeps a concurrent finish() from slipping between the read
         # and the update on MySQL; SQLite's writer lock already excludes it.
         rows = (await self._conn.execute(
             _UNFINISHED_ROWS, {"sms": list(dict.fromkeys(sms_identifiers))}
         )).all()
+        if stale_before is not None:  # a SENDING row within its lease: in progress elsewhere
+            rows = [row for row in rows if row.status != SmsStatus.SENDING.value
+                    or row.updated_at < stale_before]
         if not rows:
             return {}
         # By primary key, the rows just locked: the optimizer may take another
@@ -76,7 +79,7 @@ class SqlMessages(SqlRepository):
 
     async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
         for o in outcomes:
-            if not o.status.terminal:
+            if o.status is SmsStatus.SENDING:
                 raise InvalidTransition(SmsStatus.SENDING.value, o.status.value)
         if not outcomes:
             return []
@@ -91,7 +94,7 @@ class SqlMessages(SqlRepository):
             moved.append(row_id is not None)
             if row_id is not None:
                 moves.setdefault((o.status, o.provider), []).append(row_id)
-        # One UPDATE per (status, provider): DONE by A, DONE by B, FAILED, ...
+        # One UPDATE per (status, provider): DONE by A, DONE by B, FAILED, PENDING, ...
         for (status, provider), ids in moves.items():
             values: dict[str, Any] = {"status": status.value, "updated_at": at}
             if provider:  # as RecipientMessage.moved_to: an empty provider keeps the old one

@@ -1,8 +1,8 @@
-"""The transactional outbox: claim with a lease, publish, retry, park, redrive."""
+"""The transactional outbox: claim with a lease, publish, retry, defer, park, redrive."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from smsgw_adapters.sql.messages import UNFINISHED
 from smsgw_adapters.sql.repository import SqlRepository
 from smsgw_adapters.sql.schema import outbox_events, sms_status
+from smsgw_core.messages import SmsStatus
 from smsgw_core.outbox import SMS_SEND, Delivery, OutboxEvent
-from smsgw_core.ports import Backlog
+from smsgw_core.ports import Backlog, ParkedEvent
 
 _out = outbox_events.c
 PENDING, PUBLISHED, PARKED = "pending", "published", "parked"
@@ -70,7 +71,8 @@ class SqlOutbox(SqlRepository):
 
     async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
         if event_ids:
-            await self._set(_out.id.in_(list(event_ids)), status=PUBLISHED, updated_at=at)
+            await self._set(_out.id.in_(list(event_ids)), status=PUBLISHED, attempts=0,
+                            updated_at=at)
 
     async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None:
         await self._set(_out.id == event_id, next_run_at=run_at, last_error=error)
@@ -78,25 +80,90 @@ class SqlOutbox(SqlRepository):
     async def park(self, event_id: int, error: str, at: datetime) -> None:
         await self._set(_out.id == event_id, status=PARKED, last_error=error, updated_at=at)
 
-    async def redrive(self, published_before: datetime, now: datetime) -> int:
+    async def defer(self, run_at: Mapping[str, datetime], at: datetime) -> None:
+        # One UPDATE per distinct time (a group's SMS mostly share one), each by the
+        # unique (aggregate_id, event_type) key.
+        by_time: dict[datetime, list[str]] = {}
+        for sms, when in sorted(run_at.items()):
+            by_time.setdefault(when, []).append(sms)
+        for when, sms_identifiers in by_time.items():
+            await self._set(
+                sa.and_(_out.aggregate_id.in_(sms_identifiers), _out.event_type == SMS_SEND,
+                        _out.status != PARKED),
+                status=PENDING, attempts=0, next_run_at=when, updated_at=at,
+            )
+
+    async def redrive(
+        self,
+        published_before: datetime,
+        sending_before: datetime,
+        now: datetime,
+        quiet: Collection[int] = (),
+        limit: int = 1000,
+    ) -> int:
+        # Find first, with a plain read, then update by primary key: an UPDATE whose
+        # WHERE reads sms_status would lock the rows it scans in both tables, in
+        # the opposite order from a delivery settling its recipients.
+        lost = sa.or_(
+            _has_recipients(_sms.status == SmsStatus.SENDING.value,
+                            _sms.updated_at < sending_before),
+            sa.and_(
+                _out.priority.in_(list(quiet)) if quiet else sa.false(),
+                _out.updated_at <= published_before,
+                _has_recipients(_sms.status == SmsStatus.PENDING.value),
+            ),
+        )
+        ids = list(await self._conn.scalars(
+            sa.select(_out.id).where(_out.status == PUBLISHED, lost).order_by(_out.id)
+            .limit(limit)
+        ))
+        if not ids:
+            return 0
         requeued = await self._conn.execute(
             outbox_events.update()
-            .where(_out.status == PUBLISHED, _out.updated_at <= published_before, _unfinished())
-            .values(status=PENDING, next_run_at=now, updated_at=now)
+            .where(_out.id.in_(ids), _out.status == PUBLISHED)
+            .values(status=PENDING, attempts=0, next_run_at=now, updated_at=now)
+        )
+        return requeued.rowcount
+
+    async def parked(self, limit: int) -> list[ParkedEvent]:
+        rows = await self._conn.execute(
+            sa.select(_out.id, _out.aggregate_id, _out.priority, _out.attempts,
+                      _out.created_at, _out.last_error)
+            .where(_out.status == PARKED).order_by(_out.id).limit(limit)
+        )
+        return [ParkedEvent(r.id, r.aggregate_id, r.priority, r.attempts, r.created_at,
+                            r.last_error or "") for r in rows]
+
+    async def requeue(self, event_ids: Sequence[int] | None, now: datetime) -> int:
+        where = _out.status == PARKED
+        if event_ids is not None:
+            if not event_ids:
+                return 0
+            where = sa.and_(where, _out.id.in_(list(event_ids)))
+        requeued = await self._conn.execute(
+            outbox_events.update().where(where)
+            .values(status=PENDING, attempts=0, next_run_at=now, updated_at=now)
         )
         return requeued.rowcount
 
     async def backlog(self, now: datetime) -> list[Backlog]:
+        due = sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now)
         rows = await self._conn.execute(
-            sa.select(_out.priority, sa.func.count(), sa.func.min(_out.created_at))
-            .where(
-                _out.status == PENDING,
-                sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now),
+            sa.select(
+                _out.priority,
+                sa.func.sum(sa.case((due, 1), else_=0)),
+                # min() takes its argument's type, so the zone comes back as for the column
+                sa.func.min(sa.type_coerce(sa.case((due, _out.created_at), else_=sa.null()),
+                                           _out.created_at.type)),
+                sa.func.sum(sa.case((_out.attempts >= 2, 1), else_=0)),
             )
+            .where(_out.status == PENDING)
             .group_by(_out.priority)
             .order_by(_out.priority.desc())
         )
-        return [Backlog(int(p), int(n), oldest) for p, n, oldest in rows]
+        return [Backlog(int(p), int(n or 0), oldest, int(failing or 0))
+                for p, n, oldest, failing in rows]
 
     async def purge(self, published_before: datetime, limit: int) -> int:
         # Pick the ids first: MySQL refuses a LIMIT in a subquery of the DELETE's
@@ -115,6 +182,14 @@ class SqlOutbox(SqlRepository):
 
     async def _set(self, where: sa.ColumnElement[bool], **values: Any) -> None:
         await self._conn.execute(outbox_events.update().where(where).values(**values))
+
+
+_sms = sms_status.c
+
+
+def _has_recipients(*conditions: sa.ColumnElement[bool]) -> sa.Exists:
+    """The event's SMS has a recipient meeting `conditions`."""
+    return sa.select(_sms.id).where(_sms.sms_identifier == _out.aggregate_id, *conditions).exists()
 
 
 def _unfinished() -> sa.Exists:

@@ -1,46 +1,67 @@
-"""Deliver one accepted SMS: claim its recipients, send each, record the outcome.
+"""Deliver one accepted SMS: claim its recipients, send each, settle the outcome.
 
-Idempotent, so the bus may deliver a message more than once: terminal recipients
-are never claimed again, a recipient's outcome is recorded only by the move out
-of SENDING, and its refund sits in the same transaction as that move, keyed by
-(sms, recipient), so it happens at most once and only for a FAILED recipient.
-A crash before the outcome commits leaves the recipient SENDING; the redelivered
-message claims it again and sends once more (at-least-once towards operators,
-with a stable reference per recipient they can use to drop the duplicate).
+Idempotent, so the bus may deliver a message more than once: a recipient is
+claimed only when PENDING, or SENDING past its lease (the delivery that claimed
+it is taken to be lost), so a duplicate of a message in progress claims nothing;
+an outcome is recorded only by the move out of SENDING, and the refund sits in
+the same transaction as that move, keyed by (sms, recipient), so it happens at
+most once and only for a FAILED recipient. A crash before the outcome commits
+leaves the recipient SENDING; once its lease lapses, a redelivered message
+claims it again and sends once more (at-least-once towards operators, with a
+stable reference per recipient they can use to drop the duplicate).
+
+A recipient no operator could take now (all down, timing out, or behind open
+circuits) is not failed: it goes back to PENDING and its SMS is published
+again later. Only an operator's permanent refusal, or the SMS's validity
+running out, fails a recipient (and refunds it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from smsgw_core.failover import SendOutcome, send_with_failover
-from smsgw_core.ledger import Transaction, TransactionType, refund_id
+from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import CircuitBreaker, Clock, Operator, Outcome, UnitOfWorkFactory
+from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWorkFactory
 from smsgw_core.services.coalesce import Coalescer
+from smsgw_core.services.settle import Settlement, Verdict, settle
 from smsgw_core.telemetry import NoTelemetry, Telemetry
+from smsgw_core.validity import DeliveryPolicy, FailureReason
+
+log = logging.getLogger("smsgw.deliver")
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryReport:
     done: int
     failed: int
-    skipped: int  # already terminal, or finished by a concurrent delivery
+    skipped: int  # already terminal, in progress elsewhere, or deferred
+    deferred: int = 0  # back to PENDING: no operator could take them now
 
 
 @dataclass(frozen=True, slots=True)
 class _Sent:
     delivery: Delivery
-    outcomes: list[tuple[str, SendOutcome]]  # per claimed recipient
+    outcomes: list[tuple[str, SendOutcome | None]]  # per claimed recipient; None: not sent
 
 
-def _status(outcome: SendOutcome) -> SmsStatus:
-    return SmsStatus.DONE if outcome.delivered else SmsStatus.FAILED
+def _verdict(
+    recipient: str, outcome: SendOutcome | None, expired: bool
+) -> Verdict:
+    if outcome is not None and outcome.delivered:
+        return Verdict(recipient, SmsStatus.DONE, outcome.provider)
+    if outcome is not None and not outcome.retryable:
+        return Verdict(recipient, SmsStatus.FAILED, reason=FailureReason.REJECTED)
+    if expired:
+        return Verdict(recipient, SmsStatus.FAILED, reason=FailureReason.EXPIRED)
+    return Verdict(recipient, SmsStatus.PENDING)
 
 
 @dataclass
@@ -57,6 +78,7 @@ class Deliverer:
     clock: Clock
     operators: Sequence[Operator]
     breaker: CircuitBreaker
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     max_parallel: int = 50  # operator calls in flight for one message
     # Operator calls in flight for all messages of a type. Normal calls beyond it
     # wait here, not in the HTTP client's pool where express calls would queue
@@ -80,8 +102,14 @@ class Deliverer:
         claimed = await self._claims[delivery.type].submit(delivery.sms_identifier)
         if not claimed:
             return DeliveryReport(0, 0, len(delivery.recipients))
-        gate = asyncio.Semaphore(self.max_parallel)
-        outcomes = await asyncio.gather(*(self._send(delivery, r, gate) for r in claimed))
+        outcomes: list[SendOutcome | None]
+        if self.policy.expired(delivery.accepted_at, self.clock.now()):
+            outcomes = [None] * len(claimed)  # too late to send: each fails as expired
+        else:
+            gate = asyncio.Semaphore(self.max_parallel)
+            outcomes = list(
+                await asyncio.gather(*(self._send(delivery, r, gate) for r in claimed))
+            )
         sent = _Sent(delivery, list(zip(claimed, outcomes, strict=True)))
         return await self._outcomes[delivery.type].submit(sent)
 
@@ -93,8 +121,11 @@ class Deliverer:
             return await send_with_failover(sms, self.operators, self.breaker)
 
     async def _claim_group(self, sms_identifiers: Sequence[str]) -> list[list[str]]:
+        now = self.clock.now()
         async with self.uow() as uow:
-            claimed = await uow.messages.claim_many(sms_identifiers, self.clock.now())
+            claimed = await uow.messages.claim_many(
+                sms_identifiers, now, self.policy.stale_before(now)
+            )
             await uow.commit()
         # The same SMS twice in one group (the bus delivered it twice at once):
         # the first delivery sends, the other finds nothing to do.
@@ -102,30 +133,46 @@ class Deliverer:
 
     async def _record_group(self, group: Sequence[_Sent]) -> list[DeliveryReport]:
         now = self.clock.now()
-        outcomes = [
-            Outcome(sent.delivery.sms_identifier, recipient, _status(outcome), outcome.provider)
-            for sent in group for recipient, outcome in sent.outcomes
-        ]
-        finished: list[list[SmsStatus]] = []
+        settlements = []
+        for sent in group:
+            accepted = sent.delivery.accepted_at
+            expired = self.policy.expired(accepted, now)
+            verdicts = [_verdict(r, outcome, expired) for r, outcome in sent.outcomes]
+            settlements.append(Settlement(sent.delivery, verdicts,
+                                          self.policy.retry_at(accepted, now)))
         async with self.uow() as uow:
-            moved = iter(await uow.messages.finish_many(outcomes, now))
-            for sent in group:
-                statuses = []
-                for recipient, outcome in sent.outcomes:
-                    if not next(moved):  # finished by a concurrent delivery
-                        continue
-                    statuses.append(_status(outcome))
-                    if not outcome.delivered and sent.delivery.unit_share > 0:
-                        await uow.ledger.apply(_refund(sent.delivery, recipient, outcome, now))
-                finished.append(statuses)
+            applied = await settle(uow, settlements, now)
             await uow.commit()
         reports = []
-        for sent, statuses in zip(group, finished, strict=True):
-            self._report(sent.delivery, statuses, now)
+        for sent, verdicts in zip(group, applied, strict=True):
+            self._log_failures(sent, verdicts)
+            statuses = [v.status for v in verdicts]
+            self._report(sent.delivery, [s for s in statuses if s.terminal], now)
             done, failed = statuses.count(SmsStatus.DONE), statuses.count(SmsStatus.FAILED)
-            reports.append(DeliveryReport(done, failed,
-                                          len(sent.delivery.recipients) - done - failed))
+            reports.append(DeliveryReport(
+                done, failed, len(sent.delivery.recipients) - done - failed,
+                statuses.count(SmsStatus.PENDING),
+            ))
         return reports
+
+    def _log_failures(self, sent: _Sent, applied: list[Verdict]) -> None:
+        """What a customer's refund does not say (operators' errors, hosts) goes here."""
+        errors = {recipient: o.errors for recipient, o in sent.outcomes if o is not None}
+        sms = sent.delivery.sms_identifier
+        for v in applied:
+            if v.status is SmsStatus.FAILED:
+                log.warning("recipient failed", extra={
+                    "sms_identifier": sms, "recipient": v.recipient,
+                    "reason": v.reason.value if v.reason else "",
+                    "errors": "; ".join(errors.get(v.recipient, ()))[:1000],
+                })
+        deferred = [v.recipient for v in applied if v.status is SmsStatus.PENDING]
+        if deferred:  # one line per SMS: an outage must not flood the logs
+            first = errors.get(deferred[0], ())
+            log.warning("no operator available; recipients deferred", extra={
+                "sms_identifier": sms, "recipients": len(deferred),
+                "errors": "; ".join(first)[:1000],
+            })
 
     def _report(self, delivery: Delivery, finished: list[SmsStatus], now: datetime) -> None:
         accepted = delivery.accepted_at
@@ -135,11 +182,3 @@ class Deliverer:
         refunds = sum(1 for s in finished if s is SmsStatus.FAILED) if delivery.unit_share else 0
         if refunds:
             self.telemetry.ledger(TransactionType.REFUND, refunds * delivery.unit_share, refunds)
-
-
-def _refund(delivery: Delivery, recipient: str, outcome: SendOutcome, at: datetime) -> Transaction:
-    reason = "; ".join(outcome.errors)
-    return Transaction(
-        refund_id(delivery.sms_identifier, recipient), delivery.user_id, delivery.unit_share,
-        TransactionType.REFUND, f"refund: {recipient} undeliverable ({reason})"[:255], at,
-    )

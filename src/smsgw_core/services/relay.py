@@ -4,18 +4,27 @@ Claiming is a short transaction that leases the events; publishing happens
 outside any transaction; marking them published is another. A crash in between
 lets the lease lapse and the events are published again: consumers are
 idempotent, so at-least-once publishing is safe.
+
+A failed publish is retried with a capped backoff, forever: only an event whose
+payload cannot be a delivery is parked. An event claimed past its SMS's
+validity is not published: its unfinished recipients are failed as expired and
+refunded, here, in one transaction, so a long broker outage ends in refunds,
+never in money held for messages that will not go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from smsgw_core.messages import MessageType
+from smsgw_core.ledger import TransactionType
+from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import Delivery, OutboxEvent, RetryPolicy
 from smsgw_core.ports import Clock, MessageBus, UnitOfWorkFactory
+from smsgw_core.services.settle import Settlement, Verdict, settle
 from smsgw_core.telemetry import NoTelemetry, Telemetry
+from smsgw_core.validity import DeliveryPolicy, FailureReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +32,7 @@ class RelayReport:
     published: int
     retried: int
     parked: int
+    expired: int = 0  # events settled without publishing: their SMS's validity had run out
 
 
 @dataclass
@@ -31,6 +41,7 @@ class OutboxRelay:
     bus: MessageBus
     clock: Clock
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    validity: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     batch_size: int = 100
     lane: MessageType | None = None  # None: every priority, express first
     telemetry: Telemetry = field(default_factory=NoTelemetry)
@@ -49,20 +60,25 @@ class OutboxRelay:
         if poison:
             await self._park(poison)
             self._report(parked=[e for e, _ in poison])
+        expired = [(e, d) for e, d in deliveries if self.validity.expired(e.created_at, now)]
+        if expired:
+            await self._expire(expired)
+            deliveries = [(e, d) for e, d in deliveries
+                          if not self.validity.expired(e.created_at, now)]
         if not deliveries:
-            return RelayReport(0, 0, len(poison))
+            return RelayReport(0, 0, len(poison), len(expired))
         good = [event for event, _ in deliveries]
         try:
             await self.bus.publish([delivery for _, delivery in deliveries])
         except Exception as exc:  # any bus failure: the events wait and try again
-            retried, parked = await self._failed(good, repr(exc))
-            self._report(failed=retried + parked, parked=parked)
-            return RelayReport(0, len(retried), len(parked) + len(poison))
+            await self._failed(good, repr(exc))
+            self._report(failed=good)
+            return RelayReport(0, len(good), len(poison), len(expired))
         async with self.uow() as uow:
             await uow.outbox.mark_published([e.id for e in good], self.clock.now())
             await uow.commit()
         self._report(published=good)
-        return RelayReport(len(good), 0, len(poison))
+        return RelayReport(len(good), 0, len(poison), len(expired))
 
     def _report(
         self,
@@ -85,24 +101,41 @@ class OutboxRelay:
             await uow.commit()
         return len(poison)
 
-    async def _failed(
-        self, events: list[OutboxEvent], error: str
-    ) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
-        """Schedule a retry of each event, or park those out of attempts."""
-        retried: list[OutboxEvent] = []
-        parked: list[OutboxEvent] = []
+    async def _failed(self, events: list[OutboxEvent], error: str) -> None:
+        """Schedule another try of each event, later the more it failed in a row."""
         now = self.clock.now()
         async with self.uow() as uow:
             for event in events:
-                if self.policy.gives_up(event.attempts):
-                    await uow.outbox.park(event.id, error[:2000], now)
-                    parked.append(event)
-                else:
-                    run_at = now + self.policy.delay(event.attempts)
-                    await uow.outbox.retry_later(event.id, error[:2000], run_at)
-                    retried.append(event)
+                run_at = now + self.policy.delay(event.attempts)
+                await uow.outbox.retry_later(event.id, error[:2000], run_at)
             await uow.commit()
-        return retried, parked
+
+    async def _expire(self, expired: list[tuple[OutboxEvent, Delivery]]) -> None:
+        """Fail and refund, as expired, what these SMS still have unfinished.
+
+        Recipients SENDING within their lease are left to the delivery that holds
+        them (it settles them as expired itself); the events count as published,
+        so a lost delivery among them is redriven, and expires, later.
+        """
+        now = self.clock.now()
+        async with self.uow() as uow:
+            claimed = await uow.messages.claim_many(
+                [d.sms_identifier for _, d in expired], now, self.validity.stale_before(now)
+            )
+            applied = await settle(uow, [
+                Settlement(d, [Verdict(r, SmsStatus.FAILED, reason=FailureReason.EXPIRED)
+                               for r in claimed.get(d.sms_identifier, [])])
+                for _, d in expired
+            ], now)
+            await uow.outbox.mark_published([e.id for e, _ in expired], now)
+            await uow.commit()
+        for (event, delivery), verdicts in zip(expired, applied, strict=True):
+            seconds = (now - event.created_at).total_seconds()
+            for _ in verdicts:
+                self.telemetry.finished(delivery.type, SmsStatus.FAILED, seconds)
+            if verdicts and delivery.unit_share:
+                self.telemetry.ledger(TransactionType.REFUND,
+                                      len(verdicts) * delivery.unit_share, len(verdicts))
 
     async def purge(self, retention: timedelta, batch: int = 1000) -> int:
         """Delete events published over `retention` ago whose SMS has finished."""
@@ -111,11 +144,18 @@ class OutboxRelay:
             await uow.commit()
         return count
 
-    async def redrive(self, stalled_for: timedelta) -> int:
-        """Requeue published SMS with unfinished recipients older than `stalled_for`."""
+    async def redrive(
+        self, stalled_for: timedelta, quiet: Collection[MessageType] = (), limit: int = 1000
+    ) -> int:
+        """Requeue published SMS whose delivery was lost: a recipient SENDING past its
+        lease, or, in a lane whose queue is `quiet` (nothing waiting), a recipient
+        still PENDING `stalled_for` after publishing."""
         now = self.clock.now()
         async with self.uow() as uow:
-            count = await uow.outbox.redrive(now - stalled_for, now)
+            count = await uow.outbox.redrive(
+                now - stalled_for, self.validity.stale_before(now), now,
+                [kind.priority for kind in quiet], limit,
+            )
             await uow.commit()
         return count
 
