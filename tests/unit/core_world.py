@@ -22,12 +22,14 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
+from smsgw_core.validity import DeliveryPolicy
 
 
 @dataclass
 class World:
     tariff: Tariff = field(default_factory=Tariff)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    validity: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     db: InMemoryDatabase = field(default_factory=InMemoryDatabase)
     clock: FakeClock = field(default_factory=FakeClock)
     ids: SequentialIds = field(default_factory=SequentialIds)
@@ -42,8 +44,10 @@ class World:
         )
         self.sender = SmsSender(self.db.uow, self.clock, self.ids, self.tariff)
         self.accounts = Accounts(self.db.uow, self.clock, self.ids)
-        self.relay = OutboxRelay(self.db.uow, self.bus, self.clock, self.policy)
-        self.deliverer = Deliverer(self.db.uow, self.clock, [self.a, self.b], self.breaker)
+        self.relay = OutboxRelay(self.db.uow, self.bus, self.clock, self.policy, self.validity)
+        self.deliverer = Deliverer(
+            self.db.uow, self.clock, [self.a, self.b], self.breaker, self.validity
+        )
         self.history = History(self.db.uow)
 
     # read-only views of the committed state

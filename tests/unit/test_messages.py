@@ -20,7 +20,7 @@ from smsgw_core.messages import (
 )
 
 P, S, D, F = SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.DONE, SmsStatus.FAILED
-LEGAL = {(P, S), (S, S), (S, D), (S, F)}
+LEGAL = {(P, S), (S, S), (S, D), (S, F), (S, P)}  # S -> P: deferred
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
