@@ -119,7 +119,7 @@ async def test_a_failed_recipient_delivered_twice_at_once_is_refunded_once(
     bus = RecordingBus()
     await OutboxRelay(uow_factory, bus, clock).relay_once()
     [sent] = bus.published
-    down = ScriptedOperator("A", always(ErrorClass.TRANSIENT))
+    down = ScriptedOperator("A", always(ErrorClass.PERMANENT))
     deliverers = [
         Deliverer(uow_factory, clock, [down], CountingCircuitBreaker(clock)) for _ in range(2)
     ]

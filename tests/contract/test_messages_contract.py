@@ -97,13 +97,42 @@ async def test_finish_moves_only_out_of_sending_and_only_once(
     assert (row.status, row.provider, row.updated_at) == (SmsStatus.DONE, "op-a", at(3))
 
 
-async def test_finish_only_to_a_terminal_status(uow_factory: UnitOfWorkFactory) -> None:
-    await _add(uow_factory, "s1", A)
+async def test_finish_moves_out_of_sending_to_a_terminal_status_or_back_to_pending(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1", A, B)
     async with uow_factory() as uow:
         await uow.messages.claim("s1", at(1))
-        for status in (SmsStatus.PENDING, SmsStatus.SENDING):
-            with pytest.raises(InvalidTransition):
-                await uow.messages.finish("s1", A, status, "op-a", at(2))
+        with pytest.raises(InvalidTransition):
+            await uow.messages.finish("s1", A, SmsStatus.SENDING, "op-a", at(2))
+        assert await uow.messages.finish_many(
+            [Outcome("s1", A, SmsStatus.PENDING), Outcome("s1", B, SmsStatus.DONE, "op-b")],
+            at(2),
+        ) == [True, True]
+        assert not await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(3))  # PENDING
+        await uow.commit()
+    assert await _statuses(uow_factory, "s1") == {A: SmsStatus.PENDING, B: SmsStatus.DONE}
+    async with uow_factory() as uow:
+        assert await uow.messages.claim_many(["s1"], at(4), at(4)) == {"s1": [A]}
+
+
+async def test_a_claim_leaves_recipients_within_their_lease_alone(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1", A, B)
+    await _add(uow_factory, "s2", C)
+    async with uow_factory() as uow:
+        assert await uow.messages.claim_many(["s1"], at(10)) == {"s1": [A, B]}
+        await uow.messages.finish("s1", B, SmsStatus.PENDING, "", at(20))  # deferred
+        await uow.commit()
+    async with uow_factory() as uow:
+        # A has been SENDING since at(10): its lease lapses for a claim that says so
+        assert await uow.messages.claim_many(["s1", "s2"], at(30), at(10)) == {
+            "s1": [B], "s2": [C],
+        }
+        assert await uow.messages.claim_many(["s1"], at(31), at(10.001)) == {"s1": [A]}
+        await uow.commit()
+    assert await _statuses(uow_factory, "s1") == {A: SmsStatus.SENDING, B: SmsStatus.SENDING}
 
 
 async def test_history_filters_by_status_and_sms(uow_factory: UnitOfWorkFactory) -> None:

@@ -1,4 +1,4 @@
-"""OutboxRepository: express first, leased claims, backoff, parking and redrive."""
+"""OutboxRepository: express first, leased claims, backoff, deferral, parking and redrive."""
 
 from __future__ import annotations
 
@@ -95,34 +95,96 @@ async def test_published_and_parked_events_are_not_claimed(
     assert await _claim(uow_factory, 7200) == ["s3"]
 
 
-async def test_redrive_requeues_stalled_published_events(uow_factory: UnitOfWorkFactory) -> None:
-    recipients = {"done": ("+989120000001",), "stalled": ("+989120000002", "+989120000003")}
+async def test_redrive_requeues_published_events_whose_delivery_was_lost(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    numbers = {
+        "done": ("+989120000001",),
+        "sending": ("+989120000002", "+989120000003"),  # one failed, one mid-send since at(2)
+        "waiting": ("+989120000004",),  # published, never taken
+        "express": ("+989120000005",),  # published, never taken, express lane
+        "unpublished": ("+989120000009",),
+        "parked": ("+989120000009",),
+    }
     async with uow_factory() as uow:
-        for sms, numbers in recipients.items():
-            await uow.messages.add(messages(sms, 1, *numbers))
-            await uow.outbox.add([delivery(sms, *numbers)], T0)
-        await uow.outbox.add([delivery("unpublished")], T0)
-        await uow.outbox.add([delivery("parked")], T0)
-        await uow.messages.add(messages("unpublished", 1, "+989120000009"))
-        await uow.messages.add(messages("parked", 1, "+989120000009"))
+        for sms, recipients in numbers.items():
+            await uow.messages.add(messages(sms, 1, *recipients))
+            kind = MessageType.EXPRESS if sms == "express" else MessageType.NORMAL
+            await uow.outbox.add([delivery(sms, *recipients, type=kind)], T0)
         events = {e.aggregate_id: e.id for e in await uow.outbox.claim_due(T0, 10, at(30))}
-        await uow.outbox.mark_published([events["done"], events["stalled"]], at(1))
+        published = [events[s] for s in ("done", "sending", "waiting", "express")]
+        await uow.outbox.mark_published(published, at(1))
         await uow.outbox.park(events["parked"], "poison", at(1))
-        await uow.messages.claim("done", at(2))
+        await uow.messages.claim_many(["done", "sending"], at(2))
         await uow.messages.finish("done", "+989120000001", SmsStatus.DONE, "op-a", at(2))
-        await uow.messages.claim("stalled", at(2))
-        await uow.messages.finish("stalled", "+989120000002", SmsStatus.FAILED, "", at(2))
+        await uow.messages.finish("sending", "+989120000002", SmsStatus.FAILED, "", at(2))
         await uow.commit()
 
+    async def redrive(published_before: float, sending_before: float,
+                      quiet: tuple[MessageType, ...] = (), limit: int = 1000) -> int:
+        async with uow_factory() as uow:
+            count = await uow.outbox.redrive(at(published_before), at(sending_before), at(10),
+                                             [k.priority for k in quiet], limit)
+            await uow.commit()
+        return count
+
+    # the SENDING recipient's lease runs while at(2) is not before `sending_before`;
+    # PENDING ones count only in a quiet lane, published before `published_before`
+    assert await redrive(3600, 2, ()) == 0
+    assert await redrive(0.999, 2, tuple(MessageType)) == 0
+    assert await redrive(1, 2, (MessageType.NORMAL,)) == 1
+    assert await _claim(uow_factory, 10) == ["waiting"]
+    assert await redrive(1, 2.001, ()) == 1
+    assert await _claim(uow_factory, 10) == ["sending"]
+    assert await redrive(1, 2, tuple(MessageType), limit=0) == 0
+    assert await redrive(1, 2, tuple(MessageType)) == 1
+    assert await _claim(uow_factory, 10) == ["express"]
+    # requeued ones are pending now, the finished and the parked never were candidates
+    assert await redrive(3600, 3600, tuple(MessageType)) == 0
+
+
+async def test_attempts_start_over_when_published_redriven_or_deferred(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1")
     async with uow_factory() as uow:
-        assert await uow.outbox.redrive(published_before=at(0.999), now=at(10)) == 0
+        [event] = await uow.outbox.claim_due(T0, 10, T0 + LEASE)
+        await uow.outbox.retry_later(event.id, "bus down", at(1))
+        [event] = await uow.outbox.claim_due(at(1), 10, at(1) + LEASE)
+        assert event.attempts == 2
+        await uow.outbox.mark_published([event.id], at(2))
+        await uow.outbox.defer({"s1": at(5), "unknown": at(5)}, at(3))
+        await uow.commit()
+    assert await _claim(uow_factory, 4.999) == []
+    async with uow_factory() as uow:
+        [again] = await uow.outbox.claim_due(at(5), 10, at(5) + LEASE)
+    assert again.attempts == 1  # this try's first
+
+
+async def test_parked_events_are_listed_and_requeued(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "s1", "s2", "s3")
+    async with uow_factory() as uow:
+        ids = {e.aggregate_id: e.id for e in await uow.outbox.claim_due(T0, 10, T0 + LEASE)}
+        await uow.outbox.park(ids["s1"], "undecodable payload: KeyError", at(1))
+        await uow.outbox.park(ids["s2"], "undecodable payload: TypeError", at(1))
+        await uow.outbox.defer({"s1": at(2)}, at(2))  # a parked event stays parked
         await uow.commit()
     async with uow_factory() as uow:
-        assert await uow.outbox.redrive(published_before=at(1), now=at(10)) == 1
+        parked = await uow.outbox.parked(10)
+        assert [(p.sms_identifier, p.attempts, p.last_error) for p in parked] == [
+            ("s1", 1, "undecodable payload: KeyError"), ("s2", 1, "undecodable payload: TypeError"),
+        ]
+        assert parked[0].created_at == T0
+        assert [p.sms_identifier for p in await uow.outbox.parked(1)] == ["s1"]
+        assert await uow.outbox.requeue([ids["s2"], ids["s3"]], at(3)) == 1  # s3 not parked
+        assert await uow.outbox.requeue([], at(3)) == 0
         await uow.commit()
-    assert await _claim(uow_factory, 10) == ["stalled"]
     async with uow_factory() as uow:
-        assert await uow.outbox.redrive(published_before=at(3600), now=at(3600)) == 0
+        [requeued] = await uow.outbox.claim_due(at(3), 10, at(3) + LEASE)
+        assert (requeued.aggregate_id, requeued.attempts) == ("s2", 1)
+        assert await uow.outbox.requeue(None, at(4)) == 1
+        await uow.commit()
+    assert await _claim(uow_factory, 4) == ["s1"]
 
 
 async def test_a_lane_claims_only_its_own_priority(uow_factory: UnitOfWorkFactory) -> None:
@@ -173,3 +235,17 @@ async def test_backlog_counts_due_events_per_priority(uow_factory: UnitOfWorkFac
     assert await _claim(uow_factory, 1, limit=1) == ["e1"]  # leased: no longer due
     async with uow_factory() as uow:
         assert await uow.outbox.backlog(at(6)) == [Backlog(0, 3, T0)]
+
+
+async def test_backlog_counts_events_failing_to_publish(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "n1", "n2")
+    async with uow_factory() as uow:
+        for second in (0, 1):  # n1 fails twice in a row; n2 once
+            for event in await uow.outbox.claim_due(at(second), 10, at(second) + LEASE):
+                if event.aggregate_id == "n1" or second == 0:
+                    await uow.outbox.retry_later(event.id, "bus down", at(second + 1))
+                else:
+                    await uow.outbox.mark_published([event.id], at(second))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.outbox.backlog(at(1.5)) == [Backlog(0, 0, None, failing=1)]

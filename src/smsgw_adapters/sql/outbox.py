@@ -149,17 +149,20 @@ class SqlOutbox(SqlRepository):
 
     async def backlog(self, now: datetime) -> list[Backlog]:
         due = sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now)
+        events = sa.func.sum(sa.case((due, 1), else_=0))
+        failing = sa.func.sum(sa.case((_out.attempts >= 2, 1), else_=0))
         rows = await self._conn.execute(
             sa.select(
                 _out.priority,
-                sa.func.sum(sa.case((due, 1), else_=0)),
+                events,
                 # min() takes its argument's type, so the zone comes back as for the column
                 sa.func.min(sa.type_coerce(sa.case((due, _out.created_at), else_=sa.null()),
                                            _out.created_at.type)),
-                sa.func.sum(sa.case((_out.attempts >= 2, 1), else_=0)),
+                failing,
             )
             .where(_out.status == PENDING)
             .group_by(_out.priority)
+            .having(sa.or_(events > 0, failing > 0))
             .order_by(_out.priority.desc())
         )
         return [Backlog(int(p), int(n or 0), oldest, int(failing or 0))
