@@ -203,9 +203,13 @@ class InMemoryOutbox(_Repo):
             claimed.append(row.event)
         return claimed
 
-    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
+    async def mark_published(
+        self, event_ids: Sequence[int], at: datetime, leased_until: datetime | None = None
+    ) -> None:
         for event_id in event_ids:
             row = self.s.outbox[event_id]
+            if leased_until is not None and (row.status, row.run_at) != ("pending", leased_until):
+                continue  # deferred or claimed again since: that newer state stands
             row.status, row.updated_at = "published", at
             row.event = replace(row.event, attempts=0)
 

@@ -132,8 +132,16 @@ class OutboxRepository(Protocol):
         the relay is still parked in the end.
         """
 
-    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
-        """Published (or settled without the bus): the attempts start over from 0."""
+    async def mark_published(
+        self, event_ids: Sequence[int], at: datetime, leased_until: datetime | None = None
+    ) -> None:
+        """Published (or settled without the bus): the attempts start over from 0.
+
+        With `leased_until` (the lease their claim gave them), only the events
+        still under that lease: a worker may have deferred an event (made it
+        pending again) between the publish and this mark, and that newer state
+        must stand.
+        """
 
     async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None: ...
 

@@ -161,6 +161,22 @@ async def test_attempts_start_over_when_published_redriven_or_deferred(
     assert again.attempts == 1  # this try's first
 
 
+async def test_marking_published_under_a_lease_spares_an_event_deferred_meanwhile(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _add(uow_factory, "s1", "s2")
+    async with uow_factory() as uow:
+        events = await uow.outbox.claim_due(T0, 10, T0 + LEASE)
+        await uow.commit()
+    async with uow_factory() as uow:  # a fast worker defers s1 before the relay's mark
+        await uow.outbox.defer({"s1": at(1)}, at(0.5))
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.outbox.mark_published([e.id for e in events], at(0.6), T0 + LEASE)
+        await uow.commit()
+    assert await _claim(uow_factory, 1) == ["s1"]  # s2 was published, s1 is due again
+
+
 async def test_parked_events_are_listed_and_requeued(uow_factory: UnitOfWorkFactory) -> None:
     await _add(uow_factory, "s1", "s2", "s3")
     async with uow_factory() as uow:

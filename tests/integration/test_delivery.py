@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.harness import Gateway, GatewayFactory
+from tests.integration.harness import Gateway, GatewayFactory, wait_until
 from tests.integration.helpers import (
     api_balance,
     db_balance,
@@ -49,19 +49,27 @@ def test_failover_to_the_second_operator(make_gateway: GatewayFactory, user_id: 
     assert db_balance(gateway, user_id) == 100 - 3 - 8 * 3
 
 
-def test_every_operator_failing_refunds_each_recipient_once(
+def test_every_operator_failing_defers_then_expires_and_refunds_each_recipient_once(
     make_gateway: GatewayFactory, user_id: int
 ) -> None:
-    gateway = make_gateway(operators="A=sim://?fail_rate=1,B=sim://?fail_rate=1")
+    # No operator takes anything: the recipients wait (PENDING), are tried again,
+    # and fail as expired when their validity (here 8 s) runs out.
+    gateway = make_gateway(operators="A=sim://?fail_rate=1,B=sim://?fail_rate=1",
+                           SMSGW_MESSAGE_TTL_S="8")
     gateway.top_up(user_id, 50)
 
     normal = send(gateway, user_id, NUMBERS)
     express = send(gateway, user_id, NUMBERS[:2], text="x" * 200, sms_type="express")
     assert (normal["cost"], express["segments"], express["cost"]) == (3, 2, 12)
     shares = {normal["sms_identifier"]: 1, express["sms_identifier"]: 6}
+    wait_until(lambda: gateway.logs().count("recipients deferred") >= 4, timeout=8)
+    assert transactions(gateway, user_id, "refund") == []  # waiting, not failed
     for sms_identifier in shares:
         rows = gateway.wait_terminal(sms_identifier, user_id)
         assert {(r["status"], r["provider"]) for r in rows} == {("failed", "")}
+    descriptions = {t["description"] for t in api_balance(gateway, user_id)["transactions"]
+                    if t["type"] == "refund"}
+    assert descriptions == {f"refund: {n} undeliverable (expired)" for n in NUMBERS}
 
     expected = sorted(
         (refund_id(sms, recipient), shares[sms])

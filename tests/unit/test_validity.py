@@ -20,7 +20,7 @@ from smsgw_core.fakes import ScriptedOperator, always
 from smsgw_core.ledger import TransactionType, refund_id
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
-from smsgw_core.outbox import RetryPolicy
+from smsgw_core.outbox import Delivery, RetryPolicy
 from smsgw_core.services.accounts import TopUp
 from smsgw_core.services.deliver import DeliveryReport
 from smsgw_core.services.relay import RelayReport
@@ -150,6 +150,38 @@ async def test_a_short_outage_of_every_operator_delays_but_delivers() -> None:
     assert report == DeliveryReport(2, 0, 0)
     assert statuses(world) == [SmsStatus.DONE] * 2
     assert refunds(world) == [] and world.balance(U) == 98
+
+
+class FastWorkerBus:
+    """A worker so quick that it settles each delivery before the relay marks it published."""
+
+    def __init__(self) -> None:
+        self.world: World | None = None
+        self.reports: list[DeliveryReport] = []
+
+    async def publish(self, deliveries: list[Delivery]) -> None:
+        assert self.world is not None
+        for delivery in deliveries:
+            self.reports.append(await self.world.deliverer.deliver(delivery))
+
+
+async def test_a_deferral_before_the_relay_marks_the_event_published_stands() -> None:
+    world = World()
+    bus = FastWorkerBus()
+    bus.world = world
+    world.relay.bus = bus
+    world.a.behaviour = always(ErrorClass.TRANSIENT)
+    world.b.behaviour = always(ErrorClass.TRANSIENT)
+    await accept(world, (N1,))
+    assert (await world.relay.relay_once()).published == 1
+    row = event_row(world)
+    assert row.status == "pending"  # type: ignore[attr-defined]
+    assert row.run_at == world.clock.now() + timedelta(seconds=1)  # type: ignore[attr-defined]
+    world.a.behaviour = lambda sms: "id"
+    world.clock.advance(timedelta(seconds=1))
+    assert (await world.relay.relay_once()).published == 1
+    assert [r.done for r in bus.reports] == [0, 1]
+    assert event_row(world).status == "published"  # type: ignore[attr-defined]
 
 
 async def test_a_long_outage_retries_less_often_and_expires_at_validity() -> None:

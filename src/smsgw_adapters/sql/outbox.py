@@ -69,10 +69,15 @@ class SqlOutbox(SqlRepository):
         )
         return [_event(row) for row in rows]
 
-    async def mark_published(self, event_ids: Sequence[int], at: datetime) -> None:
-        if event_ids:
-            await self._set(_out.id.in_(list(event_ids)), status=PUBLISHED, attempts=0,
-                            updated_at=at)
+    async def mark_published(
+        self, event_ids: Sequence[int], at: datetime, leased_until: datetime | None = None
+    ) -> None:
+        if not event_ids:
+            return
+        where: sa.ColumnElement[bool] = _out.id.in_(list(event_ids))
+        if leased_until is not None:
+            where = sa.and_(where, _out.status == PENDING, _out.next_run_at == leased_until)
+        await self._set(where, status=PUBLISHED, attempts=0, updated_at=at)
 
     async def retry_later(self, event_id: int, error: str, run_at: datetime) -> None:
         await self._set(_out.id == event_id, next_run_at=run_at, last_error=error)

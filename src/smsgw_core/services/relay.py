@@ -49,10 +49,9 @@ class OutboxRelay:
     async def relay_once(self) -> RelayReport:
         now = self.clock.now()
         priority = None if self.lane is None else self.lane.priority
+        leased_until = now + self.policy.lease
         async with self.uow() as uow:
-            events = await uow.outbox.claim_due(
-                now, self.batch_size, now + self.policy.lease, priority
-            )
+            events = await uow.outbox.claim_due(now, self.batch_size, leased_until, priority)
             await uow.commit()
         if not events:
             return RelayReport(0, 0, 0)
@@ -75,7 +74,8 @@ class OutboxRelay:
             self._report(failed=good)
             return RelayReport(0, len(good), len(poison), len(expired))
         async with self.uow() as uow:
-            await uow.outbox.mark_published([e.id for e in good], self.clock.now())
+            # A fast worker may already have deferred some (pending again): those stay so.
+            await uow.outbox.mark_published([e.id for e in good], self.clock.now(), leased_until)
             await uow.commit()
         self._report(published=good)
         return RelayReport(len(good), 0, len(poison), len(expired))
