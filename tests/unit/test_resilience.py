@@ -13,6 +13,7 @@ from functools import partial
 import pytest
 
 from smsgw_adapters.resilience import ResilientBreaker
+from smsgw_app.config import ConfigError, Settings
 from smsgw_core.failover import send_with_failover
 from smsgw_core.fakes import Behaviour, ScriptedOperator, always
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
@@ -402,3 +403,31 @@ async def test_a_permanent_error_stops_failover_without_touching_the_circuit() -
 def test_nonsense_settings_are_refused(options: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         ResilientBreaker(**options)  # type: ignore[arg-type]
+
+
+# -- settings -----------------------------------------------------------------------------
+
+
+def test_the_breaker_settings_and_their_defaults() -> None:
+    default = Settings.from_env({})
+    assert (default.breaker_window_s, default.breaker_min_calls, default.breaker_failure_rate,
+            default.breaker_reset_s) == (10.0, 20, 0.5, 5.0)
+    chosen = Settings.from_env({
+        "SMSGW_BREAKER_WINDOW_S": "30", "SMSGW_BREAKER_MIN_CALLS": "5",
+        "SMSGW_BREAKER_FAILURE_RATE": "1", "SMSGW_BREAKER_RESET_S": "0.5",
+    })
+    assert (chosen.breaker_window_s, chosen.breaker_min_calls, chosen.breaker_failure_rate,
+            chosen.breaker_reset_s) == (30.0, 5, 1.0, 0.5)
+
+
+@pytest.mark.parametrize(("name", "bad"), [
+    ("SMSGW_BREAKER_WINDOW_S", "0"), ("SMSGW_BREAKER_WINDOW_S", "ten"),
+    ("SMSGW_BREAKER_MIN_CALLS", "0"), ("SMSGW_BREAKER_MIN_CALLS", "2.5"),
+    ("SMSGW_BREAKER_FAILURE_RATE", "0"), ("SMSGW_BREAKER_FAILURE_RATE", "50%"),
+    ("SMSGW_BREAKER_FAILURE_RATE", "1.5"), ("SMSGW_BREAKER_RESET_S", "-1"),
+    ("SMSGW_BREAKER_THRESHOLD", "5"),  # gone: refused rather than silently ignored
+])
+def test_a_bad_breaker_setting_is_one_line_naming_it(name: str, bad: str) -> None:
+    with pytest.raises(ConfigError, match=name) as caught:
+        Settings.from_env({name: bad})
+    assert "\n" not in str(caught.value)
