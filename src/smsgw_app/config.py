@@ -58,8 +58,12 @@ class Settings:
     outbox_retention_s: float = 3600.0
     operator_timeout_s: float = 5.0
     operator_retries: int = 1
-    breaker_threshold: int = 5
-    breaker_reset_s: float = 30.0
+    # An operator's circuit opens when, of the calls that finished in the last
+    # window (at least min_calls), at least failure_rate failed; it stays open reset_s.
+    breaker_window_s: float = 10.0
+    breaker_min_calls: int = 20
+    breaker_failure_rate: float = 0.5
+    breaker_reset_s: float = 5.0
     # A published delivery whose recipients are still PENDING this long after
     # publishing, while its queue holds nothing, was lost: it is published again.
     redrive_after_s: float = 60.0
@@ -81,6 +85,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         default = cls()
+        _no_breaker_threshold(env)
         return cls(
             database_url=_database_url(env.get("SMSGW_DATABASE_URL", default.database_url)),
             broker_url=_broker_url(env.get("SMSGW_BROKER_URL", default.broker_url)),
@@ -110,8 +115,12 @@ class Settings:
             operator_retries=_int(
                 env, "SMSGW_OPERATOR_RETRIES", default.operator_retries, minimum=0
             ),
-            breaker_threshold=_int(
-                env, "SMSGW_BREAKER_THRESHOLD", default.breaker_threshold, minimum=1
+            breaker_window_s=_float(env, "SMSGW_BREAKER_WINDOW_S", default.breaker_window_s),
+            breaker_min_calls=_int(
+                env, "SMSGW_BREAKER_MIN_CALLS", default.breaker_min_calls, minimum=1
+            ),
+            breaker_failure_rate=_rate(
+                env, "SMSGW_BREAKER_FAILURE_RATE", default.breaker_failure_rate
             ),
             breaker_reset_s=_float(env, "SMSGW_BREAKER_RESET_S", default.breaker_reset_s),
             redrive_after_s=_float(env, "SMSGW_REDRIVE_AFTER_S", default.redrive_after_s),
@@ -160,6 +169,29 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name}={raw!r}: must be positive")
     return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a share, e.g. 0.5") from None
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name}={raw!r}: must be above 0 and at most 1")
+    return value
+
+
+def _no_breaker_threshold(env: Mapping[str, str]) -> None:
+    # Its meaning is gone (consecutive failed tries); ignoring it would silently
+    # run with other settings than the ones the deployment believes it set.
+    if "SMSGW_BREAKER_THRESHOLD" in env:
+        raise ConfigError(
+            "SMSGW_BREAKER_THRESHOLD is no longer read: the circuit opens on a failure rate"
+            " (SMSGW_BREAKER_WINDOW_S, SMSGW_BREAKER_MIN_CALLS, SMSGW_BREAKER_FAILURE_RATE)"
+        )
 
 
 def _name(env: Mapping[str, str], name: str, default: str) -> str:

@@ -144,7 +144,9 @@ class Container(containers.DeclarativeContainer):
         MeasuredBreaker,
         providers.Singleton(
             ResilientBreaker,
-            threshold=settings.provided.breaker_threshold,
+            window_s=settings.provided.breaker_window_s,
+            min_calls=settings.provided.breaker_min_calls,
+            failure_rate=settings.provided.breaker_failure_rate,
             reset_s=settings.provided.breaker_reset_s,
             attempts=providers.Callable(lambda s: s.operator_retries + 1, settings),
             on_state_change=metrics.provided.breaker_state_changed,

@@ -442,6 +442,9 @@ class _BreakerState:
 class CountingCircuitBreaker:
     """Opens after `threshold` consecutive transient failures; half-opens after `reset`.
 
+    A simpler policy than the adapter's (a failure rate over a time window), so
+    a test opens a circuit with a count; the port's rules are the same.
+
     In half-open state one trial call is let through (concurrent calls still see
     the circuit open): success closes the circuit, failure opens it for another
     `reset`.

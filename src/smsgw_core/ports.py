@@ -244,7 +244,9 @@ class CircuitBreaker(Protocol):
         """Run `send` under `operator`'s breaker; raise CircuitOpen if it is open.
 
         Only transient OperatorErrors count as failures: a refused number says
-        nothing about the operator's health.
+        nothing about the operator's health. A call is one outcome however many
+        tries the breaker makes inside it, and a cancelled call is never the
+        success that closes a circuit. When it opens is the breaker's policy.
         """
 
 

@@ -236,7 +236,7 @@ def test_worker_killed_mid_batch_settles_everything_once(
     for sim in sims:
         sim.control(latency_ms=400, fail_rate=fail_rate)
     # A breaker that never opens keeps every send slow, so the kill finds them in flight.
-    gateway = make_gateway(operators_setting(a, b), SMSGW_BREAKER_THRESHOLD="100000")
+    gateway = make_gateway(operators_setting(a, b), SMSGW_BREAKER_MIN_CALLS="100000")
     book = Book(gateway)
     for user_id in KILL_USERS:
         for amount in KILL_TOP_UPS:
@@ -320,9 +320,11 @@ def test_sigterm_worker_mid_batch_exits_cleanly_and_hands_work_back(
 
 # -- 4. operator A down: its circuit opens, B carries the traffic, A comes back -----------
 
-THRESHOLD = 3
+MIN_CALLS = 3  # failed calls (each of RETRIES + 1 tries) that open A's circuit
+WINDOW_S = 120.0  # longer than the test: a slow machine cannot age A's failures out
 RESET_S = 2.0
-RETRIES = 1  # two tries per operator
+RETRIES = 1  # two tries per call, inside one outcome of the circuit
+TRIES = RETRIES + 1
 
 
 @pytest.mark.parametrize("mode", ["serve", "split"])
@@ -332,23 +334,26 @@ def test_breaker_opens_on_a_dead_operator_and_closes_when_it_is_back(
     a, b = sims
     a.control(fail_rate=1.0)
     gateway = make_gateway(
-        operators_setting(a, b), SMSGW_BREAKER_THRESHOLD=str(THRESHOLD),
+        operators_setting(a, b), SMSGW_BREAKER_MIN_CALLS=str(MIN_CALLS),
+        SMSGW_BREAKER_WINDOW_S=str(WINDOW_S), SMSGW_BREAKER_FAILURE_RATE="0.5",
         SMSGW_BREAKER_RESET_S=str(RESET_S), SMSGW_OPERATOR_RETRIES=str(RETRIES),
     )
     book = Book(gateway)
     book.top_up(41, 10_000)
 
-    # One recipient at a time until A's circuit opens: THRESHOLD failed tries, and no
-    # more but the half-open trials a slow (loaded) machine lets RESET_S pass for.
-    # Each waits for the one before: two in flight at once could both try A
-    # before the third failure opens it.
+    # One recipient at a time until A's circuit opens: MIN_CALLS failed calls of TRIES
+    # tries each, and no more but the half-open trials a slow (loaded) machine lets
+    # RESET_S pass for. Each waits for the one before: calls in flight at once could
+    # all reach A before the last of them opens it.
     started = time.monotonic()
-    for i in range(2):
+    for i in range(MIN_CALLS):
         sent = book.send(41, numbers(i, 1))
         assert set(book.wait_sms(sent).values()) == {("DONE", "B")}
     trials_allowed = int((time.monotonic() - started) / RESET_S)
+    opened_after = MIN_CALLS * TRIES
     assert a.calls() == a.stats()["failed"]
-    assert THRESHOLD <= a.calls() <= THRESHOLD + trials_allowed, (a.calls(), trials_allowed)
+    assert opened_after <= a.calls() <= opened_after + TRIES * trials_allowed, (
+        a.calls(), trials_allowed)
 
     def bulk(first: int) -> tuple[int, float]:
         """Send 3 x 25 recipients; return A's calls meanwhile and the time it took."""
@@ -357,17 +362,17 @@ def test_breaker_opens_on_a_dead_operator_and_closes_when_it_is_back(
             assert set(book.wait_sms(sent).values()) == {("DONE", "B")}
         return a.calls() - calls, time.monotonic() - started
 
-    # While open, A sees at most the one half-open trial every RESET_S.
+    # While open, A sees at most one half-open trial (its TRIES tries) every RESET_S.
     calls, elapsed = bulk(10)
-    assert calls <= elapsed / RESET_S + 1, (calls, elapsed)
+    assert calls <= TRIES * (elapsed / RESET_S + 1), (calls, elapsed)
     time.sleep(RESET_S + 0.5)
     before = a.calls()
     probe = book.send(41, numbers(20, 1))  # the half-open trial: it fails and reopens
     assert set(book.wait_sms(probe).values()) == {("DONE", "B")}
-    assert a.calls() == before + 1
+    assert a.calls() == before + TRIES
     more_calls, more_elapsed = bulk(30)
-    assert more_calls <= more_elapsed / RESET_S + 1, (more_calls, more_elapsed)
-    trials = a.calls() - THRESHOLD
+    assert more_calls <= TRIES * (more_elapsed / RESET_S + 1), (more_calls, more_elapsed)
+    trials = (a.calls() - opened_after) // TRIES
     assert a.calls() * 10 < b.stats()["accepted"]  # far fewer than the recipients sent
 
     a.control(fail_rate=0.0)
@@ -379,11 +384,11 @@ def test_breaker_opens_on_a_dead_operator_and_closes_when_it_is_back(
     assert a.stats()["accepted"] == 21
 
     b_stats = b.stats()
-    assert b_stats["accepted"] == 2 + 1 + 2 * 75
+    assert b_stats["accepted"] == MIN_CALLS + 1 + 2 * 75
     totals = book.check()
     assert totals["refunds"] == 0
-    print(f"A: {THRESHOLD} failed tries to open, then {trials} trial(s) while {b_stats['accepted']}"
-          f" recipients went to B; A {a.stats()}; B {b_stats}")
+    print(f"A: {MIN_CALLS} failed calls to open, then {trials} trial(s) while"
+          f" {b_stats['accepted']} recipients went to B; A {a.stats()}; B {b_stats}")
 
 
 # -- 5. every operator down: FAILED and refunded, once ------------------------------------
@@ -453,8 +458,8 @@ def test_a_refused_number_fails_without_failover(
 ) -> None:
     a, b = sims
     a.control(reject_prefix="0999")
-    # A threshold of 2: were refusals counted against A, its circuit would open.
-    gateway = make_gateway(operators_setting(a, b), SMSGW_BREAKER_THRESHOLD="2")
+    # Were refusals counted as failures, A's circuit would open after two of them.
+    gateway = make_gateway(operators_setting(a, b), SMSGW_BREAKER_MIN_CALLS="2")
     book = Book(gateway)
     book.top_up(61, 100)
     refused = book.send(61, numbers(1, 4, prefix="0999"))

@@ -1,7 +1,7 @@
 """Every catalogued metric, scraped from real processes after real sends, in every mode.
 
 One gateway per mode takes two sends through operators that fail in known ways:
-A always fails transiently (its circuit opens after two tries), B delivers but
+A always fails transiently (its first call, two tries, opens its circuit), B delivers but
 refuses numbers starting 0999. The figures are summed over the mode's processes
 (`smsgw serve` alone; or `smsgw api` on its API port plus `smsgw relay` and
 `smsgw worker` on their SMSGW_METRICS_PORT) and compared before and after.
@@ -22,7 +22,8 @@ from tests.integration.helpers import send
 ROOT = Path(__file__).resolve().parents[2]
 OPERATORS = "A=sim://?fail_rate=1,B=sim://?reject_prefix=0999"
 SETTINGS = {
-    "SMSGW_BREAKER_THRESHOLD": "2",  # A's two tries of the first send open its circuit
+    # A's first call (two tries, one failed call of one) opens its circuit.
+    "SMSGW_BREAKER_MIN_CALLS": "1",
     "SMSGW_OPERATOR_RETRIES": "1",
     "SMSGW_BREAKER_RESET_S": "600",  # and it stays open for the rest of the test
 }

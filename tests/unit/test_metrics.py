@@ -125,8 +125,8 @@ async def test_the_measured_breaker_counts_every_try_by_outcome(metrics: Metrics
         states.append((operator, state))
         metrics.breaker_state_changed(operator, state)
 
-    resilient = ResilientBreaker(threshold=2, attempts=2, reset_s=30, sleep=no_sleep,
-                                 on_state_change=on_change)
+    resilient = ResilientBreaker(min_calls=2, failure_rate=0.5, attempts=2, reset_s=30,
+                                 sleep=no_sleep, on_state_change=on_change)
     measured = MeasuredBreaker(resilient, metrics, operators=["A", "B"])
     assert value(metrics, "smsgw_operator_breaker_state", operator="B") == 0
     ok = ScriptedOperator("B", always(ErrorClass.PERMANENT))
@@ -135,7 +135,7 @@ async def test_the_measured_breaker_counts_every_try_by_outcome(metrics: Metrics
     with pytest.raises(OperatorError):
         await measured.call("B", partial(ok.send, SMS))  # permanent: not retried
     failing = ScriptedOperator("A", always(ErrorClass.TRANSIENT))
-    with pytest.raises(OperatorError):  # two tries, the second opens the circuit
+    with pytest.raises(OperatorError):  # two tries, one failed call of two: it opens
         await measured.call("A", partial(failing.send, SMS))
     with pytest.raises(CircuitOpen):  # refused without a send
         await measured.call("A", partial(failing.send, SMS))

@@ -1,5 +1,6 @@
-"""Resilience behind the core's CircuitBreaker port: tenacity retry, purgatory breaker."""
+"""Resilience behind the core's CircuitBreaker port: tenacity retries inside a rate circuit."""
 
-from smsgw_adapters.resilience.breaker import BreakerState, ResilientBreaker, is_transient
+from smsgw_adapters.resilience.breaker import ResilientBreaker, is_transient
+from smsgw_adapters.resilience.circuit import BreakerState, CircuitSettings, RateCircuit
 
-__all__ = ["BreakerState", "ResilientBreaker", "is_transient"]
+__all__ = ["BreakerState", "CircuitSettings", "RateCircuit", "ResilientBreaker", "is_transient"]

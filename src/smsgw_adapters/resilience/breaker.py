@@ -1,15 +1,23 @@
-"""The core's CircuitBreaker port: tenacity retries around a purgatory breaker per operator.
+"""The core's CircuitBreaker port: a rate circuit per operator around tenacity retries.
 
-Every try goes through the breaker, so retries count towards `threshold`
-consecutive transient failures, which open the circuit for `reset_s` seconds:
-calls then fail at once with CircuitOpen, and failover moves on without
-waiting. After `reset_s` one trial call goes through (concurrent calls still
-see the circuit open): its success closes the circuit, a transient failure
-opens it again. Only transient OperatorErrors count: a refused number (or any
-other exception) is an answer, which purgatory treats as a success.
+One logical call is one outcome for the circuit: its retries run inside it, and
+it failed only if its last try failed. The circuit (circuit.py) opens when, of
+the calls that finished in the last `window_s` seconds (at least `min_calls`),
+a share of at least `failure_rate` failed; open, calls fail at once with
+CircuitOpen, so failover moves on without waiting; after `reset_s` one trial
+call goes through at a time, and its outcome closes or reopens the circuit.
 
-Purgatory reads `time.time()` itself, so the reset is wall-clock time (tests
-use a short `reset_s`); the retry's sleep is injectable.
+What counts: a transient OperatorError (after the retries) or a cancelled call
+is a failure (a cancel is never the success that would close a circuit); a
+refused number or a message id is an answer, so a success; any other exception
+(an adapter bug) says nothing about the operator and is not counted.
+
+A retry is not tried once the circuit changed state under the call (other calls
+opened it meanwhile): it raises CircuitOpen, and failover moves on.
+
+This replaced purgatory, which counts consecutive failures and reads
+`time.time()` itself (docs/operators.md says why). Time is an injected
+monotonic clock; the retry's sleep is injectable too.
 """
 
 from __future__ import annotations
@@ -18,67 +26,98 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal
 
-from purgatory import AsyncCircuitBreakerFactory, ContextChanged, Event
-from purgatory.domain.model import Context, OpenedState
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from smsgw_adapters.resilience.circuit import (
+    Admission,
+    BreakerState,
+    CircuitSettings,
+    Clock,
+    RateCircuit,
+)
 from smsgw_core.operators import CircuitOpen, OperatorError
 
 log = logging.getLogger("smsgw.resilience")
 
-BreakerState = Literal["closed", "open", "half-opened"]
 Sleep = Callable[[float], Awaitable[None]]
 StateListener = Callable[[str, BreakerState], None]
-
-_STATES: dict[str, BreakerState] = {
-    "closed": "closed", "opened": "open", "half-opened": "half-opened"
-}
 
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperatorError) and exc.transient
 
 
-def _not_a_failure(exc: BaseException) -> bool:
-    return not is_transient(exc)
-
-
 class ResilientBreaker:
     def __init__(
         self,
         *,
-        threshold: int = 5,
-        reset_s: float = 30.0,
+        window_s: float = 10.0,
+        min_calls: int = 20,
+        failure_rate: float = 0.5,
+        reset_s: float = 5.0,
         attempts: int = 2,
         backoff_s: float = 0.05,
         backoff_max_s: float = 1.0,
         jitter_s: float = 0.05,
         sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
         on_state_change: StateListener | None = None,
     ) -> None:
-        if threshold < 1 or attempts < 1:
-            raise ValueError("threshold and attempts must be at least 1")
-        if reset_s <= 0:
-            raise ValueError("reset_s must be positive")
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self._settings = CircuitSettings(window_s, min_calls, failure_rate, reset_s)
         self._attempts = attempts
         self._wait = wait_exponential_jitter(
             multiplier=backoff_s, max=backoff_max_s, jitter=jitter_s
         )
         self._sleep = sleep
+        self._clock = clock
         self._on_state_change = on_state_change
-        # Exception, not BaseException: a cancelled send counts as a failure,
-        # never as the success that would close a half-open circuit.
-        self._factory = AsyncCircuitBreakerFactory(
-            default_threshold=threshold, default_ttl=reset_s,
-            exclude=[(Exception, _not_a_failure)],
-        )
-        self._factory.add_listener(self._state_changed)
-        self._contexts: dict[str, Context] = {}
-        self._trials: set[str] = set()
+        self._circuits: dict[str, RateCircuit] = {}
 
     async def call(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
+        circuit = self._circuit(operator)
+        admission = circuit.admit()
+        if admission is None:
+            raise CircuitOpen(operator)
+        try:
+            result = await self._with_retries(operator, circuit, admission, send)
+        except OperatorError as exc:
+            if exc.transient:
+                circuit.failed(admission)
+            else:
+                circuit.succeeded(admission)  # the operator answered: it refused
+            raise
+        except Exception:
+            # An adapter bug, or CircuitOpen before a retry (other calls opened the
+            # circuit meanwhile): neither says how the operator is doing.
+            circuit.abandoned(admission)
+            raise
+        except BaseException:
+            circuit.failed(admission)  # cancelled: never the success that closes it
+            raise
+        circuit.succeeded(admission)
+        return result
+
+    def state(self, operator: str) -> BreakerState:
+        """What the next call would meet (an expired open circuit is half-opened)."""
+        circuit = self._circuits.get(operator)
+        return "closed" if circuit is None else circuit.state
+
+    async def _with_retries(
+        self, operator: str, circuit: RateCircuit, admission: Admission,
+        send: Callable[[], Awaitable[str]],
+    ) -> str:
+        tries = 0
+
+        async def attempt() -> str:
+            nonlocal tries
+            tries += 1
+            if tries > 1 and not circuit.still_admitted(admission):
+                raise CircuitOpen(operator)
+            return await send()
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=self._wait,
@@ -86,42 +125,20 @@ class ResilientBreaker:
             sleep=self._sleep,
             reraise=True,
         )
-        result: str = await retrying(self._through_breaker, operator, send)
+        result: str = await retrying(attempt)
         return result
 
-    def state(self, operator: str) -> BreakerState:
-        """What the next call would meet (an expired open circuit is half-opened)."""
-        context = self._contexts.get(operator)
-        if context is None:
-            return "closed"
-        if context.state == "opened" and time.time() > (context.opened_at or 0) + context.ttl:
-            return "half-opened"  # purgatory moves there lazily, on the next call
-        return _STATES[context.state]
+    def _circuit(self, operator: str) -> RateCircuit:
+        circuit = self._circuits.get(operator)
+        if circuit is None:
+            circuit = RateCircuit(
+                self._settings, self._clock,
+                on_change=lambda state: self._state_changed(operator, state),
+            )
+            self._circuits[operator] = circuit
+        return circuit
 
-    async def _through_breaker(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
-        breaker = await self._factory.get_breaker(operator)
-        self._contexts[operator] = breaker.context
-        trial = self.state(operator) == "half-opened"
-        if trial and operator in self._trials:
-            raise CircuitOpen(operator)
-        if trial:
-            self._trials.add(operator)
-        try:
-            async with breaker:
-                return await send()
-        except OpenedState as opened:
-            # Purgatory raises its one OpenedState instance on every rejected call,
-            # so its traceback would grow (and pin frames) forever.
-            opened.__traceback__ = None
-        finally:
-            if trial:
-                self._trials.discard(operator)
-        raise CircuitOpen(operator)  # outside the except: no purgatory context attached
-
-    def _state_changed(self, operator: str, kind: str, event: Event) -> None:
-        if kind != "state_changed" or not isinstance(event, ContextChanged):
-            return
-        state = _STATES[event.state]
+    def _state_changed(self, operator: str, state: BreakerState) -> None:
         level = logging.WARNING if state == "open" else logging.INFO
         log.log(level, "operator %s: circuit %s", operator, state)
         if self._on_state_change is not None:
