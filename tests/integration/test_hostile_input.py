@@ -133,6 +133,10 @@ SWEEP: list[tuple[str, dict[str, Any], int, str | None]] = [
         **JSON, "Idempotency-Key": "k" * 101}}, 422, "Idempotency-Key"),
     ("POST /sms/send", {"content": with_(SEND), "headers": {
         **JSON, "Idempotency-Key": "k" * 101}}, 422, "Idempotency-Key"),
+    ("POST /balance/add", {"content": with_(TOP_UP), "headers": {
+        **JSON, "Idempotency-Key": "k" * 1_000_000}}, 422, "Idempotency-Key"),
+    ("POST /balance/add", {"content": with_(TOP_UP), "headers": {
+        **JSON, "Idempotency-Key": ""}}, 422, "Idempotency-Key"),
 ]
 
 
@@ -217,6 +221,14 @@ def test_a_top_up_key_replays_its_answer_and_refuses_another_body(
         assert conflict.status_code == 409, conflict.text
         assert conflict.json()["message"].startswith("Idempotency-Key")
     assert view["balance"] == 75 and [t["amount"] for t in view["transactions"]] == [5, 70]
+
+
+def test_long_strings_in_a_query_only_match_nothing(
+    shared_gateway: Gateway, user_id: int
+) -> None:
+    with shared_gateway.client() as c:
+        r = c.get("/sms/history", params={"user_id": user_id, "sms_identifier": "é" * 5_000})
+    assert r.status_code == 200 and r.json() == {"items": [], "next_cursor": None}
 
 
 def test_a_cursor_at_the_int64_edge_is_served(shared_gateway: Gateway, user_id: int) -> None:
