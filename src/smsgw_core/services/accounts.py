@@ -57,7 +57,8 @@ def _transaction_id(user_id: int, key: str) -> str:
     literal = topup_id(user_id, key)
     if len(literal) <= MAX_TRANSACTION_ID:
         return literal
-    return topup_id(user_id, "sha256:" + hashlib.sha256(key.encode()).hexdigest())
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return topup_id(user_id, f"sha256:{digest}")
 
 
 @dataclass(frozen=True, slots=True)
