@@ -57,9 +57,11 @@ async def main() -> None:
     deliverer = Deliverer(db.uow, clock, operators, breaker)
     history = History(db.uow)
 
-    # 2. Top up (an idempotency key makes a retried payment apply once).
-    await accounts.top_up(TopUp(CUSTOMER, 100, "invoice 2026-001", idempotency_key="inv-1"))
-    balance = await accounts.top_up(TopUp(CUSTOMER, 100, idempotency_key="inv-1"))
+    # 2. Top up (an idempotency key makes a retried payment apply once: the retry,
+    # with the same body, answers what the first did).
+    payment = TopUp(CUSTOMER, 100, "invoice 2026-001", idempotency_key="inv-1")
+    await accounts.top_up(payment)
+    balance = await accounts.top_up(payment)
     print(f"topped up: balance {balance}")
 
     # 3. Send: charged and accepted durably in one unit of work.

@@ -76,6 +76,12 @@ class Settings:
     max_backlog: int = 100_000  # due outbox events over which sends are refused; 0: no limit
     accept_batch: int = 200  # concurrent sends sharing one transaction at most; 1: each alone
     event_loop: str = "uvloop"  # or "asyncio", the standard library's
+    # A request (headers and body) must arrive whole within this of the connection
+    # opening or its first byte; an idle keep-alive connection closes after the
+    # idle timeout; connections past the cap are answered 503.
+    http_request_timeout_s: float = 10.0
+    http_idle_timeout_s: float = 5.0
+    http_max_connections: int = 1000
 
     @property
     def embedded_bus(self) -> bool:
@@ -135,6 +141,15 @@ class Settings:
             max_backlog=_int(env, "SMSGW_MAX_BACKLOG", default.max_backlog, minimum=0),
             accept_batch=_int(env, "SMSGW_ACCEPT_BATCH", default.accept_batch, minimum=1),
             event_loop=_choice(env, "SMSGW_EVENT_LOOP", default.event_loop, ("uvloop", "asyncio")),
+            http_request_timeout_s=_float(
+                env, "SMSGW_HTTP_REQUEST_TIMEOUT_S", default.http_request_timeout_s
+            ),
+            http_idle_timeout_s=_float(
+                env, "SMSGW_HTTP_IDLE_TIMEOUT_S", default.http_idle_timeout_s
+            ),
+            http_max_connections=_int(
+                env, "SMSGW_HTTP_MAX_CONNECTIONS", default.http_max_connections, minimum=1
+            ),
         )
 
 

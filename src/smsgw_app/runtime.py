@@ -28,6 +28,7 @@ from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.health import ReadinessCheck
 from smsgw_app.config import Settings
 from smsgw_app.container import Container, resolve
+from smsgw_app.http_protocol import guarded_protocol
 from smsgw_app.supervisor import HttpServer, Service, supervise
 from smsgw_app.workers import (
     EXPRESS_POLL_S,
@@ -125,6 +126,9 @@ async def http_service(container: Container, host: str, port: int) -> Service:
         app, host=host, port=port, log_level=settings.log_level.lower(),
         access_log=False, lifespan="on",
         log_config=None,  # uvicorn's lines go through the process's (JSON) handler
+        # uvicorn's own limits stop at idle keep-alive: see http_protocol.py
+        http=guarded_protocol(settings.http_request_timeout_s, settings.http_max_connections),
+        timeout_keep_alive=settings.http_idle_timeout_s,  # type: ignore[arg-type]
     ))
 
 

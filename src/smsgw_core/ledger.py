@@ -13,6 +13,12 @@ from datetime import datetime
 
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
 
+# The largest balance a top-up may leave (README, "Balance"): far below 2^63 - 1, so
+# no sum of balances, charges and refunds can overflow a BIGINT column or turn
+# into a float on SQLite, on any backend.
+MAX_BALANCE = 10**15
+MAX_TRANSACTION_ID = 100  # characters: the width of user_transactions.transaction_id
+
 
 class TransactionType(enum.Enum):
     TOPUP = "topup"

@@ -14,6 +14,9 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# Row positions are BIGINT ids: a larger one is no row, and the database driver
+# would fail on it rather than answer "none".
+MAX_POSITION = 2**63 - 1
 _POSITION = re.compile(r"p[1-9][0-9]{0,18}")
 
 
@@ -46,7 +49,7 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidCursor() from None
-    if _POSITION.fullmatch(raw) is None:
+    if _POSITION.fullmatch(raw) is None or int(raw[1:]) > MAX_POSITION:
         raise InvalidCursor()
     return int(raw[1:])
 

@@ -96,7 +96,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.deliverer = Deliverer(self.db.uow, self.clock, operators, breaker)
         # the model
         self.topped_up: dict[int, int] = {}
-        self.topup_keys: set[tuple[int, str]] = set()
+        self.keyed_topups: dict[tuple[int, str], tuple[TopUp, int]] = {}
         self.accepted: dict[str, AcceptedSms] = {}
         self.keyed_sends: dict[tuple[int, str], tuple[SendSms, Accepted]] = {}
         self.seen_status: dict[tuple[str, str], SmsStatus] = {}
@@ -141,11 +141,26 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(user=USERS, amount=st.integers(1, 60), key=st.none() | st.sampled_from(["t1", "t2"]))
     def top_up(self, user: int, amount: int, key: str | None) -> None:
-        balance = self.run(self.accounts.top_up(TopUp(user, amount, idempotency_key=key)))
-        if key is None or (user, key) not in self.topup_keys:
-            self.topped_up[user] = self.topped_up.get(user, 0) + amount
+        command = TopUp(user, amount, idempotency_key=key)
+        before, commits = copy.deepcopy(self.db.state), self.db.commits
+        previous = self.keyed_topups.get((user, key)) if key is not None else None
+        try:
+            balance = self.run(self.accounts.top_up(command))
+        except IdempotencyConflict:
+            event("top-up: idempotency conflict")
+            assert previous is not None
+            assert previous[0].fingerprint() != command.fingerprint()
+            assert (self.db.state, self.db.commits) == (before, commits)
+            return
+        if previous is not None:  # a replay: the first answer, nothing written
+            event("top-up: replayed")
+            assert previous[0].fingerprint() == command.fingerprint()
+            assert balance == previous[1]
+            assert (self.db.state, self.db.commits) == (before, commits)
+            return
+        self.topped_up[user] = self.topped_up.get(user, 0) + amount
         if key is not None:
-            self.topup_keys.add((user, key))
+            self.keyed_topups[(user, key)] = (command, balance)
         assert balance == self.model_balance(user)
 
     @rule(

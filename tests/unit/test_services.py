@@ -262,12 +262,13 @@ async def test_top_up_with_an_idempotency_key_applies_once(world: World) -> None
     assert await world.accounts.top_up(TopUp(2, 7, idempotency_key="pay-1")) == 7
 
 
-async def test_a_keyed_top_up_replayed_after_spending_reports_the_current_balance(
+async def test_a_keyed_top_up_replayed_after_spending_answers_as_the_first_did(
     world: World,
 ) -> None:
     await world.accounts.top_up(TopUp(U, 10, idempotency_key="pay-1"))
     await send(world, (N1, N2))
-    assert await world.accounts.top_up(TopUp(U, 10, idempotency_key="pay-1")) == 8
+    with writes_nothing(world):
+        assert await world.accounts.top_up(TopUp(U, 10, idempotency_key="pay-1")) == 10
 
 
 async def test_ledger_refuses_a_transaction_id_twice(world: World) -> None:
@@ -341,6 +342,7 @@ def test_page_request_defaults_and_limits() -> None:
 @pytest.mark.parametrize(
     "cursor",
     ["garbage!", "%%%", "YWJj", encode_cursor(0), encode_cursor(-4), "cA", "p12",
+     encode_cursor(2**63), encode_cursor(10**19 - 1),  # past BIGINT: no row has it
      base64.urlsafe_b64encode(b"p+5").decode(), base64.urlsafe_b64encode(b"p1_0").decode(),
      base64.urlsafe_b64encode(b"p 7").decode()],
 )
@@ -352,7 +354,7 @@ def test_bad_cursors_name_the_cursor_field(cursor: str) -> None:
 
 
 @settings(max_examples=100)
-@given(st.integers(1, 2**63))
+@given(st.integers(1, 2**63 - 1))  # row ids are BIGINT
 def test_cursor_round_trip(position: int) -> None:
     cursor = encode_cursor(position)
     assert decode_cursor(cursor) == position

@@ -7,14 +7,16 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import HeaderParameter, Parameter
 
+from smsgw_app.api.body import JsonBody
 from smsgw_app.api.schemas import BalanceResponse, TopUpRequest, TopUpResponse, TransactionRow
-from smsgw_core.pagination import PageRequest
+from smsgw_core.pagination import MAX_POSITION, PageRequest
 from smsgw_core.services.accounts import Accounts, TopUp
 
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(name="Idempotency-Key", required=False,
-              description="Retry-safe top-ups: a key credits the account at most once."),
+              description="Retry-safe top-ups (1-100 characters): the same key and body "
+              "return the first answer and credit once; another body is 409."),
 ]
 
 
@@ -26,7 +28,7 @@ class BalanceController(Controller):
     async def show(
         self,
         accounts: Accounts,
-        user_id: Annotated[int, Parameter(ge=1)],
+        user_id: Annotated[int, Parameter(ge=1, le=MAX_POSITION)],
         limit: Annotated[int | None, Parameter(description="1-1000, default 100")] = None,
         cursor: str | None = None,
     ) -> BalanceResponse:
@@ -38,8 +40,8 @@ class BalanceController(Controller):
         ]
         return BalanceResponse(view.user_id, view.balance, rows, view.transactions.next_cursor)
 
-    @post("/add", operation_id="addBalance", status_code=200,
-          summary="Top up (creates the account when new)")
+    @post("/add", operation_id="addBalance", status_code=200, dto=JsonBody[TopUpRequest],
+          return_dto=None, summary="Top up (creates the account when new)")
     async def add(
         self, data: TopUpRequest, accounts: Accounts, idempotency_key: IdempotencyKey = None
     ) -> TopUpResponse:

@@ -52,6 +52,10 @@ _MISSING = re.compile(
 )
 
 
+# What Litestar's Request.stream() raises (as a 500) when it receives http.disconnect.
+CLIENT_GONE = "client disconnected prematurely"
+
+
 def _message(body: str, status: int, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response({"message": body}, status_code=status, headers=headers)
 
@@ -95,6 +99,12 @@ def client_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
     if isinstance(exc, NotFoundException):
         return _message(f"no route {request.method} {request.url.path}", HTTP_404_NOT_FOUND)
     if exc.status_code >= 500:
+        if exc.detail == CLIENT_GONE:
+            # Nothing failed here: the client left (or was cut off by the request
+            # timeout) before sending its whole body, and no one reads this answer.
+            log.info("client disconnected before the request was complete: %s %s",
+                     request.method, request.url.path)
+            return _message("request incomplete: the client disconnected", HTTP_400_BAD_REQUEST)
         return server_error(request, exc)
     return _message(str(exc.detail), exc.status_code)
 

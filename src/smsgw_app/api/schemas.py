@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from smsgw_core.ledger import MAX_BALANCE
+
 PositiveId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1, description="positive integer")]
 
 
@@ -50,7 +52,8 @@ class HistoryResponse(msgspec.Struct):
 
 class TopUpRequest(msgspec.Struct):
     user_id: PositiveId
-    balance: Annotated[int, msgspec.Meta(ge=1, le=10**15, description="amount to add, > 0")]
+    balance: Annotated[int, msgspec.Meta(
+        ge=1, le=MAX_BALANCE, description=f"amount to add, 1-{MAX_BALANCE}")]
     description: Annotated[str, msgspec.Meta(max_length=255)] = ""
 
 

@@ -11,9 +11,10 @@ from litestar.params import HeaderParameter, Parameter
 
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import BacklogGate
+from smsgw_app.api.body import JsonBody
 from smsgw_app.api.schemas import HistoryResponse, HistoryRow, SendSmsRequest, SendSmsResponse
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
-from smsgw_core.pagination import PageRequest
+from smsgw_core.pagination import MAX_POSITION, PageRequest
 from smsgw_core.ports import HistoryFilter
 from smsgw_core.services.history import History
 from smsgw_core.services.send_sms import Sends, SendSms
@@ -44,8 +45,8 @@ class SmsController(Controller):
     path = "/sms"
     tags = ["sms"]
 
-    @post("/send", operation_id="sendSms", status_code=200,
-          summary="Charge the balance and queue one text for every recipient")
+    @post("/send", operation_id="sendSms", status_code=200, dto=JsonBody[SendSmsRequest],
+          return_dto=None, summary="Charge the balance and queue one text for every recipient")
     async def send(
         self,
         data: SendSmsRequest,
@@ -76,7 +77,7 @@ class SmsController(Controller):
     async def history(
         self,
         history: History,
-        user_id: Annotated[int, Parameter(ge=1)],
+        user_id: Annotated[int, Parameter(ge=1, le=MAX_POSITION)],
         status: Annotated[str | None, Parameter(description="pending|sending|done|failed")] = None,
         sms_identifier: str | None = None,
         limit: Annotated[int | None, Parameter(description="1-1000, default 100")] = None,

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
-from smsgw_core.errors import DuplicateTransaction, InvalidRequest, UnknownAccount
-from smsgw_core.ledger import Transaction, TransactionType, topup_id
-from smsgw_core.pagination import Page, PageRequest, page_of
-from smsgw_core.ports import Clock, IdGenerator, UnitOfWorkFactory
+from smsgw_core.errors import (
+    DuplicateIdempotencyKey,
+    DuplicateTransaction,
+    IdempotencyConflict,
+    InvalidRequest,
+    UnknownAccount,
+)
+from smsgw_core.ledger import (
+    MAX_BALANCE,
+    MAX_TRANSACTION_ID,
+    Transaction,
+    TransactionType,
+    topup_id,
+)
+from smsgw_core.pagination import MAX_POSITION, Page, PageRequest, page_of
+from smsgw_core.ports import Clock, IdGenerator, StoredResponse, UnitOfWorkFactory
+from smsgw_core.services.send_sms import MAX_IDEMPOTENCY_KEY
 from smsgw_core.telemetry import NoTelemetry, Telemetry
 
 MAX_DESCRIPTION = 255
+MAX_ID = MAX_POSITION  # user ids are BIGINT columns too
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +35,30 @@ class TopUp:
     amount: int
     description: str = ""
     idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        body = ["topup", self.user_id, self.amount, self.description]
+        return hashlib.sha256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()
+
+
+def _key_owner(user_id: int) -> int:
+    """Where a top-up's Idempotency-Key is stored: under the negated user id.
+
+    Send keys are stored under the customer id, always >= 1, so a top-up key can
+    never meet a send key, whatever either spells.
+    """
+    return -user_id
+
+
+def _transaction_id(user_id: int, key: str) -> str:
+    """The key's own spelling while it fits the column (as top-ups always had), else
+    its digest. Two keys sharing an id can only cost a 409, never a second credit:
+    the stored fingerprint decides (see top_up)."""
+    literal = topup_id(user_id, key)
+    if len(literal) <= MAX_TRANSACTION_ID:
+        return literal
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return topup_id(user_id, f"sha256:{digest}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,37 +78,67 @@ class Accounts:
     async def top_up(self, command: TopUp) -> int:
         """Credit the account (creating it if new); return the new balance.
 
-        With an idempotency key the top-up applies at most once: a retry of the
-        same key only reads the balance back.
+        With an idempotency key the top-up applies at most once: a retry with the
+        same body answers what the first answered, another body is a conflict.
+        A top-up that would take the balance past MAX_BALANCE writes nothing.
         """
-        if command.user_id <= 0:
-            raise InvalidRequest("user_id", "must be a positive integer")
-        if command.amount <= 0:
-            raise InvalidRequest("balance", "must be a positive integer")
+        if not 0 < command.user_id <= MAX_ID:
+            raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_ID}")
+        if not 0 < command.amount <= MAX_BALANCE:
+            raise InvalidRequest("balance", f"must be an integer from 1 to {MAX_BALANCE}")
         if len(command.description) > MAX_DESCRIPTION:
             raise InvalidRequest("description", f"at most {MAX_DESCRIPTION} characters")
-        key = command.idempotency_key or self.ids.new_id()
+        key = command.idempotency_key
+        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidRequest("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+        if key is not None and (replay := await self._replay(command, key)) is not None:
+            return replay
+        now = self.clock.now()
         tx = Transaction(
-            topup_id(command.user_id, key), command.user_id, command.amount,
-            TransactionType.TOPUP, command.description, self.clock.now(),
+            _transaction_id(command.user_id, key or self.ids.new_id()), command.user_id,
+            command.amount, TransactionType.TOPUP, command.description, now,
         )
         try:
             async with self.uow() as uow:
                 await uow.ledger.apply(tx)
+                # Read inside the transaction, which holds the balance row since the
+                # credit: no concurrent top-up can slip past the maximum in between.
                 balance = await uow.ledger.balance(command.user_id)
+                assert balance is not None
+                if balance > MAX_BALANCE:
+                    raise InvalidRequest(  # leaving the unit of work rolls the credit back
+                        "balance", f"the balance would pass the maximum of {MAX_BALANCE}"
+                    )
+                if key is not None:
+                    stored = StoredResponse(command.fingerprint(), {"balance": balance})
+                    await uow.idempotency.add(_key_owner(command.user_id), key, stored, now)
                 await uow.commit()
-            self.telemetry.ledger(TransactionType.TOPUP, command.amount)
-        except DuplicateTransaction:
-            if command.idempotency_key is None:
+        except (DuplicateTransaction, DuplicateIdempotencyKey):
+            # A concurrent request with the same key committed first: answer as it did.
+            if key is None:
                 raise
-            async with self.uow() as uow:
-                balance = await uow.ledger.balance(command.user_id)
-        assert balance is not None
+            replay = await self._replay(command, key)
+            if replay is None:
+                # The transaction id is taken by a top-up that stored no fingerprint
+                # (one from before they were stored): it cannot be compared, and
+                # answering 200 would claim a credit that did not happen.
+                raise IdempotencyConflict(key) from None
+            return replay
+        self.telemetry.ledger(TransactionType.TOPUP, command.amount)
         return balance
 
+    async def _replay(self, command: TopUp, key: str) -> int | None:
+        async with self.uow() as uow:
+            stored = await uow.idempotency.get(_key_owner(command.user_id), key)
+        if stored is None:
+            return None
+        if stored.request_hash != command.fingerprint():
+            raise IdempotencyConflict(key)
+        return int(stored.response["balance"])
+
     async def view(self, user_id: int, page: PageRequest) -> AccountView:
-        if user_id <= 0:
-            raise InvalidRequest("user_id", "must be a positive integer")
+        if not 0 < user_id <= MAX_ID:
+            raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_ID}")
         async with self.uow() as uow:
             balance = await uow.ledger.balance(user_id)
             if balance is None:

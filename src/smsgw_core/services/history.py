@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from smsgw_core.errors import InvalidRequest
 from smsgw_core.messages import RecipientMessage
-from smsgw_core.pagination import Page, PageRequest, page_of
+from smsgw_core.pagination import MAX_POSITION, Page, PageRequest, page_of
 from smsgw_core.ports import HistoryFilter, UnitOfWorkFactory
 
 
@@ -15,8 +15,8 @@ class History:
     uow: UnitOfWorkFactory
 
     async def query(self, query: HistoryFilter, page: PageRequest) -> Page[RecipientMessage]:
-        if query.user_id <= 0:
-            raise InvalidRequest("user_id", "must be a positive integer")
+        if not 0 < query.user_id <= MAX_POSITION:  # user ids are BIGINT columns
+            raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_POSITION}")
         async with self.uow() as uow:
             rows = await uow.messages.history(query, page.limit + 1, page.before)
         return page_of(rows, page)

@@ -1,0 +1,65 @@
+"""Request bodies: JSON only, decoded strictly into their schema in one pass.
+
+Litestar on its own decodes any body as JSON whatever its Content-Type, then
+converts it leniently ("10" and 1.0 become 10). Both matter here: a page on
+any site can make a browser POST text/plain or a form without a CORS
+preflight, so accepting those would let it send SMS and top up; and money and
+ids must be what they say. Routes taking a body name `JsonBody[Schema]` as
+their DTO.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+from litestar.dto import MsgspecDTO
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from litestar.typing import FieldDefinition
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+# application/json and the structured-syntax suffix (application/problem+json, …): none
+# of them is a CORS "simple" type, so a browser must ask before sending one cross-site.
+ACCEPTED = "application/json or application/*+json (charset utf-8, if any)"
+
+
+class UnsupportedMediaType(HTTPException):
+    status_code = HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+
+def require_json(content_type: str | None) -> None:
+    media_type, *params = (content_type or "").split(";")
+    kind, _, subtype = media_type.strip().lower().partition("/")
+    json_type = kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+    charset = [p.split("=", 1)[1].strip().strip('"').lower() for p in params
+               if p.strip().lower().startswith("charset=")]
+    if not json_type or any(c not in ("utf-8", "utf8") for c in charset):
+        # JSON is UTF-8 (RFC 8259); a body declared otherwise would be misread.
+        got = repr(content_type) if content_type else "none"
+        raise UnsupportedMediaType(f"Content-Type: expected {ACCEPTED}, got {got}")
+
+
+class JsonBody(MsgspecDTO[T], Generic[T]):
+    """Decode the body straight into the route's Struct, without lenient conversion."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        require_json(self.asgi_connection.headers.get("content-type"))
+        try:
+            return msgspec.json.decode(value, type=self.model_type)
+        except msgspec.ValidationError as exc:
+            # "<reason> - at `$.<field>`": errors.py names the field from it; an error
+            # about the whole body (not an object) has no path, so say "body".
+            raise ValidationException(f"body: {exc}") from exc
+        except msgspec.DecodeError as exc:
+            raise ClientException(f"malformed JSON body: {exc}") from None
+        except RecursionError:  # msgspec's own depth guard, not a crash
+            raise ClientException("malformed JSON body: nested too deeply") from None
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
+    ) -> Any:
+        # The Struct's own schema (and its name), as a route without a DTO documents it.
+        return schema_creator.for_field_definition(field_definition)
