@@ -60,6 +60,9 @@ class InMemoryDatabase:
         self.state = InMemoryState()
         self.lock = asyncio.Lock()
         self.commits = 0
+        # Raised, one per commit, instead of committing: for tests of what a caller
+        # does when the database gives up a transaction (e.g. TransientConflict).
+        self.fail_commits: list[Exception] = []
 
     def uow(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self)
@@ -290,6 +293,8 @@ class InMemoryUnitOfWork:
     async def commit(self) -> None:
         if self.working is None:
             raise RuntimeError("commit outside `async with`")
+        if self.db.fail_commits:
+            raise self.db.fail_commits.pop(0)
         self.db.state = self.working
         self.working = copy.deepcopy(self.working)
         self.db.commits += 1
