@@ -108,6 +108,18 @@ class InMemoryLedger(_Repo):
                 self.s.transactions.append((self.s.take_id(), tx))
         return refused
 
+    async def credit_many(self, credits: Sequence[Transaction]) -> None:
+        known = {t.transaction_id for _, t in self.s.transactions}
+        for tx in credits:
+            if tx.amount <= 0:
+                raise ValueError(f"credit {tx.transaction_id} does not add money")
+            if tx.transaction_id in known:
+                raise DuplicateTransaction(tx.transaction_id)
+            known.add(tx.transaction_id)
+        for tx in credits:
+            self.s.balances[tx.user_id] = self.s.balances.get(tx.user_id, 0) + tx.amount
+            self.s.transactions.append((self.s.take_id(), tx))
+
     async def balance(self, user_id: int) -> int | None:
         return self.s.balances.get(user_id)
 
