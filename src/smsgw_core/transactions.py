@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random as _random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -54,7 +55,12 @@ class ConflictRetry:
     attempts: int = 5  # in all, the first included
     first_delay_s: float = 0.01
     max_delay_s: float = 0.2
+    # No new attempt starts this long after the first began: a lock wait timeout
+    # comes only after innodb_lock_wait_timeout (50 s by default; SQLite busy after
+    # its 30 s busy timeout), and five of those would outlast any client.
+    budget_s: float = 10.0
     sleep: Sleep = field(default=_sleep, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)  # seconds
     jitter: Callable[[], float] = field(default=_random.random, compare=False)  # in [0, 1)
 
     def __post_init__(self) -> None:
@@ -75,19 +81,22 @@ async def retry_conflicts(
 ) -> T:
     """`await attempt()`, again after a pause while it raises TransientConflict.
 
-    At most `retry.attempts` calls; the last TransientConflict propagates, as
-    does any other exception at once. `attempt` must open (and leave) its own
-    unit of work each time: see the module's contract.
+    At most `retry.attempts` calls, and none begun later than `retry.budget_s`
+    after the first; the last TransientConflict propagates, as does any other
+    exception at once. `attempt` must open (and leave) its own unit of work
+    each time: see the module's contract.
     """
+    started = retry.clock()
     failures = 0
     while True:
         try:
             return await attempt()
         except TransientConflict:
             failures += 1
-            if failures >= retry.attempts:
+            pause = retry.delay(failures)
+            if failures >= retry.attempts or retry.clock() + pause - started > retry.budget_s:
                 raise
-        await retry.sleep(retry.delay(failures))
+        await retry.sleep(pause)
 
 
 async def in_transaction(

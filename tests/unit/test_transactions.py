@@ -61,6 +61,22 @@ async def test_the_last_conflict_propagates_after_the_attempts() -> None:
     assert all(0 <= p <= 0.2 for p in pauses.taken)
 
 
+async def test_no_attempt_starts_after_the_budget() -> None:
+    now = 100.0
+    calls = 0
+
+    async def slow_conflict() -> None:  # as a lock wait timeout: 4 s, then given up
+        nonlocal calls, now
+        calls += 1
+        now += 4.0
+        raise TransientConflict("lock wait timeout")
+
+    retry = ConflictRetry(attempts=5, budget_s=10.0, sleep=Pauses(), clock=lambda: now)
+    with pytest.raises(TransientConflict):
+        await retry_conflicts(slow_conflict, retry)
+    assert calls == 3  # begun at 0, 4 and 8 s; a fourth would begin at 12 s
+
+
 async def test_other_errors_are_not_retried() -> None:
     calls = 0
 
