@@ -109,10 +109,11 @@ class InMemoryLedger(_Repo):
         return refused
 
     async def credit_many(self, credits: Sequence[Transaction]) -> None:
-        known = {t.transaction_id for _, t in self.s.transactions}
         for tx in credits:
             if tx.amount <= 0:
                 raise ValueError(f"credit {tx.transaction_id} does not add money")
+        known = {t.transaction_id for _, t in self.s.transactions}
+        for tx in credits:
             if tx.transaction_id in known:
                 raise DuplicateTransaction(tx.transaction_id)
             known.add(tx.transaction_id)
