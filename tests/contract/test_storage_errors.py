@@ -12,13 +12,15 @@ import asyncio
 import logging
 import random
 import socket
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract_helpers import T0, charge, delivery, topup
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from smsgw_adapters.sql import create_engine, sql_uow_factory
+from smsgw_adapters.sql import create_engine, sql_uow_factory, upgrade_to_head
 from smsgw_adapters.sql.uow import SqlUnitOfWork
 from smsgw_core.errors import StorageUnavailable, TransientConflict
 from smsgw_core.ledger import Transaction, TransactionType
@@ -173,3 +175,31 @@ async def test_a_failing_statement_shows_no_parameters(
     assert secret.text not in caplog.text
     assert "+989121112233" not in caplog.text
     assert "hidden due to hide_parameters" in caplog.text
+
+
+async def test_sqlite_busy_is_a_transient_conflict(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade_to_head(engine)
+    await engine.dispose()
+
+    def short_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
+        # After the engine's own 30 s: the test need not wait that long to see it.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=50")
+        cursor.close()
+
+    event.listen(engine.sync_engine, "connect", short_busy_timeout)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        with pytest.raises(TransientConflict):
+            async with sql_uow_factory(engine)() as uow:
+                await uow.ledger.apply(topup("t1", 1, 1))
+    finally:
+        writer.rollback()
+        writer.close()
+    async with sql_uow_factory(engine)() as uow:  # and once it is free, it goes through
+        await uow.ledger.apply(topup("t1", 1, 1))
+        await uow.commit()
+    await engine.dispose()
