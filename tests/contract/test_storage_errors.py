@@ -111,6 +111,9 @@ async def test_an_unreachable_database_is_storage_unavailable(
     finally:
         await engine.dispose()
     assert unavailable.value.retry_after_s > 0
+    # aiosqlite stops the worker thread of a failed connect in the background:
+    # let it hand back its answer before the test's event loop closes.
+    await asyncio.sleep(0.1)
 
 
 def refund(tx_id: str, user_id: int) -> Transaction:
