@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 
 from smsgw_adapters.observability import logs, tracing
-from smsgw_app.config import ConfigError, Settings
+from smsgw_app.config import ConfigError, Settings, hide_password, mask_password
 from smsgw_app.loadtest import run as loadtest
 
 # service.name of each process's spans (OTEL_SERVICE_NAME overrides it).
@@ -110,8 +110,9 @@ async def _seed(settings: Settings, first_user: int, users: int, balance: int) -
             await upgrade_to_head(engine)
         except Exception as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise _CannotSeed(
-                f"cannot use SMSGW_DATABASE_URL={settings.database_url!r}: {reason}") from exc
+            url = settings.database_url
+            raise _CannotSeed(f"cannot use SMSGW_DATABASE_URL={mask_password(url)!r}: "
+                              f"{hide_password(reason, url)}") from exc
         started = time.perf_counter()
         await seed_balances(engine, first_user, users, balance, uuid.uuid4().hex)
         return time.perf_counter() - started

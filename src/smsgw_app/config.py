@@ -10,11 +10,32 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 
 class ConfigError(Exception):
     pass
+
+
+def mask_password(url: str) -> str:
+    """`url` with its password, if any, shown as *** (for logs and error lines)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    if not at or not colon:
+        return url
+    return f"{scheme}://{user}:***@{hostport}{slash}{tail}"
+
+
+def hide_password(text: str, url: str) -> str:
+    """`text` (e.g. a driver's error message) with `url`'s password, if any, as ***."""
+    password = urlsplit(url).password if "://" in url else None
+    for secret in {password, unquote(password)} if password else ():
+        text = text.replace(secret, "***")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +240,12 @@ def _name(env: Mapping[str, str], name: str, default: str) -> str:
 def _database_url(url: str) -> str:
     if url.startswith("mysql+asyncmy://"):
         if not urlsplit(url).path.strip("/"):
-            raise ConfigError(f"SMSGW_DATABASE_URL={url!r}: name the database after the host")
+            raise ConfigError(
+                f"SMSGW_DATABASE_URL={mask_password(url)!r}: name the database after the host")
         return url
     if not url.startswith("sqlite+aiosqlite://"):
         raise ConfigError(
-            f"SMSGW_DATABASE_URL={url!r}: expected sqlite+aiosqlite:///PATH "
+            f"SMSGW_DATABASE_URL={mask_password(url)!r}: expected sqlite+aiosqlite:///PATH "
             "or mysql+asyncmy://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         )
     path = urlsplit(url).path.removeprefix("/")
@@ -241,7 +263,8 @@ def _broker_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
         raise ConfigError(
-            f"SMSGW_BROKER_URL={url!r}: expected memory:// or amqp://USER:PASSWORD@HOST:PORT/"
+            f"SMSGW_BROKER_URL={mask_password(url)!r}: "
+            "expected memory:// or amqp://USER:PASSWORD@HOST:PORT/"
         )
     return url
 

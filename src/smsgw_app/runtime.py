@@ -26,7 +26,7 @@ from smsgw_adapters.sql.uow import SqlUnitOfWork
 from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.health import ReadinessCheck
-from smsgw_app.config import Settings
+from smsgw_app.config import Settings, hide_password, mask_password
 from smsgw_app.container import Container, resolve
 from smsgw_app.http_protocol import guarded_protocol
 from smsgw_app.supervisor import HttpServer, Service, supervise
@@ -75,7 +75,8 @@ async def migrate(settings: Settings) -> None:
 
 def _cannot_use(variable: str, value: str, exc: Exception) -> str:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"cannot use {variable}={value!r}: {reason}"
+    # Printed and logged: a URL's password must not be, nor any echo of it in the reason.
+    return f"cannot use {variable}={mask_password(value)!r}: {hide_password(reason, value)}"
 
 
 @asynccontextmanager

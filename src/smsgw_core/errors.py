@@ -74,3 +74,35 @@ class Overloaded(DomainError):
         self.waiting = waiting
         self.limit = limit
         self.retry_after_s = retry_after_s
+
+
+class StorageUnavailable(DomainError):
+    """The database cannot be reached, or did not answer in time.
+
+    Nothing about the data is wrong and no retry inside the process will help
+    soon: the caller should try again later (the API answers 503 + Retry-After).
+    A transaction that was committing when the connection went may or may not
+    have committed; an Idempotency-Key makes the client's retry safe.
+    """
+
+    retry_after_s = 2
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"database unavailable: {reason}")
+        self.reason = reason
+
+
+class TransientConflict(DomainError):
+    """The database gave up this transaction so that a concurrent one could go on.
+
+    A deadlock, a lock wait timeout, SQLite busy: the transaction was rolled
+    back whole (the unit of work sees to that) and may simply be run again;
+    `smsgw_core.transactions` does so, bounded. One that still fails after
+    that is answered like an unavailable database.
+    """
+
+    retry_after_s = 1
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"transaction conflict: {reason}")
+        self.reason = reason

@@ -60,6 +60,9 @@ class InMemoryDatabase:
         self.state = InMemoryState()
         self.lock = asyncio.Lock()
         self.commits = 0
+        # Raised, one per commit, instead of committing: for tests of what a caller
+        # does when the database gives up a transaction (e.g. TransientConflict).
+        self.fail_commits: list[Exception] = []
 
     def uow(self) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self)
@@ -104,6 +107,19 @@ class InMemoryLedger(_Repo):
                 self.s.balances[tx.user_id] += tx.amount
                 self.s.transactions.append((self.s.take_id(), tx))
         return refused
+
+    async def credit_many(self, credits: Sequence[Transaction]) -> None:
+        for tx in credits:
+            if tx.amount <= 0:
+                raise ValueError(f"credit {tx.transaction_id} does not add money")
+        known = {t.transaction_id for _, t in self.s.transactions}
+        for tx in credits:
+            if tx.transaction_id in known:
+                raise DuplicateTransaction(tx.transaction_id)
+            known.add(tx.transaction_id)
+        for tx in credits:
+            self.s.balances[tx.user_id] = self.s.balances.get(tx.user_id, 0) + tx.amount
+            self.s.transactions.append((self.s.take_id(), tx))
 
     async def balance(self, user_id: int) -> int | None:
         return self.s.balances.get(user_id)
@@ -347,6 +363,8 @@ class InMemoryUnitOfWork:
     async def commit(self) -> None:
         if self.working is None:
             raise RuntimeError("commit outside `async with`")
+        if self.db.fail_commits:
+            raise self.db.fail_commits.pop(0)
         self.db.state = self.working
         self.working = copy.deepcopy(self.working)
         self.db.commits += 1

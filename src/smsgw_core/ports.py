@@ -72,6 +72,17 @@ class LedgerRepository(Protocol):
         DuplicateTransaction if an id was applied before.
         """
 
+    async def credit_many(self, credits: Sequence[Transaction]) -> None:
+        """Apply every credit (e.g. a delivery group's refunds), or none.
+
+        Records each transaction and adds to its account's balance, creating
+        an account that does not exist yet. The accounts are locked in user_id
+        order, as `debit_many` locks them, so groups of credits and of debits
+        over the same accounts cannot deadlock each other. Raises
+        DuplicateTransaction, applying nothing, if an id was applied before or
+        is given twice; ValueError for an amount that does not add money.
+        """
+
     async def balance(self, user_id: int) -> int | None: ...
 
     async def transactions(

@@ -9,6 +9,7 @@ import pytest
 from contract_helpers import T0, at, charge, topup
 
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
+from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.ports import UnitOfWorkFactory
 
 
@@ -209,3 +210,55 @@ async def test_debit_many_applies_an_id_at_most_once(uow_factory: UnitOfWorkFact
             raise AssertionError("a charge applied before must be refused")
     async with uow_factory() as uow:
         assert await uow.ledger.balance(1) == 9
+
+
+def refund(tx_id: str, user_id: int, amount: int) -> Transaction:
+    return Transaction(tx_id, user_id, amount, TransactionType.REFUND, f"refund {tx_id}", T0)
+
+
+async def test_credit_many_applies_every_credit_in_one_go(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 2, 10)
+    await _seed(uow_factory, 1, 10)
+    async with uow_factory() as uow:
+        await uow.ledger.credit_many([
+            refund("r1", 2, 3), refund("r2", 1, 1), refund("r3", 2, 4), topup("new", 9, 7),
+        ])
+        await uow.commit()
+    async with uow_factory() as uow:
+        balances = [await uow.ledger.balance(user) for user in (1, 2, 9)]
+        assert balances == [11, 17, 7]  # an account that did not exist is created
+        for user, balance in zip((1, 2, 9), balances, strict=True):
+            rows = await uow.ledger.transactions(user, 10, None)
+            assert balance == sum(t.amount for _, t in rows)
+        assert {t.transaction_id for _, t in await uow.ledger.transactions(2, 10, None)} == {
+            "seed-2", "r1", "r3"
+        }
+        await uow.ledger.credit_many([])  # nothing to do
+
+
+async def test_credit_many_applies_an_id_at_most_once_and_then_nothing(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _seed(uow_factory, 1, 10)
+    async with uow_factory() as uow:
+        await uow.ledger.apply(refund("r1", 1, 1))
+        await uow.commit()
+    for batch in (
+        [refund("r2", 1, 5), refund("r1", 1, 1), refund("r3", 2, 5)],  # applied before
+        [refund("r4", 1, 5), refund("r5", 2, 5), refund("r4", 1, 5)],  # given twice
+    ):
+        async with uow_factory() as uow:
+            with pytest.raises(DuplicateTransaction):
+                await uow.ledger.credit_many(batch)
+            await uow.commit()  # even committed, the refusal left nothing
+    async with uow_factory() as uow:
+        assert (await uow.ledger.balance(1), await uow.ledger.balance(2)) == (11, None)
+        assert len(await uow.ledger.transactions(1, 10, None)) == 2
+
+
+async def test_credit_many_takes_only_credits(uow_factory: UnitOfWorkFactory) -> None:
+    await _seed(uow_factory, 1, 10)
+    async with uow_factory() as uow:
+        with pytest.raises(ValueError):
+            await uow.ledger.credit_many([refund("r1", 1, 1), charge("c1", 1, 1)])
+        assert await uow.ledger.balance(1) == 10

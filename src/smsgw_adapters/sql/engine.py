@@ -24,6 +24,12 @@ _STARTED = "smsgw.statement_started"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# SQLAlchemy puts a failing statement's parameters into the error's text, so an
+# ERROR traceback would carry customers' SMS texts, phone numbers and outbox
+# payloads into the logs. Both engines hide them; the statement itself
+# (placeholders only) stays for diagnosis.
+HIDE_PARAMETERS = True
+
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine for ``sqlite+aiosqlite:///path`` or ``mysql+asyncmy://...``."""
@@ -44,7 +50,7 @@ def _sqlite_engine(url: URL, echo: bool) -> AsyncEngine:
         raise ValueError("the SQL adapter needs a SQLite file, not an in-memory database")
     if not database.startswith("file:"):  # a URI filename is left as the caller wrote it
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo)
+    engine = create_async_engine(url, echo=echo, hide_parameters=HIDE_PARAMETERS)
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     event.listen(engine.sync_engine, "begin", _begin_immediate)
     return engine
@@ -82,6 +88,7 @@ def _mysql_engine(url: URL, echo: bool) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=echo,
+        hide_parameters=HIDE_PARAMETERS,
         pool_pre_ping=True,  # survive a server restart or failover between uses
         pool_recycle=1800,  # under wait_timeout and the idle limits of proxies
         pool_size=10,

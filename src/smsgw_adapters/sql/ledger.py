@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,9 +21,15 @@ _tx = user_transactions.c
 _bal = user_balances.c
 # Built once: the accept path runs them for every request or batch.
 _INSERT_TX = user_transactions.insert()
-_DELETE_TXS = user_transactions.delete().where(
-    _tx.transaction_id.in_(sa.bindparam("ids", expanding=True))
-)
+# A refused group's rows are undone by rolling back to a savepoint taken before
+# them, not by a DELETE … WHERE transaction_id IN (…): over a small table the
+# optimizer scans it whole (even by primary key), the scan waits on the rows a
+# concurrent group just inserted while that group waits for the balance row
+# this one holds, and the two deadlock (seen with 100 racing sends for one
+# customer). Undo needs no lock. The savepoint costs a round trip before the
+# balance rows are locked, so the hot lock is held no longer.
+_SAVEPOINT = "SAVEPOINT smsgw_ledger"
+_UNDO = "ROLLBACK TO SAVEPOINT smsgw_ledger"
 _LOCK_BALANCES = (
     sa.select(_bal.user_id, _bal.balance)
     .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)))
@@ -42,7 +49,9 @@ class SqlLedger(SqlRepository):
         if tx.amount <= 0:  # a free charge still needs an existing account
             await self._debit(tx)
         else:
-            await self._conn.execute(add_to_balance(self._dialect), _balance_move(tx))
+            # Locked and moved as credit_many moves many: not by the upsert, whose
+            # next-key locks reach past this account's row (see debit_many).
+            await self._credit_balances([tx])
 
     async def _debit(self, tx: Transaction) -> None:
         moved = await self._conn.execute(
@@ -62,9 +71,12 @@ class SqlLedger(SqlRepository):
         if not charges:
             return []
         ids = [tx.transaction_id for tx in charges]
+        await self._conn.exec_driver_sql(_SAVEPOINT)
         try:
             await self._conn.execute(_INSERT_TX, [_row(tx) for tx in charges])
         except IntegrityError:
+            # The rows before the duplicate may be in (SQLite inserts one by one).
+            await self._conn.exec_driver_sql(_UNDO)
             raise DuplicateTransaction(", ".join(ids)) from None
         # Then the accounts, locked in user_id order (as every batch locks them, so
         # two batches cannot deadlock), for as short a time as the commit allows.
@@ -79,23 +91,60 @@ class SqlLedger(SqlRepository):
             else:
                 left[tx.user_id] = current + tx.amount
         if refused:  # undo the rows, as `_debit` does, so the call changes nothing
-            await self._conn.execute(_DELETE_TXS, {"ids": ids})
+            await self._conn.exec_driver_sql(_UNDO)
             return refused
-        moved: dict[int, int] = {}
-        for tx in charges:
-            moved[tx.user_id] = moved.get(tx.user_id, 0) + tx.amount
-        # One statement for every account of the group. Not the upsert credits use:
-        # INSERT … ON DUPLICATE KEY UPDATE takes next-key locks beyond the rows just
-        # locked, and two groups then deadlock (seen at 8 groups of 32 at once).
+        await self._move(_moves(charges), max(tx.created_at for tx in charges))
+        return []
+
+    async def credit_many(self, credits: Sequence[Transaction]) -> None:
+        if not credits:
+            return
+        ids = [tx.transaction_id for tx in credits]
+        for tx in credits:
+            if tx.amount <= 0:
+                raise ValueError(f"credit {tx.transaction_id} does not add money")
+        if len(set(ids)) != len(ids):
+            raise DuplicateTransaction(next(i for i in ids if ids.count(i) > 1))
+        await self._conn.exec_driver_sql(_SAVEPOINT)
+        try:
+            await self._conn.execute(_INSERT_TX, [_row(tx) for tx in credits])
+        except IntegrityError:
+            # A many-row insert that meets a duplicate part-way may keep the rows
+            # before it (SQLite inserts them one by one): the port promises none.
+            await self._conn.exec_driver_sql(_UNDO)
+            raise DuplicateTransaction(", ".join(ids)) from None
+        await self._credit_balances(credits)
+
+    async def _credit_balances(self, credits: Sequence[Transaction]) -> None:
+        """Add the credits to their accounts: locked in user_id order, as debit_many locks."""
+        moved = _moves(credits)
+        at = max(tx.created_at for tx in credits)
+        locked = await self._conn.execute(_LOCK_BALANCES, {"users": sorted(moved)})
+        existing = {user for user, _ in locked}
+        if existing:
+            await self._move({u: m for u, m in moved.items() if u in existing}, at)
+        # A new account (a first top-up; a refund's account always exists): the
+        # upsert, in case a concurrent credit creates it first. It locks beyond
+        # the row, but only on this rare path.
+        for user in sorted(moved.keys() - existing):
+            await self._conn.execute(
+                add_to_balance(self._dialect),
+                {"user_id": user, "balance": moved[user], "last_updated": at},
+            )
+
+    async def _move(self, moved: dict[int, int], at: datetime) -> None:
+        # One statement for every account of the group, on rows already locked.
+        # Not the upsert: INSERT … ON DUPLICATE KEY UPDATE takes next-key locks
+        # beyond the rows locked, and two groups then deadlock (seen at 8 groups
+        # of 32 at once).
         await self._conn.execute(
             user_balances.update()
             .where(_bal.user_id.in_(list(moved)))
             .values(
                 balance=_bal.balance + sa.case(moved, value=_bal.user_id),
-                last_updated=max(tx.created_at for tx in charges),
+                last_updated=at,
             )
         )
-        return []
 
     async def balance(self, user_id: int) -> int | None:
         found = await self._conn.scalar(
@@ -140,8 +189,12 @@ def _transaction(row: sa.Row[Any]) -> Transaction:
     )
 
 
-def _balance_move(tx: Transaction) -> dict[str, Any]:
-    return {"user_id": tx.user_id, "balance": tx.amount, "last_updated": tx.created_at}
+def _moves(txs: Sequence[Transaction]) -> dict[int, int]:
+    """How much each account moves, keyed by user_id."""
+    moved: dict[int, int] = {}
+    for tx in txs:
+        moved[tx.user_id] = moved.get(tx.user_id, 0) + tx.amount
+    return moved
 
 
 @functools.cache

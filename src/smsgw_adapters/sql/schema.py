@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from smsgw_adapters.sql.types import UtcDateTime, id_column_type
+from smsgw_adapters.sql.types import UtcDateTime, id_column_type, identifier
 
 metadata = sa.MetaData()
 
@@ -30,7 +30,7 @@ user_transactions = sa.Table(
     sa.Column("amount", sa.BigInteger(), nullable=False),
     sa.Column("transaction_type", sa.String(50), nullable=False),
     sa.Column("description", sa.Text(), nullable=True),
-    sa.Column("transaction_id", sa.String(100), nullable=False),
+    sa.Column("transaction_id", identifier(100), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("transaction_id", name="uq_user_transactions_transaction_id"),
     sa.Index("idx_user_transactions_user_id", "user_id", "created_at"),
@@ -44,9 +44,9 @@ sms_status = sa.Table(
     sa.Column("user_id", sa.BigInteger(), nullable=False),
     sa.Column("status", sa.String(50), nullable=False),
     sa.Column("type", sa.String(50), nullable=False),
-    sa.Column("recipient", sa.String(20), nullable=False),
+    sa.Column("recipient", identifier(20), nullable=False),
     sa.Column("provider", sa.String(50), nullable=False, server_default=""),
-    sa.Column("sms_identifier", sa.String(50), nullable=False),
+    sa.Column("sms_identifier", identifier(50), nullable=False),
     sa.Column("created_at", UtcDateTime(fractional=True), nullable=False),
     sa.Column("updated_at", UtcDateTime(fractional=True), nullable=False),
     sa.UniqueConstraint(
@@ -62,7 +62,7 @@ outbox_events = sa.Table(
     metadata,
     sa.Column("id", id_column_type(), primary_key=True, autoincrement=True),
     sa.Column("aggregate_type", sa.String(50), nullable=False),
-    sa.Column("aggregate_id", sa.String(50), nullable=False),
+    sa.Column("aggregate_id", identifier(50), nullable=False),
     sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("payload", sa.JSON(), nullable=False),
     sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
@@ -88,7 +88,7 @@ idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
     sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
-    sa.Column("idem_key", sa.String(100), primary_key=True),
+    sa.Column("idem_key", identifier(100), primary_key=True),
     sa.Column("request_hash", sa.CHAR(64), nullable=False),
     sa.Column("response", sa.JSON(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),

@@ -55,3 +55,15 @@ def id_column_type() -> sa.types.TypeEngine[int]:
     SQLite only auto-assigns ids to a column declared exactly INTEGER PRIMARY KEY.
     """
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+# What migration 0004 gives identifiers on MariaDB: binary, and NO PAD (utf8mb4_bin
+# still finds 'k' = 'k '). SQLite's default BINARY collation already is both.
+BYTEWISE_COLLATION = "utf8mb4_nopad_bin"
+
+
+def identifier(length: int) -> sa.types.TypeEngine[str]:
+    """A VARCHAR compared byte for byte: keys, transaction ids, sms ids, recipients."""
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, collation=BYTEWISE_COLLATION), "mysql", "mariadb"
+    )

@@ -8,6 +8,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from smsgw_adapters.sql.errors import storage_error
 from smsgw_adapters.sql.idempotency import SqlIdempotency
 from smsgw_adapters.sql.ledger import SqlLedger
 from smsgw_adapters.sql.messages import SqlMessages
@@ -38,11 +39,16 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("unit of work entered twice")
-        connection = await self._engine.connect()
+        try:
+            connection = await self._engine.connect()
+        except Exception as exc:
+            _raise_translated(exc)
+            raise
         try:
             await connection.begin()
-        except BaseException:
+        except BaseException as exc:
             await connection.close()
+            _raise_translated(exc)
             raise
         self._connection = connection
         return self
@@ -59,14 +65,33 @@ class SqlUnitOfWork:
         try:
             if connection.in_transaction():
                 await connection.rollback()
+        except Exception as failure:
+            if exc is None:
+                _raise_translated(failure)
+                raise
+            # Else the body's error is the one to report; a connection that
+            # cannot roll back is discarded by close().
         finally:
             await connection.close()
+        # The one place every repository's statements, and commit(), pass
+        # through on their way out: the core sees its own errors for a conflict
+        # or an unreachable database (it re-runs the one, answers 503 for the
+        # other), whichever repository met it.
+        if exc is not None:
+            _raise_translated(exc)
 
     async def commit(self) -> None:
         await self.connection.commit()
 
     async def rollback(self) -> None:
         await self.connection.rollback()
+
+
+def _raise_translated(exc: BaseException) -> None:
+    """Raise the core's error for `exc` if it has one; else return (the caller re-raises)."""
+    translated = storage_error(exc)
+    if translated is not None:
+        raise translated from exc
 
 
 def sql_uow_factory(engine: AsyncEngine) -> Callable[[], SqlUnitOfWork]:

@@ -30,6 +30,8 @@ from smsgw_core.errors import (
     InsufficientBalance,
     InvalidRequest,
     Overloaded,
+    StorageUnavailable,
+    TransientConflict,
     UnknownAccount,
 )
 
@@ -41,6 +43,10 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     UnknownAccount: HTTP_404_NOT_FOUND,
     IdempotencyConflict: HTTP_409_CONFLICT,
     Overloaded: HTTP_503_SERVICE_UNAVAILABLE,  # with Retry-After, see _headers
+    # The database is down or kept giving the transaction up: nothing is wrong
+    # with the request, so clients retry it (they retry 503, not 500).
+    StorageUnavailable: HTTP_503_SERVICE_UNAVAILABLE,
+    TransientConflict: HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 # msgspec reports "<reason> - at `$.data.<path>`" for a body, "- at `$.<name>`" for a
@@ -64,14 +70,23 @@ def _headers(exc: DomainError) -> dict[str, str] | None:
     """What some answers carry besides the body: when to retry an overloaded send."""
     if isinstance(exc, Overloaded):
         return {"Retry-After": str(exc.retry_after_s)}
+    if isinstance(exc, StorageUnavailable | TransientConflict):
+        return {"Retry-After": str(exc.retry_after_s)}
     return None
 
 
-def domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    body = str(exc)
+    if isinstance(exc, StorageUnavailable | TransientConflict):
+        # One line, no traceback: the cause is the database, not this code. The
+        # driver's words (hosts, error numbers) are for the log, not for clients.
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        body = (f"temporarily unavailable: the database cannot serve this request now; "
+                f"retry in {exc.retry_after_s} s")
     for cls in type(exc).__mro__:
         if cls in DOMAIN_STATUS:
-            return _message(str(exc), DOMAIN_STATUS[cls], _headers(exc))
-    return server_error(_, exc)
+            return _message(body, DOMAIN_STATUS[cls], _headers(exc))
+    return server_error(request, exc)
 
 
 def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

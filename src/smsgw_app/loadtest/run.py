@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from smsgw_app.config import hide_password, mask_password
 from smsgw_app.loadtest.client import (
     ConnectFailed,
     HttpConnection,
@@ -543,7 +544,8 @@ async def run(options: Options, database_url: str | None = None) -> dict[str, An
             )
         except Exception as exc:  # the sending phase's figures still stand
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            document["delivery_error"] = f"cannot read {database_url!r}: {reason}"
+            document["delivery_error"] = (f"cannot read {mask_password(database_url)!r}: "
+                                          f"{hide_password(reason, database_url)}")
         finally:
             progress.done()
         if "delivery_error" in document:

@@ -21,9 +21,10 @@ from smsgw_core.ledger import (
     topup_id,
 )
 from smsgw_core.pagination import MAX_POSITION, Page, PageRequest, page_of
-from smsgw_core.ports import Clock, IdGenerator, StoredResponse, UnitOfWorkFactory
+from smsgw_core.ports import Clock, IdGenerator, StoredResponse, UnitOfWork, UnitOfWorkFactory
 from smsgw_core.services.send_sms import MAX_IDEMPOTENCY_KEY
 from smsgw_core.telemetry import NoTelemetry, Telemetry
+from smsgw_core.transactions import in_transaction
 
 MAX_DESCRIPTION = 255
 MAX_ID = MAX_POSITION  # user ids are BIGINT columns too
@@ -98,21 +99,25 @@ class Accounts:
             _transaction_id(command.user_id, key or self.ids.new_id()), command.user_id,
             command.amount, TransactionType.TOPUP, command.description, now,
         )
+
+        async def credit(uow: UnitOfWork) -> int:
+            await uow.ledger.apply(tx)
+            # Read inside the transaction, which holds the balance row since the
+            # credit: no concurrent top-up can slip past the maximum in between.
+            balance = await uow.ledger.balance(command.user_id)
+            assert balance is not None
+            if balance > MAX_BALANCE:
+                raise InvalidRequest(  # leaving the unit of work rolls the credit back
+                    "balance", f"the balance would pass the maximum of {MAX_BALANCE}"
+                )
+            if key is not None:
+                stored = StoredResponse(command.fingerprint(), {"balance": balance})
+                await uow.idempotency.add(_key_owner(command.user_id), key, stored, now)
+            await uow.commit()
+            return balance
+
         try:
-            async with self.uow() as uow:
-                await uow.ledger.apply(tx)
-                # Read inside the transaction, which holds the balance row since the
-                # credit: no concurrent top-up can slip past the maximum in between.
-                balance = await uow.ledger.balance(command.user_id)
-                assert balance is not None
-                if balance > MAX_BALANCE:
-                    raise InvalidRequest(  # leaving the unit of work rolls the credit back
-                        "balance", f"the balance would pass the maximum of {MAX_BALANCE}"
-                    )
-                if key is not None:
-                    stored = StoredResponse(command.fingerprint(), {"balance": balance})
-                    await uow.idempotency.add(_key_owner(command.user_id), key, stored, now)
-                await uow.commit()
+            balance = await in_transaction(self.uow, credit)  # re-run whole on a deadlock
         except (DuplicateTransaction, DuplicateIdempotencyKey):
             # A concurrent request with the same key committed first: answer as it did.
             if key is None:
@@ -139,9 +144,12 @@ class Accounts:
     async def view(self, user_id: int, page: PageRequest) -> AccountView:
         if not 0 < user_id <= MAX_ID:
             raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_ID}")
-        async with self.uow() as uow:
+
+        async def read(uow: UnitOfWork) -> AccountView:
             balance = await uow.ledger.balance(user_id)
             if balance is None:
                 raise UnknownAccount(user_id)
             rows = await uow.ledger.transactions(user_id, page.limit + 1, page.before)
-        return AccountView(user_id, balance, page_of(rows, page))
+            return AccountView(user_id, balance, page_of(rows, page))
+
+        return await in_transaction(self.uow, read)  # SQLite: a busy reader gives up too

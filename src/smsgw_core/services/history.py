@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from smsgw_core.errors import InvalidRequest
 from smsgw_core.messages import RecipientMessage
 from smsgw_core.pagination import MAX_POSITION, Page, PageRequest, page_of
-from smsgw_core.ports import HistoryFilter, UnitOfWorkFactory
+from smsgw_core.ports import HistoryFilter, UnitOfWork, UnitOfWorkFactory
+from smsgw_core.transactions import in_transaction
 
 
 @dataclass
@@ -17,6 +18,9 @@ class History:
     async def query(self, query: HistoryFilter, page: PageRequest) -> Page[RecipientMessage]:
         if not 0 < query.user_id <= MAX_POSITION:  # user ids are BIGINT columns
             raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_POSITION}")
-        async with self.uow() as uow:
-            rows = await uow.messages.history(query, page.limit + 1, page.before)
+
+        async def read(uow: UnitOfWork) -> list[tuple[int, RecipientMessage]]:
+            return await uow.messages.history(query, page.limit + 1, page.before)
+
+        rows = await in_transaction(self.uow, read)  # SQLite: a busy reader gives up too
         return page_of(rows, page)

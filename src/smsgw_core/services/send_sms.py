@@ -6,6 +6,7 @@ hot row of a customer who sends most traffic is held for the shortest time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -23,9 +24,17 @@ from smsgw_core.errors import (
 from smsgw_core.ledger import Transaction, TransactionType, charge_id
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus, normalize_recipients
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import Clock, IdGenerator, OutboxSignal, StoredResponse, UnitOfWorkFactory
+from smsgw_core.ports import (
+    Clock,
+    IdGenerator,
+    OutboxSignal,
+    StoredResponse,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from smsgw_core.pricing import Tariff, quote
 from smsgw_core.telemetry import NoTelemetry, Telemetry
+from smsgw_core.transactions import in_transaction
 
 MAX_IDEMPOTENCY_KEY = 100
 
@@ -94,15 +103,19 @@ class SmsSender:
         sale = self._prepare(command, now)
         if key is not None and (replay := await self._replay(command, key)) is not None:
             return replay
+
+        async def accept(uow: UnitOfWork) -> None:
+            await uow.messages.add(sale.rows)
+            await uow.outbox.add([sale.delivery], now)
+            if key is not None:
+                stored = StoredResponse(command.fingerprint(), sale.accepted.to_dict())
+                await uow.idempotency.add(command.customer_id, key, stored, now)
+            await uow.ledger.apply(sale.charge)  # last: the balance row lock is held shortest
+            await uow.commit()
+
         try:
-            async with self.uow() as uow:
-                await uow.messages.add(sale.rows)
-                await uow.outbox.add([sale.delivery], now)
-                if key is not None:
-                    stored = StoredResponse(command.fingerprint(), sale.accepted.to_dict())
-                    await uow.idempotency.add(command.customer_id, key, stored, now)
-                await uow.ledger.apply(sale.charge)  # last: the balance row lock is held shortest
-                await uow.commit()
+            # Re-run whole on a deadlock: the same rows, ids and key, so at most once.
+            await in_transaction(self.uow, accept)
         except DuplicateIdempotencyKey:
             # A concurrent request with the same key committed first: answer as it did.
             assert key is not None
@@ -134,14 +147,13 @@ class SmsSender:
             except DomainError as exc:
                 results[position] = exc
         while pending:
-            async with self.uow() as uow:
-                await uow.messages.add([row for _, sale in pending for row in sale.rows])
-                await uow.outbox.add([sale.delivery for _, sale in pending], now)
-                # Last, as in `send`: the balance rows are locked the shortest.
-                refused = await uow.ledger.debit_many([sale.charge for _, sale in pending])
-                if not refused:
-                    await uow.commit()
-                    break
+            # A round is one transaction, re-run whole on a deadlock (it only reads
+            # `pending`; the refusals are taken out after it).
+            refused = await in_transaction(
+                self.uow, functools.partial(self._accept_round, [sale for _, sale in pending], now)
+            )
+            if not refused:
+                break
             # Rolled back: answer the refused ones and try again without them (each
             # round drops at least one, and a refusal is the rare path).
             for index in reversed(refused):
@@ -155,6 +167,17 @@ class SmsSender:
         answers = [r for r in results if r is not None]
         assert len(answers) == len(commands), "every command is answered"
         return answers
+
+    @staticmethod
+    async def _accept_round(sales: list[_Sale], now: datetime, uow: UnitOfWork) -> list[int]:
+        """Write every sale and commit, or write none: the positions the balances refuse."""
+        await uow.messages.add([row for sale in sales for row in sale.rows])
+        await uow.outbox.add([sale.delivery for sale in sales], now)
+        # Last, as in `send`: the balance rows are locked the shortest.
+        refused = await uow.ledger.debit_many([sale.charge for sale in sales])
+        if not refused:
+            await uow.commit()
+        return refused
 
     def _check(self, command: SendSms) -> str | None:
         if command.customer_id <= 0:
@@ -188,8 +211,10 @@ class SmsSender:
         return _Sale(accepted, delivery, charge, rows)
 
     async def _replay(self, command: SendSms, key: str) -> Accepted | None:
-        async with self.uow() as uow:
-            stored = await uow.idempotency.get(command.customer_id, key)
+        async def read(uow: UnitOfWork) -> StoredResponse | None:
+            return await uow.idempotency.get(command.customer_id, key)
+
+        stored = await in_transaction(self.uow, read)  # SQLite: a busy reader gives up too
         if stored is None:
             return None
         if stored.request_hash != command.fingerprint():
