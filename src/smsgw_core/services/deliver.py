@@ -29,10 +29,11 @@ from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWorkFactory
+from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWork, UnitOfWorkFactory
 from smsgw_core.services.coalesce import Coalescer
 from smsgw_core.services.settle import Settlement, Verdict, settle
 from smsgw_core.telemetry import NoTelemetry, Telemetry
+from smsgw_core.transactions import in_transaction
 from smsgw_core.validity import DeliveryPolicy, FailureReason
 
 log = logging.getLogger("smsgw.deliver")
@@ -122,11 +123,15 @@ class Deliverer:
 
     async def _claim_group(self, sms_identifiers: Sequence[str]) -> list[list[str]]:
         now = self.clock.now()
-        async with self.uow() as uow:
+
+        async def claim(uow: UnitOfWork) -> dict[str, list[str]]:
             claimed = await uow.messages.claim_many(
                 sms_identifiers, now, self.policy.stale_before(now)
             )
             await uow.commit()
+            return claimed
+
+        claimed = await in_transaction(self.uow, claim)  # a deadlock is re-run, not raised
         # The same SMS twice in one group (the bus delivered it twice at once):
         # the first delivery sends, the other finds nothing to do.
         return [claimed.pop(sms, []) for sms in sms_identifiers]
@@ -140,9 +145,15 @@ class Deliverer:
             verdicts = [_verdict(r, outcome, expired) for r, outcome in sent.outcomes]
             settlements.append(Settlement(sent.delivery, verdicts,
                                           self.policy.retry_at(accepted, now)))
-        async with self.uow() as uow:
+
+        async def record(uow: UnitOfWork) -> list[list[Verdict]]:
             applied = await settle(uow, settlements, now)
             await uow.commit()
+            return applied
+
+        # Re-run whole on a deadlock: raising would leave the recipients SENDING, and
+        # the operators would get them again once their lease lapsed.
+        applied = await in_transaction(self.uow, record)
         reports = []
         for sent, verdicts in zip(group, applied, strict=True):
             self._log_failures(sent, verdicts)

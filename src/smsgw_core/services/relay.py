@@ -14,17 +14,21 @@ never in money held for messages that will not go.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import Delivery, OutboxEvent, RetryPolicy
-from smsgw_core.ports import Clock, MessageBus, UnitOfWorkFactory
+from smsgw_core.ports import Clock, MessageBus, UnitOfWork, UnitOfWorkFactory
 from smsgw_core.services.settle import Settlement, Verdict, settle
 from smsgw_core.telemetry import NoTelemetry, Telemetry
+from smsgw_core.transactions import in_transaction
 from smsgw_core.validity import DeliveryPolicy, FailureReason
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +54,9 @@ class OutboxRelay:
         now = self.clock.now()
         priority = None if self.lane is None else self.lane.priority
         leased_until = now + self.policy.lease
-        async with self.uow() as uow:
-            events = await uow.outbox.claim_due(now, self.batch_size, leased_until, priority)
-            await uow.commit()
+        events = await self._commit(
+            lambda uow: uow.outbox.claim_due(now, self.batch_size, leased_until, priority)
+        )
         if not events:
             return RelayReport(0, 0, 0)
         deliveries, poison = _decode(events)
@@ -73,10 +77,11 @@ class OutboxRelay:
             await self._failed(good, repr(exc))
             self._report(failed=good)
             return RelayReport(0, len(good), len(poison), len(expired))
-        async with self.uow() as uow:
-            # A fast worker may already have deferred some (pending again): those stay so.
-            await uow.outbox.mark_published([e.id for e in good], self.clock.now(), leased_until)
-            await uow.commit()
+        # A fast worker may already have deferred some (pending again): those stay so.
+        published_at = self.clock.now()
+        await self._commit(lambda uow: uow.outbox.mark_published(
+            [e.id for e in good], published_at, leased_until
+        ))
         self._report(published=good)
         return RelayReport(len(good), 0, len(poison), len(expired))
 
@@ -95,20 +100,24 @@ class OutboxRelay:
     async def _park(self, poison: list[tuple[OutboxEvent, str]]) -> int:
         """An event whose payload is not a delivery can never be published: park it now."""
         now = self.clock.now()
-        async with self.uow() as uow:
+
+        async def park(uow: UnitOfWork) -> None:
             for event, reason in poison:
                 await uow.outbox.park(event.id, reason[:2000], now)
-            await uow.commit()
+
+        await self._commit(park)
         return len(poison)
 
     async def _failed(self, events: list[OutboxEvent], error: str) -> None:
         """Schedule another try of each event, later the more it failed in a row."""
         now = self.clock.now()
-        async with self.uow() as uow:
+
+        async def retry(uow: UnitOfWork) -> None:
             for event in events:
                 run_at = now + self.policy.delay(event.attempts)
                 await uow.outbox.retry_later(event.id, error[:2000], run_at)
-            await uow.commit()
+
+        await self._commit(retry)
 
     async def _expire(self, expired: list[tuple[OutboxEvent, Delivery]]) -> None:
         """Fail and refund, as expired, what these SMS still have unfinished.
@@ -118,7 +127,8 @@ class OutboxRelay:
         so a lost delivery among them is redriven, and expires, later.
         """
         now = self.clock.now()
-        async with self.uow() as uow:
+
+        async def expire(uow: UnitOfWork) -> list[list[Verdict]]:
             claimed = await uow.messages.claim_many(
                 [d.sms_identifier for _, d in expired], now, self.validity.stale_before(now)
             )
@@ -128,7 +138,9 @@ class OutboxRelay:
                 for _, d in expired
             ], now)
             await uow.outbox.mark_published([e.id for e, _ in expired], now)
-            await uow.commit()
+            return applied
+
+        applied = await self._commit(expire)
         for (event, delivery), verdicts in zip(expired, applied, strict=True):
             seconds = (now - event.created_at).total_seconds()
             for _ in verdicts:
@@ -139,10 +151,8 @@ class OutboxRelay:
 
     async def purge(self, retention: timedelta, batch: int = 1000) -> int:
         """Delete events published over `retention` ago whose SMS has finished."""
-        async with self.uow() as uow:
-            count = await uow.outbox.purge(self.clock.now() - retention, batch)
-            await uow.commit()
-        return count
+        before = self.clock.now() - retention
+        return await self._commit(lambda uow: uow.outbox.purge(before, batch))
 
     async def redrive(
         self, stalled_for: timedelta, quiet: Collection[MessageType] = (), limit: int = 1000
@@ -151,13 +161,19 @@ class OutboxRelay:
         lease, or, in a lane whose queue is `quiet` (nothing waiting), a recipient
         still PENDING `stalled_for` after publishing."""
         now = self.clock.now()
-        async with self.uow() as uow:
-            count = await uow.outbox.redrive(
-                now - stalled_for, self.validity.stale_before(now), now,
-                [kind.priority for kind in quiet], limit,
-            )
+        return await self._commit(lambda uow: uow.outbox.redrive(
+            now - stalled_for, self.validity.stale_before(now), now,
+            [kind.priority for kind in quiet], limit,
+        ))
+
+    async def _commit(self, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """`work` in a transaction of its own, committed; re-run whole on a deadlock."""
+        async def body(uow: UnitOfWork) -> T:
+            result = await work(uow)
             await uow.commit()
-        return count
+            return result
+
+        return await in_transaction(self.uow, body)
 
 
 def _decode(
