@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -301,3 +302,36 @@ def test_the_policy_waits_a_quarter_of_the_age_capped_and_never_past_validity() 
     assert not policy.expired(None, accepted + timedelta(days=30))  # age unknown
     with pytest.raises(ValueError, match="positive"):
         DeliveryPolicy(validity=timedelta(0))
+
+
+# --- a stop hands work back: nothing waits out a lease after a SIGTERM ---------------
+
+
+async def test_a_cancelled_delivery_settles_what_was_answered_and_hands_back_the_rest() -> None:
+    world = World()
+    await accept(world, (N1, N2))
+    await world.relay.relay_once()
+    [delivery] = world.bus.published
+    hold = asyncio.Event()
+    called = asyncio.Event()
+
+    class Slow(ScriptedOperator):
+        async def send(self, sms: OutgoingSms) -> str:
+            if sms.recipient == N2:
+                called.set()
+                await hold.wait()  # never answers before the stop
+            return await super().send(sms)
+
+    world.deliverer.operators = [Slow("A")]
+    task = asyncio.create_task(world.deliverer.deliver(delivery))
+    await called.wait()
+    await asyncio.sleep(0)  # N1's answer is in
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert {m.recipient: m.status for m in world.messages()} == {
+        N1: SmsStatus.DONE, N2: SmsStatus.PENDING,
+    }
+    row = event_row(world)
+    assert (row.status, row.run_at) == ("pending", world.clock.now())  # type: ignore[attr-defined]
+    assert refunds(world) == []

@@ -108,11 +108,45 @@ class Deliverer:
             outcomes = [None] * len(claimed)  # too late to send: each fails as expired
         else:
             gate = asyncio.Semaphore(self.max_parallel)
-            outcomes = list(
-                await asyncio.gather(*(self._send(delivery, r, gate) for r in claimed))
-            )
+            sends = [asyncio.ensure_future(self._send(delivery, r, gate)) for r in claimed]
+            try:
+                outcomes = list(await asyncio.gather(*sends))
+            except asyncio.CancelledError:
+                # A stop (SIGTERM) cut the delivery short: shielded, so the hand-back
+                # runs to its end while the stop waits for this task.
+                await asyncio.shield(self._hand_back(delivery, claimed, sends))
+                raise
         sent = _Sent(delivery, list(zip(claimed, outcomes, strict=True)))
         return await self._outcomes[delivery.type].submit(sent)
+
+    async def _hand_back(
+        self, delivery: Delivery, claimed: list[str], sends: Sequence[asyncio.Future[SendOutcome]]
+    ) -> None:
+        """Settle what the operators answered; put the rest back to PENDING, due now.
+
+        Without this the rest would wait out their lease before another worker
+        took them. A send cut off mid-call may have reached the operator: handing
+        it back may send it twice (at-least-once, as after a crash).
+        """
+        now = self.clock.now()
+        verdicts = []
+        for recipient, send in zip(claimed, sends, strict=True):
+            answered = send.done() and not send.cancelled() and send.exception() is None
+            verdicts.append(_verdict(recipient, send.result(), expired=False) if answered
+                            else Verdict(recipient, SmsStatus.PENDING))
+        settlement = Settlement(delivery, verdicts, retry_at=now)
+
+        async def record(uow: UnitOfWork) -> list[list[Verdict]]:
+            applied = await settle(uow, [settlement], now)
+            await uow.commit()
+            return applied
+
+        try:
+            [applied] = await in_transaction(self.uow, record)
+        except Exception:  # the lease brings them back instead
+            log.exception("could not hand back %s", delivery.sms_identifier)
+            return
+        self._report(delivery, [v.status for v in applied if v.status.terminal], now)
 
     async def _send(
         self, delivery: Delivery, recipient: str, gate: asyncio.Semaphore
