@@ -78,7 +78,7 @@ PRICES = {"normal": 1, "express": 3}
 TERMINAL = ("DONE", "FAILED")
 GATEWAY = ("api1", "api2", "relay", "worker-express", "worker-normal")
 READY_TIMEOUT_S = 60.0
-MIN_UPTIME_S = 1.0  # a process is killed only once it has lived this long
+MIN_UPTIME_S = 3.0  # a process is killed only once it has lived this long (started up)
 
 
 # ---------------------------------------------------------------- TCP forwarders
