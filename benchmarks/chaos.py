@@ -12,15 +12,15 @@ script, so it can cut the gateway's own connections (every one, at once)
 without touching the shared servers, which are never stopped.
 
 For `--duration` seconds, client threads send normal and express SMS (1-4
-recipients, one or two segments) to both APIs for customers seeded with
-`smsgw seed` (three of them can afford a few sends only; 5 % of the numbers
-are refused ones), half of them with
-an Idempotency-Key; a 5xx, a timeout or a broken connection is retried with
-the same key and body (a send without a key is not retried: its fate is
-unknown to the client). Meanwhile it kills -9 a random gateway process
-`--kills` times, evenly spread, restarting each at once, and cuts every
-connection to the database and to the broker (twice each by default). Any
-process that exits on its own is restarted too, and counted.
+recipients, one or two segments) to both APIs for customers seeded with `smsgw
+seed` (three of them can afford a few sends only; 5 % of the numbers are
+refused ones), half of them with an Idempotency-Key; a 5xx, a timeout or a
+broken connection is retried with the same key and body (a send without a key
+is retried only when its connection was refused: otherwise its fate is unknown
+to the client). Meanwhile it kills -9 a random gateway process `--kills`
+times, evenly spread, restarting each at once, and cuts every connection to
+the database and to the broker (twice each by default). Any process that exits
+on its own is restarted too, and counted.
 
 Then it drains (every process up, nothing cut) until no recipient is
 unfinished, for at most --drain-timeout seconds, and checks, reading the
@@ -465,10 +465,12 @@ def client_loop(load: Load, urls: list[str], users: list[int], until: float,
                 url = urls[(n + attempt) % len(urls)]
                 try:
                     response = client.post(f"{url}/sms/send", json=body, headers=headers)
+                except httpx.ConnectError:
+                    outcome = "refused"  # that API is down (killed): nothing was sent
                 except httpx.TimeoutException:
                     outcome = "timeout"
                 except httpx.TransportError:
-                    outcome = "connection"
+                    outcome = "connection"  # broken mid-request: the outcome is unknown
                 else:
                     outcome = str(response.status_code)
                 load.answer(outcome)
@@ -482,10 +484,11 @@ def client_loop(load: Load, urls: list[str], users: list[int], until: float,
                             load.by_key.setdefault((user, key), set()).add(
                                 str(answer["sms_identifier"]))
                     break
-                retryable = outcome in ("timeout", "connection") or outcome.startswith("5")
+                retryable = (outcome in ("refused", "timeout", "connection")
+                             or outcome.startswith("5"))
                 if not retryable:
                     break  # 402 (spent), 409, 422: an answer, final
-                if key is None:
+                if key is None and outcome != "refused":  # a refused one was not sent at all
                     with load.lock:
                         load.unknown += 1
                     break
@@ -611,6 +614,7 @@ def check(services: Services, load: Load, sims: dict[str, dict[str, Any]]) -> di
         "keyed_sms": len(load.by_key),
         "five_xx": five_xx,
         "timeouts": load.answers["timeout"] + load.answers["connection"],
+        "refused": load.answers["refused"],
         "gave_up": load.gave_up,
         "unknown_unkeyed": load.unknown,
         "sms": len(per_sms),
@@ -814,7 +818,8 @@ def summary_line(summary: dict[str, Any]) -> str:
         f" mq cuts {summary['mq_cuts']} ({summary['mq_connections_cut']} conns),"
         f" exits {sum(summary['exits'].values())} | {summary['requests']} requests:"
         f" {summary['accepted_sms']} accepted ({summary['keyed_sms']} keyed),"
-        f" 5xx {summary['five_xx']}, timeouts/conn errors {summary['timeouts']},"
+        f" 5xx {summary['five_xx']}, timeouts/broken {summary['timeouts']},"
+        f" refused {summary['refused']},"
         f" gave up {summary['gave_up']} | {summary['recipients']} recipients"
         f" DONE {st.get('DONE', 0)} FAILED {st.get('FAILED', 0)}"
         f" unfinished {summary['recipients'] - st.get('DONE', 0) - st.get('FAILED', 0)},"
