@@ -664,6 +664,9 @@ GATEWAY_SETTINGS = {
     "SMSGW_OPERATOR_RETRIES": "1",
     "SMSGW_SHUTDOWN_TIMEOUT_S": "3",
     "SMSGW_MESSAGE_TTL_S": "120",  # unfinished recipients expire (refunded): a bounded drain
+    # A killed worker's SENDING claims are taken again after this (longer than the
+    # 2 x 2 tries of 2 s a delivery may take, so a live one is not sent twice).
+    "SMSGW_DELIVERY_LEASE_S": "15",
     "SMSGW_WORKERS": "16",
     "SMSGW_EXPRESS_WORKERS": "8",
 }
