@@ -377,11 +377,13 @@ class Sim:
 
 def start_sim(logdir: Path, name: str, fail_rate: float, latency_ms: float,
               reject_prefix: str) -> Sim:
+    # This checkout's simulator (it has /references), whatever code the gateway runs.
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     with open(logdir / f"operator-{name}.log", "ab") as log:
         popen = subprocess.Popen(
             [*SMSGW, "operator-sim", "--name", name, "--port", "0", "--fail-rate",
              str(fail_rate), "--latency-ms", str(latency_ms), "--reject-prefix", reject_prefix],
-            stdout=subprocess.PIPE, stderr=log, cwd=ROOT, start_new_session=True)
+            stdout=subprocess.PIPE, stderr=log, cwd=ROOT, start_new_session=True, env=env)
     sim = Sim(name, popen)
     assert popen.stdout is not None
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -650,6 +652,7 @@ class Options:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     workdir: Path | None = None
     keep: bool = False  # keep the database and queues (for a post-mortem)
+    gateway_src: Path | None = None  # run the gateway from this checkout's src/ instead
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr,
                                                                     flush=True))
 
@@ -691,7 +694,9 @@ def run(options: Options) -> dict[str, Any]:
         services.create()
         if not options.keep:
             stack.callback(services.drop)
-        seed_env = {**os.environ, "SMSGW_DATABASE_URL": services.database_url()}
+        code = ({"PYTHONPATH": str(options.gateway_src.resolve() / "src")}
+                if options.gateway_src else {})
+        seed_env = {**os.environ, **code, "SMSGW_DATABASE_URL": services.database_url()}
         # The first POOR customers can afford a few sends only: they hit 0 early, and
         # the balance >= 0 check means something; the others last (nearly) the whole run.
         for first, count, units in ((1, POOR, POOR_BALANCE),
@@ -708,7 +713,7 @@ def run(options: Options) -> dict[str, Any]:
             sims[name] = start_sim(workdir, name, fail_rate, latency, REFUSED)
             stack.callback(sims[name].stop)
         api_ports = [free_port(), free_port()]
-        env = {**os.environ, **GATEWAY_SETTINGS, **services.queues,
+        env = {**os.environ, **code, **GATEWAY_SETTINGS, **services.queues,
                "SMSGW_DATABASE_URL": services.database_url(db.port),
                "SMSGW_BROKER_URL": services.broker_url(mq.port),
                "SMSGW_OPERATORS": ",".join(f"{n}={s.url}" for n, s in sims.items())}
@@ -855,6 +860,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="keep the database and queues afterwards")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON too")
+    parser.add_argument("--gateway-src", type=Path, default=None, metavar="CHECKOUT",
+                        help="run the gateway's code from CHECKOUT/src (e.g. an export of"
+                             " another branch); the simulators and checks stay this one's")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.kills < 0 or args.cuts < 0:
         parser.error("--duration must be > 0, --kills and --cuts >= 0")
@@ -864,10 +872,11 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(duration=args.duration, kills=args.kills, cuts=args.cuts, seed=seed,
                       clients=args.clients, customers=args.customers,
                       drain_timeout=args.drain_timeout, mysql_url=args.mysql,
-                      amqp_url=args.amqp, workdir=args.workdir, keep=args.keep)
+                      amqp_url=args.amqp, workdir=args.workdir, keep=args.keep,
+                      gateway_src=args.gateway_src)
     try:
         summary = run(options)
-    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+    except (RuntimeError, subprocess.SubprocessError, OSError, httpx.HTTPError) as exc:
         print(f"chaos: cannot run: {exc}", file=sys.stderr)
         return 2
     print(summary_line(summary), flush=True)
