@@ -52,5 +52,6 @@ def test_chaos_kills_and_cuts_lose_no_money_and_leave_nothing_unfinished(
     assert summary["mq_cuts"] >= CUTS and summary["mq_connections_cut"] > 0, line
     assert summary["accepted_sms"] > 100 and summary["keyed_sms"] > 0, line
     assert summary["recipients"] >= summary["accepted_sms"], line
+    assert summary["run_problems"] == [], line
     # ... and nothing went wrong with money or states.
     assert summary["violations"] == {}, f"{line}\n{summary['violation_examples']}"
