@@ -112,7 +112,8 @@ def create_simulator_app(state: SimulatorState) -> Litestar:
             state.reject_prefix = data.reject_prefix
         return Response(state.settings(), status_code=200)
 
-    return Litestar(route_handlers=[send, stats, references, control], logging_config=None, openapi_config=None)
+    return Litestar(route_handlers=[send, stats, references, control], logging_config=None,
+                    openapi_config=None)
 
 
 def _server(state: SimulatorState) -> uvicorn.Server:
