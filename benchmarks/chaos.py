@@ -441,6 +441,7 @@ SIMS = (("A", 0.2, 20.0), ("B", 0.05, 10.0))  # name, share of sends answered 50
 REFUSED = "0999"  # both simulators refuse numbers starting with it
 REFUSED_SHARE = 0.05
 DOWN_S = 4.0  # both operators answer 503 to everything for this long, once, mid-run
+TTL_S = 120.0  # SMSGW_MESSAGE_TTL_S: unfinished recipients expire (refunded), a bounded drain
 POOR = 3  # customers seeded with POOR_BALANCE only
 POOR_BALANCE = 40
 RETRY_AFTER_END_S = 20.0  # a keyed send still failing this long after the load's end: given up
@@ -650,6 +651,8 @@ class Options:
     customers: int = 20
     balance: int | None = None  # per customer; default: 10 units per second of the run
     drain_timeout: float = 180.0
+    operators_down: float = DOWN_S  # seconds both operators fail everything, mid-run
+    ttl: float = TTL_S
     mysql_url: str = "mysql://root@127.0.0.1:3306"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     workdir: Path | None = None
@@ -668,7 +671,6 @@ GATEWAY_SETTINGS = {
     "SMSGW_OPERATOR_TIMEOUT_S": "2",
     "SMSGW_OPERATOR_RETRIES": "1",
     "SMSGW_SHUTDOWN_TIMEOUT_S": "3",
-    "SMSGW_MESSAGE_TTL_S": "120",  # unfinished recipients expire (refunded): a bounded drain
     # A killed worker's SENDING claims are taken again after this (longer than the
     # 2 x 2 tries of 2 s a delivery may take, so a live one is not sent twice).
     "SMSGW_DELIVERY_LEASE_S": "15",
@@ -716,6 +718,7 @@ def run(options: Options) -> dict[str, Any]:
             stack.callback(sims[name].stop)
         api_ports = [free_port(), free_port()]
         env = {**os.environ, **code, **GATEWAY_SETTINGS, **services.queues,
+               "SMSGW_MESSAGE_TTL_S": f"{options.ttl:g}",
                "SMSGW_DATABASE_URL": services.database_url(db.port),
                "SMSGW_BROKER_URL": services.broker_url(mq.port),
                "SMSGW_OPERATORS": ",".join(f"{n}={s.url}" for n, s in sims.items())}
@@ -748,8 +751,9 @@ def run(options: Options) -> dict[str, Any]:
         for i in range(options.cuts):
             events.append((options.duration * (2 * i + 1) / (2 * options.cuts + 1), "cut-db"))
             events.append((options.duration * (2 * i + 2) / (2 * options.cuts + 1), "cut-mq"))
-        events += [(options.duration * 0.45, "operators-down"),
-                   (options.duration * 0.45 + DOWN_S, "operators-up")]
+        if options.operators_down > 0:
+            events += [(options.duration * 0.45, "operators-down"),
+                       (options.duration * 0.45 + options.operators_down, "operators-up")]
         events.sort()
         cut_counts: Counter[str] = Counter()
         for at, what in events:
@@ -861,6 +865,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=20, help="customers seeded (20)")
     parser.add_argument("--drain-timeout", type=float, default=180.0,
                         help="seconds to wait for every recipient to finish (180)")
+    parser.add_argument("--operators-down", type=float, default=DOWN_S, metavar="S",
+                        help=f"seconds both operators fail every send, mid-run ({DOWN_S:g})")
+    parser.add_argument("--ttl", type=float, default=TTL_S, metavar="S",
+                        help=f"SMSGW_MESSAGE_TTL_S of the gateway ({TTL_S:g})")
     parser.add_argument("--mysql", default=os.environ.get(
         "SMSGW_CHAOS_MYSQL", "mysql://root@127.0.0.1:3306"), help="the MariaDB server")
     parser.add_argument("--amqp", default=os.environ.get(
@@ -881,6 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(duration=args.duration, kills=args.kills, cuts=args.cuts, seed=seed,
                       clients=args.clients, customers=args.customers,
                       drain_timeout=args.drain_timeout, mysql_url=args.mysql,
+                      operators_down=args.operators_down, ttl=args.ttl,
                       amqp_url=args.amqp, workdir=args.workdir, keep=args.keep,
                       gateway_src=args.gateway_src)
     try:
