@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run migrate test lint typecheck layers pytest bench clean
+.PHONY: install run migrate test lint typecheck layers pytest bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: lint typecheck layers pytest
 # Performance on this machine against MariaDB and RabbitMQ (see benchmarks/run.py).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# The chaos test of issue 9 against MariaDB and RabbitMQ (see benchmarks/chaos.py and the
+# README): 5 minutes of load with 100 kill -9 and cuts of the gateway's connections, then
+# a drain and the money and state checks; at most 10 minutes in all. Exit 1 on a violation.
+CHAOS_ARGS ?= --duration 300 --kills 100 --cuts 3
+chaos: $(STAMP)
+	timeout 600 $(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

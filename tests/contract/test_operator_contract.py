@@ -155,6 +155,17 @@ async def test_a_resent_reference_gets_the_same_message_id() -> None:
     assert stats == {"accepted": 1, "duplicates": 2, "failed": 0, "rejected": 0}
 
 
+async def test_references_lists_each_accepted_reference_once() -> None:
+    state = SimulatorState("A", reject_prefix="+98999")
+    async with running_simulator(state) as url, operator_http_client() as client:
+        operator = HttpOperator("A", url, client, 2.0)
+        for sms in (SMS, SMS, OutgoingSms("+989120000002", "hi", "sms-2:+989120000002")):
+            await operator.send(sms)
+        await failure(operator.send(OutgoingSms("+989990000001", "hi", "sms-3:+989990000001")))
+        references = await get_json(client, f"{url}/references")
+    assert references == {"accepted": ["sms-1:+989120000001", "sms-2:+989120000002"]}
+
+
 async def test_control_takes_the_operator_down_and_back() -> None:
     state = SimulatorState("A")
     async with running_simulator(state) as url, operator_http_client() as client:

@@ -4,8 +4,10 @@ For demos and fault tests: `fail_rate` of the sends are answered 503,
 `latency_ms` delays every answer, numbers starting with `reject_prefix` are
 refused with 422, and a resend of an accepted reference gets the same message
 id without being counted again. `POST /control` changes the behaviour at run
-time (take the operator "down" with `{"fail_rate": 1.0}`, back with 0.0), and
-`GET /stats` tells what it saw.
+time (take the operator "down" with `{"fail_rate": 1.0}`, back with 0.0),
+`GET /stats` tells what it saw, and `GET /references` lists every reference it
+accepted, each once (the chaos test compares them across operators, for sends
+that reached two).
 
     python -m smsgw_adapters.operators.simulator_server --name A --port 9001
 """
@@ -93,6 +95,10 @@ def create_simulator_app(state: SimulatorState) -> Litestar:
     async def stats() -> dict[str, int]:
         return state.stats()
 
+    @get("/references", operation_id="references")
+    async def references() -> dict[str, list[str]]:
+        return {"accepted": sorted(state.message_ids)}
+
     @post("/control", status_code=200, operation_id="control")
     async def control(data: JSONBody[ControlRequest]) -> Response[dict[str, Any]]:
         fail_rate = state.fail_rate if data.fail_rate is None else data.fail_rate
@@ -106,7 +112,8 @@ def create_simulator_app(state: SimulatorState) -> Litestar:
             state.reject_prefix = data.reject_prefix
         return Response(state.settings(), status_code=200)
 
-    return Litestar(route_handlers=[send, stats, control], logging_config=None, openapi_config=None)
+    return Litestar(route_handlers=[send, stats, references, control], logging_config=None,
+                    openapi_config=None)
 
 
 def _server(state: SimulatorState) -> uvicorn.Server:
