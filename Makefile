@@ -40,7 +40,7 @@ test: lint typecheck layers pytest
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-# The chaos test of issue 9 against MariaDB and RabbitMQ (see benchmarks/chaos.py and the
+# The chaos test against MariaDB and RabbitMQ (see benchmarks/chaos.py and the
 # README): 5 minutes of load with 100 kill -9 and cuts of the gateway's connections, then
 # a drain and the money and state checks; at most 10 minutes in all. Exit 1 on a violation.
 CHAOS_ARGS ?= --duration 300 --kills 100 --cuts 3

@@ -1,4 +1,4 @@
-"""`make chaos`: a Jepsen-style bank workload against the split gateway (issue 9).
+"""`make chaos`: a Jepsen-style bank workload against the split gateway.
 
     .venv/bin/python benchmarks/chaos.py [--duration 60] [--kills 30] [--seed N] [--json]
 

@@ -1,4 +1,4 @@
-"""The chaos test of issue 9, in its 60-second version (`make chaos` runs it longer).
+"""The chaos test, in its 60-second version (`make chaos` runs it longer).
 
 benchmarks/chaos.py does the work: the split gateway (2 api, a relay, a worker per
 lane, 2 operator simulators failing some sends) on a MariaDB database and RabbitMQ

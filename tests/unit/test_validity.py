@@ -1,4 +1,4 @@
-"""No accepted recipient stays unfinished with the money held (issue 9, items 1, 2, 11, 13).
+"""No accepted recipient stays unfinished with the money held.
 
 - a publish that keeps failing is retried with a capped backoff, never parked, and
   its attempts count only the failures in a row of the current try;
@@ -61,7 +61,7 @@ async def deliver_published(world: World) -> list[DeliveryReport]:
     return [await world.deliverer.deliver(d) for d in published]
 
 
-# --- item 1: an outage ends in delivery or in refunds, never in money held -----------
+# --- an outage ends in delivery or in refunds, never in money held -----------
 
 
 async def test_a_failing_publish_is_retried_with_a_capped_backoff_and_never_parked() -> None:
@@ -128,7 +128,7 @@ async def test_a_delivery_taken_past_validity_fails_as_expired_without_calling_a
     assert world.balance(U) == 100
 
 
-# --- item 13: no operator available is a reason to wait, not to fail -----------------
+# --- no operator available is a reason to wait, not to fail -----------------
 
 
 async def test_a_short_outage_of_every_operator_delays_but_delivers() -> None:
@@ -205,7 +205,7 @@ async def test_a_long_outage_retries_less_often_and_expires_at_validity() -> Non
     assert world.balance(U) == 100
 
 
-# --- item 2: attempts count the failures in a row of the current try ----------------
+# --- attempts count the failures in a row of the current try ----------------
 
 
 async def test_redrives_and_lapsed_leases_do_not_add_up_to_parking() -> None:
@@ -222,7 +222,7 @@ async def test_redrives_and_lapsed_leases_do_not_add_up_to_parking() -> None:
     assert (row.status, row.event.attempts) == ("pending", 1)  # type: ignore[attr-defined]
 
 
-# --- item 11: a lost delivery is noticed within its lease ----------------------------
+# --- a lost delivery is noticed within its lease ----------------------------
 
 
 class Killed(BaseException):
@@ -264,7 +264,7 @@ async def test_a_duplicate_of_a_delivery_in_progress_claims_nothing() -> None:
     assert world.a.calls == 0
 
 
-# --- item 10: customers read a reason code; the details go to the logs ---------------
+# --- customers read a reason code; the details go to the logs ---------------
 
 
 class LeakyOperator(ScriptedOperator):
