@@ -21,6 +21,7 @@ from contract_helpers import T0, charge, delivery, topup
 from sqlalchemy import event, text
 
 from smsgw_adapters.sql import create_engine, sql_uow_factory, upgrade_to_head
+from smsgw_adapters.sql.errors import storage_error
 from smsgw_adapters.sql.uow import SqlUnitOfWork
 from smsgw_core.errors import StorageUnavailable, TransientConflict
 from smsgw_core.ledger import Transaction, TransactionType
@@ -206,3 +207,21 @@ async def test_sqlite_busy_is_a_transient_conflict(tmp_path: Path) -> None:
         await uow.ledger.apply(topup("t1", 1, 1))
         await uow.commit()
     await engine.dispose()
+
+
+class _CutMidHandshake:
+    """An engine whose connection attempt dies in the driver, as a cut socket makes asyncmy."""
+
+    async def connect(self) -> None:
+        raise RuntimeError("Transport does not expose socket instance")
+
+
+async def test_a_connection_that_fails_in_any_way_is_storage_unavailable() -> None:
+    with pytest.raises(StorageUnavailable, match="cannot connect: RuntimeError"):
+        async with SqlUnitOfWork(_CutMidHandshake()):  # type: ignore[arg-type]
+            pass
+
+
+def test_a_failed_socket_is_storage_unavailable() -> None:
+    assert isinstance(storage_error(ConnectionResetError(104, "reset by peer")),
+                      StorageUnavailable)

@@ -44,6 +44,8 @@ def storage_error(error: BaseException) -> DomainError | None:
     """The core's error for `error` (an exception SQLAlchemy raised), or None."""
     if isinstance(error, sa_exc.TimeoutError):  # no pooled connection came free in time
         return StorageUnavailable(_first_line(error))
+    if isinstance(error, OSError):  # the socket itself failed (reset, refused, timed out)
+        return StorageUnavailable(f"{type(error).__name__}: {_first_line(error)}")
     if not isinstance(error, sa_exc.DBAPIError):
         return None
     original: BaseException = error.orig or error

@@ -13,6 +13,7 @@ from smsgw_adapters.sql.idempotency import SqlIdempotency
 from smsgw_adapters.sql.ledger import SqlLedger
 from smsgw_adapters.sql.messages import SqlMessages
 from smsgw_adapters.sql.outbox import SqlOutbox
+from smsgw_core.errors import StorageUnavailable
 
 
 class SqlUnitOfWork:
@@ -43,7 +44,11 @@ class SqlUnitOfWork:
             connection = await self._engine.connect()
         except Exception as exc:
             _raise_translated(exc)
-            raise
+            # Nothing of the caller's ran yet: whatever stops us getting a connection
+            # (a socket cut mid-handshake surfaces from the driver as a bare
+            # RuntimeError) means the database cannot be had now, not a bug.
+            raise StorageUnavailable(f"cannot connect: {type(exc).__name__}: {exc}"[:200]) \
+                from exc
         try:
             await connection.begin()
         except BaseException as exc:
