@@ -124,6 +124,11 @@ SWEEP: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("GET /balance", {"params": {"user_id": 7, "limit": -(2**63)}}, 422, "limit"),
     ("GET /balance", {"params": {"user_id": 7, "cursor": encode_cursor(INT64_MAX + 1)}},
      422, "cursor"),
+    # integers in a query are plain integers, not numbers that happen to be whole
+    ("GET /balance", {"params": {"user_id": "7.0"}}, 422, "user_id"),
+    ("GET /balance", {"params": {"user_id": "1e3"}}, 422, "user_id"),
+    ("GET /sms/history", {"params": {"user_id": " 7"}}, 422, "user_id"),
+    ("GET /sms/history", {"params": {"user_id": 7, "limit": "5.0"}}, 422, "limit"),
     # size
     ("POST /sms/send", {"content": with_(SEND, text="x" * 1_000_000)}, 422, "text"),
     ("POST /sms/send", {"content": with_(SEND, recipients=["09121234567"] * 100_000)},

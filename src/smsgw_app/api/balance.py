@@ -8,6 +8,7 @@ from litestar import Controller, get, post
 from litestar.params import HeaderParameter, Parameter
 
 from smsgw_app.api.body import JsonBody
+from smsgw_app.api.query import integers_in_query
 from smsgw_app.api.schemas import BalanceResponse, TopUpRequest, TopUpResponse, TransactionRow
 from smsgw_core.pagination import MAX_POSITION, PageRequest
 from smsgw_core.services.accounts import Accounts, TopUp
@@ -24,7 +25,8 @@ class BalanceController(Controller):
     path = "/balance"
     tags = ["balance"]
 
-    @get("/", operation_id="getBalance", summary="Balance and transactions, newest first")
+    @get("/", operation_id="getBalance", guards=[integers_in_query],
+         summary="Balance and transactions, newest first")
     async def show(
         self,
         accounts: Accounts,

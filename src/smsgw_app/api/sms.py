@@ -12,6 +12,7 @@ from litestar.params import HeaderParameter, Parameter
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.body import JsonBody
+from smsgw_app.api.query import integers_in_query
 from smsgw_app.api.schemas import HistoryResponse, HistoryRow, SendSmsRequest, SendSmsResponse
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.pagination import MAX_POSITION, PageRequest
@@ -73,7 +74,8 @@ class SmsController(Controller):
             accepted.recipients,
         )
 
-    @get("/history", operation_id="smsHistory", summary="Per-recipient status, newest first")
+    @get("/history", operation_id="smsHistory", guards=[integers_in_query],
+         summary="Per-recipient status, newest first")
     async def history(
         self,
         history: History,
