@@ -70,14 +70,7 @@ class SqlLedger(SqlRepository):
     async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
         if not charges:
             return []
-        ids = [tx.transaction_id for tx in charges]
-        await self._conn.exec_driver_sql(_SAVEPOINT)
-        try:
-            await self._conn.execute(_INSERT_TX, [_row(tx) for tx in charges])
-        except IntegrityError:
-            # The rows before the duplicate may be in (SQLite inserts one by one).
-            await self._conn.exec_driver_sql(_UNDO)
-            raise DuplicateTransaction(", ".join(ids)) from None
+        await self._insert_all(charges)
         # Then the accounts, locked in user_id order (as every batch locks them, so
         # two batches cannot deadlock), for as short a time as the commit allows.
         users = sorted({tx.user_id for tx in charges})
@@ -105,15 +98,19 @@ class SqlLedger(SqlRepository):
                 raise ValueError(f"credit {tx.transaction_id} does not add money")
         if len(set(ids)) != len(ids):
             raise DuplicateTransaction(next(i for i in ids if ids.count(i) > 1))
+        await self._insert_all(credits)
+        await self._credit_balances(credits)
+
+    async def _insert_all(self, txs: Sequence[Transaction]) -> None:
+        """Insert every row after a savepoint (which a refusal rolls back to), or none."""
         await self._conn.exec_driver_sql(_SAVEPOINT)
         try:
-            await self._conn.execute(_INSERT_TX, [_row(tx) for tx in credits])
+            await self._conn.execute(_INSERT_TX, [_row(tx) for tx in txs])
         except IntegrityError:
             # A many-row insert that meets a duplicate part-way may keep the rows
             # before it (SQLite inserts them one by one): the port promises none.
             await self._conn.exec_driver_sql(_UNDO)
-            raise DuplicateTransaction(", ".join(ids)) from None
-        await self._credit_balances(credits)
+            raise DuplicateTransaction(", ".join(tx.transaction_id for tx in txs)) from None
 
     async def _credit_balances(self, credits: Sequence[Transaction]) -> None:
         """Add the credits to their accounts: locked in user_id order, as debit_many locks."""

@@ -19,8 +19,20 @@ _sms = sms_status.c
 UNFINISHED = (SmsStatus.PENDING.value, SmsStatus.SENDING.value)
 _BY_SMS = _sms.sms_identifier.in_(sa.bindparam("sms", expanding=True))
 _UNFINISHED_ROWS = (
-    sa.select(_sms.id, _sms.sms_identifier, _sms.recipient, _sms.status, _sms.updated_at)
+    sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
     .where(_BY_SMS, _sms.status.in_(UNFINISHED))
+    .order_by(_sms.id)
+    .with_for_update()
+)
+# PENDING, or SENDING past its lease: a row a delivery in progress holds is not
+# even locked, so that delivery's outcome never waits for this claim.
+_CLAIMABLE_ROWS = (
+    sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
+    .where(_BY_SMS, sa.or_(
+        _sms.status == SmsStatus.PENDING.value,
+        sa.and_(_sms.status == SmsStatus.SENDING.value,
+                _sms.updated_at < sa.bindparam("stale_before", type_=_sms.updated_at.type)),
+    ))
     .order_by(_sms.id)
     .with_for_update()
 )
@@ -51,12 +63,13 @@ class SqlMessages(SqlRepository):
     ) -> dict[str, list[str]]:
         # FOR UPDATE keeps a concurrent finish() from slipping between the read
         # and the update on MySQL; SQLite's writer lock already excludes it.
-        rows = (await self._conn.execute(
-            _UNFINISHED_ROWS, {"sms": list(dict.fromkeys(sms_identifiers))}
-        )).all()
-        if stale_before is not None:  # a SENDING row within its lease: in progress elsewhere
-            rows = [row for row in rows if row.status != SmsStatus.SENDING.value
-                    or row.updated_at < stale_before]
+        sms = list(dict.fromkeys(sms_identifiers))
+        if stale_before is None:
+            rows = (await self._conn.execute(_UNFINISHED_ROWS, {"sms": sms})).all()
+        else:
+            rows = (await self._conn.execute(
+                _CLAIMABLE_ROWS, {"sms": sms, "stale_before": stale_before}
+            )).all()
         if not rows:
             return {}
         # By primary key, the rows just locked: the optimizer may take another

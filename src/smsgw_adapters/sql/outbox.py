@@ -202,14 +202,7 @@ def _has_recipients(*conditions: sa.ColumnElement[bool]) -> sa.Exists:
 
 def _unfinished() -> sa.Exists:
     """The event's SMS still has a recipient that is not DONE or FAILED."""
-    return (
-        sa.select(sms_status.c.id)
-        .where(
-            sms_status.c.sms_identifier == _out.aggregate_id,
-            sms_status.c.status.in_(UNFINISHED),
-        )
-        .exists()
-    )
+    return _has_recipients(_sms.status.in_(UNFINISHED))
 
 
 def _event(row: sa.Row[Any]) -> OutboxEvent:

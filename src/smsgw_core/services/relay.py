@@ -63,11 +63,13 @@ class OutboxRelay:
         if poison:
             await self._park(poison)
             self._report(parked=[e for e, _ in poison])
-        expired = [(e, d) for e, d in deliveries if self.validity.expired(e.created_at, now)]
+        expired: list[tuple[OutboxEvent, Delivery]] = []
+        live: list[tuple[OutboxEvent, Delivery]] = []
+        for pair in deliveries:
+            (expired if self.validity.expired(pair[0].created_at, now) else live).append(pair)
         if expired:
             await self._expire(expired)
-            deliveries = [(e, d) for e, d in deliveries
-                          if not self.validity.expired(e.created_at, now)]
+        deliveries = live
         if not deliveries:
             return RelayReport(0, 0, len(poison), len(expired))
         good = [event for event, _ in deliveries]

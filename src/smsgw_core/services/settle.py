@@ -63,8 +63,8 @@ async def settle(
                 retries[s.delivery.sms_identifier] = s.retry_at or now
     if retries:
         await uow.outbox.defer(retries, now)
-    if refunds:  # one call: every balance row it moves is locked in user-id order
-        await uow.ledger.credit_many(sorted(refunds, key=lambda t: (t.user_id, t.transaction_id)))
+    if refunds:  # one call: it locks every balance row it moves in user-id order
+        await uow.ledger.credit_many(refunds)
     return applied
 
 
