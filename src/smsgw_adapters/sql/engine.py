@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,13 +66,27 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         # (first, since switching a new file to WAL takes a lock too).
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # WAL: readers never block the writer nor the writer the readers.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(cursor)
         # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit
         # survives the process being killed (the OS holds the WAL), and only a
         # power loss or OS crash may lose the last commits, never corrupt the file.
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Processes starting on one new file at once: SQLite may refuse the switch with
+    "database is locked" without calling the busy handler, so wait for it here."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _begin_immediate(connection: Connection) -> None:
