@@ -23,7 +23,7 @@ migrate: $(STAMP)
 	$(BIN)/smsgw migrate
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks noxfile.py
+	$(BIN)/ruff check src tests examples benchmarks tools noxfile.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -8,7 +8,7 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
-    session.run("ruff", "check", "src", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "examples", "benchmarks", "tools", "noxfile.py")
 
 
 @nox.session
