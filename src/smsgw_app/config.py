@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 from msgspec import Meta
 
+from smsgw_adapters.observability import logs
+
 
 class ConfigError(Exception):
     pass
@@ -108,8 +110,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     message_ttl_s: Seconds = 86_400.0  # validity: past it, unfinished recipients fail "expired"
     delivery_lease_s: Seconds = 60.0  # a SENDING recipient's claim; past it, claimable again
     shutdown_timeout_s: Seconds = 20.0
-    log_level: str = "INFO"
-    log_format: str = "json"  # or "text", for development
+    log_level: str = logs.DEFAULT_LOG_LEVEL
+    log_format: str = logs.DEFAULT_LOG_FORMAT  # "json" or "text", for development
     metrics_port: Port = 9464  # `smsgw relay` and `smsgw worker`; 0: no metrics server
     max_backlog: Amount = 100_000  # due outbox events over which sends are refused; 0: no limit
     accept_batch: Count = 200  # concurrent sends sharing one transaction at most; 1: each alone
@@ -262,24 +264,21 @@ def _check_sim_params(spec: OperatorSpec) -> None:
         raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: latency_ms must not be negative")
 
 
-def _log_level(level: str) -> str:
-    if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError(f"SMSGW_LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
-    return level.upper()
-
-
-def _log_format(value: str) -> str:
-    if value.strip().lower() not in {"json", "text"}:
-        raise ConfigError(f"SMSGW_LOG_FORMAT={value!r}: expected json or text")
-    return value.strip().lower()
+def _log_setting(parse: Callable[[str], str]) -> Callable[[str], str]:
+    def read(raw: str) -> str:
+        try:
+            return parse(raw)
+        except logs.LogConfigError as exc:
+            raise ConfigError(str(exc)) from None
+    return read
 
 
 # Settings with a syntax of their own (URLs, a list of operators, log levels),
-# read by these instead of by their kind.
+# read by these instead of by their kind; the log settings as the log adapter reads them.
 _OWN_SYNTAX: dict[str, Callable[[str], Any]] = {
     "database_url": _database_url,
     "broker_url": _broker_url,
     "operators": _operators,
-    "log_level": _log_level,
-    "log_format": lambda raw: _log_format(raw or "json"),
+    "log_level": _log_setting(logs.parse_log_level),
+    "log_format": _log_setting(logs.parse_log_format),
 }
