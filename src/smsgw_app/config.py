@@ -16,6 +16,7 @@ import msgspec
 from msgspec import Meta
 
 from smsgw_adapters.observability import logs
+from smsgw_adapters.operators.simulated import Behaviour, BehaviourError
 
 
 class ConfigError(Exception):
@@ -55,8 +56,6 @@ class OperatorSpec:
     def params(self) -> dict[str, str]:
         return {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
 
-
-SIM_PARAMS = {"fail_rate", "latency_ms", "reject_prefix", "seed"}
 
 # The kinds of value a setting can take. Their limits are msgspec constraints,
 # checked by msgspec; each kind's one-line problems are in `_READINGS` below.
@@ -245,23 +244,10 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
 
 
 def _check_sim_params(spec: OperatorSpec) -> None:
-    params = spec.params()
-    unknown = set(params) - SIM_PARAMS
-    if unknown:
-        raise ConfigError(
-            f"SMSGW_OPERATORS: {spec.name}: unknown parameter(s) {', '.join(sorted(unknown))}"
-        )
     try:
-        fail_rate = float(params.get("fail_rate", 0))
-        latency_ms = float(params.get("latency_ms", 0))
-        if "seed" in params:
-            int(params["seed"])
-    except ValueError:
-        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: parameters must be numbers") from None
-    if not 0 <= fail_rate <= 1:
-        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: fail_rate must be between 0 and 1")
-    if latency_ms < 0:
-        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: latency_ms must not be negative")
+        Behaviour.parse(spec.params())
+    except BehaviourError as exc:
+        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: {exc}") from None
 
 
 def _log_setting(parse: Callable[[str], str]) -> Callable[[str], str]:
