@@ -1,7 +1,9 @@
 """Typed configuration from the environment. Every setting is in the README's table.
 
 A bad value raises ConfigError with one line naming the variable; the CLI
-prints it and exits 2.
+prints it and exits 2. `Settings` is a msgspec Struct: a setting's kind
+(`Count`, `Seconds`, …) holds its limits, checked by msgspec, and the kind's
+entry in `_READINGS` the words for its problems.
 """
 
 from __future__ import annotations
@@ -66,9 +68,6 @@ Seconds = Annotated[float, Meta(gt=0)]
 Share = Annotated[float, Meta(gt=0, le=1)]
 QueueName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,200}$")]
 EventLoop = Literal["uvloop", "asyncio"]
-
-_DEFAULT_OPERATORS = "A=sim://,B=sim://"
-
 
 def _env_name(field_name: str) -> str:
     return f"SMSGW_{field_name.upper()}"
@@ -160,6 +159,7 @@ _READINGS: dict[object, _Reading] = {
     Port: _Reading(int, "expected an integer", f"must be at least {_bounds(Port).ge}"),
     Seconds: _Reading(float, "expected a number of seconds", "must be positive"),
     Share: _Reading(float, "expected a share, e.g. 0.5", "must be above 0 and at most 1"),
+    # Any text is a string: only the constraint can fail.
     QueueName: _Reading(str, "", "use letters, digits, '.', '_' or '-'"),
     EventLoop: _Reading(str, "", "expected uvloop or asyncio"),
 }
