@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run migrate test lint typecheck layers pytest bench chaos clean
+.PHONY: install run migrate test lint typecheck layers pytest test-unit test-contract test-integration bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck layers pytest
+
+# One layer of the test pyramid each; `make test` above still runs them all.
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit tests/tooling
+
+test-contract: $(STAMP)
+	$(BIN)/pytest tests/contract
+
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration
 
 # Performance on this machine against MariaDB and RabbitMQ (see benchmarks/run.py).
 bench: $(STAMP)

@@ -22,3 +22,22 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs)
+
+
+# One layer of the test pyramid each, as `make test-unit`, `test-contract`, `test-integration`.
+@nox.session
+def unit(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", "tests/unit", "tests/tooling", *session.posargs)
+
+
+@nox.session
+def contract(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", "tests/contract", *session.posargs)
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+    session.run("pytest", "tests/integration", *session.posargs)

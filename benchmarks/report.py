@@ -1,7 +1,7 @@
 """The pure part of `make bench`: figures from the scenarios' documents, targets, Markdown.
 
 No I/O here: benchmarks/run.py measures and writes, this module only computes, so
-that tests/unit/test_bench_report.py can check it without services.
+that tests/tooling/test_bench_report.py can check it without services.
 
 A scenario's record (what run.py keeps under "scenarios" in the results JSON):
 

@@ -67,10 +67,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _operator_sim(args: argparse.Namespace) -> int:
-    from smsgw_adapters.operators.simulator_server import check_behaviour, run_simulator
+    from smsgw_adapters.operators.simulated import Behaviour
+    from smsgw_adapters.operators.simulator_server import run_simulator
 
     try:
-        check_behaviour(args.fail_rate, args.latency_ms)
+        Behaviour(fail_rate=args.fail_rate, latency_ms=args.latency_ms)  # or BehaviourError
         level, fmt = logs.settings_from_env()
     except ValueError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)

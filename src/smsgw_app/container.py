@@ -15,7 +15,7 @@ from smsgw_adapters.inprocess import LANES, InProcessBus
 from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTelemetry
 from smsgw_adapters.observability.tracing import TracedBus
 from smsgw_adapters.operators.http import HttpOperator, operator_http_client_resource
-from smsgw_adapters.operators.simulated import SimulatedOperator
+from smsgw_adapters.operators.simulated import Behaviour, SimulatedOperator
 from smsgw_adapters.rabbit import RabbitBus, RabbitTopology
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_adapters.sql.engine import (
@@ -102,14 +102,7 @@ def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[O
                 HttpOperator(spec.name, spec.url, client, settings.operator_timeout_s)
             )
             continue
-        params = spec.params()
-        operators.append(SimulatedOperator(
-            spec.name,
-            fail_rate=float(params.get("fail_rate", 0)),
-            latency_ms=float(params.get("latency_ms", 0)),
-            reject_prefix=params.get("reject_prefix", ""),
-            seed=int(params["seed"]) if "seed" in params else None,
-        ))
+        operators.append(SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params())))
     return operators
 
 

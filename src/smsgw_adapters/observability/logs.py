@@ -35,6 +35,8 @@ from opentelemetry import trace
 
 LOG_FORMATS = ("json", "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_LOG_FORMAT = "json"
+DEFAULT_LOG_LEVEL = "INFO"
 
 PHONE_KEYS = frozenset({"recipient", "recipients", "to", "phone", "phone_number", "msisdn"})
 TEXT_KEYS = frozenset({"text", "sms_text", "body"})
@@ -228,17 +230,21 @@ def _text_value(value: Any) -> str:
 
 
 # --- configuration ----------------------------------------------------------------------------
+# The one reading of SMSGW_LOG_LEVEL and SMSGW_LOG_FORMAT: the gateway's settings
+# use these, and `smsgw operator-sim`, which has no other settings, calls settings_from_env.
 
 
 def parse_log_format(raw: str) -> str:
-    value = raw.strip().lower()
+    """`raw` as a log format (`json` or `text`, any case); empty is the default."""
+    value = (raw or DEFAULT_LOG_FORMAT).strip().lower()
     if value not in LOG_FORMATS:
         raise LogConfigError(f"SMSGW_LOG_FORMAT={raw!r}: expected json or text")
     return value
 
 
 def parse_log_level(raw: str) -> str:
-    value = raw.strip().upper()
+    """`raw` as a log level (DEBUG, INFO, WARNING or ERROR, any case); empty is the default."""
+    value = (raw or DEFAULT_LOG_LEVEL).strip().upper()
     if value not in LOG_LEVELS:
         raise LogConfigError(f"SMSGW_LOG_LEVEL={raw!r}: expected DEBUG, INFO, WARNING or ERROR")
     return value
@@ -247,8 +253,8 @@ def parse_log_level(raw: str) -> str:
 def settings_from_env(env: Mapping[str, str] | None = None) -> tuple[str, str]:
     """(level, format) from SMSGW_LOG_LEVEL and SMSGW_LOG_FORMAT."""
     env = os.environ if env is None else env
-    return (parse_log_level(env.get("SMSGW_LOG_LEVEL") or "INFO"),
-            parse_log_format(env.get("SMSGW_LOG_FORMAT") or "json"))
+    return (parse_log_level(env.get("SMSGW_LOG_LEVEL", "")),
+            parse_log_format(env.get("SMSGW_LOG_FORMAT", "")))
 
 
 def formatter_for(fmt: str) -> logging.Formatter:

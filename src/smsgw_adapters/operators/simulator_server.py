@@ -29,6 +29,8 @@ import uvicorn
 from litestar import Litestar, Response, get, post
 from litestar.params import JSONBody
 
+from smsgw_adapters.operators.simulated import Behaviour, BehaviourError
+
 
 class SendRequest(msgspec.Struct):  # unknown fields are ignored: room to grow
     to: str
@@ -56,7 +58,7 @@ class SimulatorState:
 
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
-        check_behaviour(self.fail_rate, self.latency_ms)
+        Behaviour(fail_rate=self.fail_rate, latency_ms=self.latency_ms)  # raises BehaviourError
 
     def stats(self) -> dict[str, int]:
         return {"accepted": len(self.message_ids), "duplicates": self.duplicates,
@@ -65,13 +67,6 @@ class SimulatorState:
     def settings(self) -> dict[str, Any]:
         return {"name": self.name, "fail_rate": self.fail_rate,
                 "latency_ms": self.latency_ms, "reject_prefix": self.reject_prefix}
-
-
-def check_behaviour(fail_rate: float, latency_ms: float) -> None:
-    if not 0.0 <= fail_rate <= 1.0:
-        raise ValueError("fail_rate must be between 0 and 1")
-    if latency_ms < 0:
-        raise ValueError("latency_ms must not be negative")
 
 
 def create_simulator_app(state: SimulatorState) -> Litestar:
@@ -104,8 +99,8 @@ def create_simulator_app(state: SimulatorState) -> Litestar:
         fail_rate = state.fail_rate if data.fail_rate is None else data.fail_rate
         latency_ms = state.latency_ms if data.latency_ms is None else data.latency_ms
         try:
-            check_behaviour(fail_rate, latency_ms)
-        except ValueError as exc:
+            Behaviour(fail_rate=fail_rate, latency_ms=latency_ms)
+        except BehaviourError as exc:
             return Response({"error": str(exc)}, status_code=400)
         state.fail_rate, state.latency_ms = fail_rate, latency_ms
         if data.reject_prefix is not None:
