@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from benchmarks import report
+from benchmarks.bench.figures import E2E_SECONDS, EXPRESS_BACKLOG, OPEN_LOOP_RPS
 
 GROUPS = ("reference", "accept", "end_to_end", "express")
 USERS = 5000
@@ -23,12 +23,12 @@ class Plan:
     accept_seconds: float = 20.0
     accept_concurrency: int = 64  # closed loop: requests in flight
     accept_100_concurrency: int = 32
-    open_loop_rps: int = report.OPEN_LOOP_RPS
+    open_loop_rps: int = OPEN_LOOP_RPS
     open_loop_concurrency: int = 256  # the most in flight the open loop may have
     e2e_rps: int = 1300
-    e2e_seconds: float = report.E2E_SECONDS
+    e2e_seconds: float = E2E_SECONDS
     e2e_concurrency: int = 256
-    backlog_recipients: int = report.EXPRESS_BACKLOG
+    backlog_recipients: int = EXPRESS_BACKLOG
     backlog_rps: int = 100  # requests of 100 recipients each
     express_rps: int = 50
     express_seconds: float = 20.0

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks.bench.figures import ok_per_s
 from benchmarks.bench.processes import ScenarioError
 
 
@@ -47,7 +47,7 @@ def brief(record: dict[str, Any]) -> str:
         best = record["result"]["best"]
         return f"best {best['tx_per_s']:,.0f} tx/s at {best['concurrency']} connections"
     doc = record.get("loadtest") or {}
-    rate = report.ok_per_s(doc) or 0.0
+    rate = ok_per_s(doc) or 0.0
     text = (f"{doc.get('ok', 0):,} ok of {doc.get('sent', 0):,}, {rate:,.0f} ok/s, "
             f"p99 {(doc.get('latency_ms') or {}).get('p99', '?')} ms")
     delivery = doc.get("delivery")
