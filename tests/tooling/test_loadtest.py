@@ -15,8 +15,10 @@ import pytest
 from smsgw_adapters.sql.seed import RecipientOutcome
 from smsgw_app.loadtest.client import HttpConnection, RequestError, Target
 from smsgw_app.loadtest.delivery import summarize
+from smsgw_app.loadtest.generator import LoadGenerator
+from smsgw_app.loadtest.mix import plan_requests
+from smsgw_app.loadtest.options import OptionError, Options
 from smsgw_app.loadtest.report import human, percentiles_ms
-from smsgw_app.loadtest.run import LoadGenerator, OptionError, Options, plan_requests
 
 OK_BODY = b'{"sms_identifier":"abc","status":"processing","segments":1,"cost":1,"recipients":1}'
 

@@ -1,0 +1,1 @@
+"""`benchmarks/run.py`'s parts: the plan, the gateway's processes, the scenarios, the results."""

@@ -1,0 +1,126 @@
+"""Figures from the scenarios' records: rates, latencies and ratios, None where not measured.
+
+A scenario's record (what run.py keeps under "scenarios" in the results JSON):
+
+    {"status": "ok" | "failed", "error": str | None,
+     "loadtest": <`smsgw loadtest --json` document>,      # the load scenarios
+     "result": <reference_limit.py --json document>,      # the reference scenario
+     "cpu": {"elapsed_s", "machine_busy_cores", "cores": {group: cores}},
+     ... scenario-specific facts (express: "backlog_recipients", "normal_unfinished_at_end")}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+Scenarios = Mapping[str, Mapping[str, Any]]
+Figures = dict[str, float | None]
+
+OPEN_LOOP_RPS = 1000  # the rate of the accept latency target
+EXPRESS_BACKLOG = 100_000  # normal recipients the express target is measured behind
+E2E_SECONDS = 60
+
+
+# ---------------------------------------------------------------- reading documents
+
+
+def loadtest(scenarios: Scenarios, name: str) -> Mapping[str, Any] | None:
+    """The loadtest document of a scenario that ran, else None."""
+    record = scenarios.get(name)
+    if not record or record.get("status") != "ok":
+        return None
+    doc = record.get("loadtest")
+    return doc if isinstance(doc, Mapping) else None
+
+
+def failed_requests(doc: Mapping[str, Any]) -> int:
+    counts = [*(doc.get("non_2xx") or {}).values(), *(doc.get("errors") or {}).values()]
+    return sum(int(n) for n in counts)
+
+
+def ok_per_s(doc: Mapping[str, Any]) -> float | None:
+    """Accepted (2xx) requests per second of the load phase."""
+    elapsed = doc.get("elapsed_s") or 0
+    return doc.get("ok", 0) / elapsed if elapsed > 0 else None
+
+
+def recipients_per_s(doc: Mapping[str, Any]) -> float | None:
+    rate = ok_per_s(doc)
+    recipients = (doc.get("config") or {}).get("recipients")
+    if rate is not None and isinstance(recipients, int):
+        return rate * recipients
+    value = doc.get("recipients_per_s")
+    return float(value) if isinstance(value, int | float) else None
+
+
+def latency_of(doc: Mapping[str, Any] | None, key: str) -> float | None:
+    if doc is None:
+        return None
+    value = (doc.get("latency_ms") or {}).get(key)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def delivery_of(doc: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    if doc is None:
+        return None
+    delivery = doc.get("delivery")
+    return delivery if isinstance(delivery, Mapping) else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+# ---------------------------------------------------------------- figures
+
+
+def derive_figures(scenarios: Scenarios) -> Figures:
+    """Every figure the targets and the table need; None where its scenario did not run."""
+    figures: Figures = {}
+    # The reference limit is the better of the one-request transaction and the
+    # grouped one: the API commits the grouped one under load.
+    for name in ("reference", "reference_grouped"):
+        record = scenarios.get(name) or {}
+        best = (record.get("result") or {}).get("best") if record.get("status") == "ok" else None
+        figures[f"{name}_tx_per_s"] = float(best["tx_per_s"]) if best else None
+    measured = [v for v in (figures["reference_tx_per_s"],
+                            figures["reference_grouped_tx_per_s"]) if v is not None]
+    figures["reference_limit_tx_per_s"] = max(measured) if measured else None
+
+    spread = loadtest(scenarios, "accept_spread")
+    figures["accept_spread_rps"] = ok_per_s(spread) if spread else None
+    figures["accept_spread_p99_ms"] = latency_of(spread, "p99")
+    figures["accept_vs_reference"] = ratio(figures["accept_spread_rps"],
+                                            figures["reference_limit_tx_per_s"])
+
+    hot = loadtest(scenarios, "accept_hot")
+    figures["accept_hot_rps"] = ok_per_s(hot) if hot else None
+    figures["hot_vs_spread"] = ratio(figures["accept_hot_rps"], figures["accept_spread_rps"])
+
+    hundred = loadtest(scenarios, "accept_100")
+    figures["accept_100_recipients_per_s"] = recipients_per_s(hundred) if hundred else None
+
+    open_loop = loadtest(scenarios, "accept_1000rps")
+    figures["accept_1000_achieved_rps"] = ok_per_s(open_loop) if open_loop else None
+    figures["accept_p99_at_1000_ms"] = latency_of(open_loop, "p99")
+
+    e2e = loadtest(scenarios, "end_to_end")
+    delivered = delivery_of(e2e)
+    figures["e2e_accepted_rps"] = ok_per_s(e2e) if e2e else None
+    figures["e2e_delivered_per_s"] = (
+        float(delivered["delivered_per_s"]) if delivered and "delivered_per_s" in delivered
+        else None
+    )
+
+    express_record = scenarios.get("express") or {}
+    express = delivery_of(loadtest(scenarios, "express"))
+    latency = ((express or {}).get("latency_ms") or {}).get("express") or {}
+    figures["express_p50_ms"] = number(latency.get("p50"))
+    figures["express_p99_ms"] = number(latency.get("p99"))
+    figures["express_backlog_recipients"] = number(express_record.get("backlog_recipients"))
+    return figures
+
+
+def number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None

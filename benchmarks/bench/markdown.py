@@ -1,0 +1,111 @@
+"""The results of a bench run as a Markdown page readable on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from benchmarks.bench.figures import failed_requests, number, ok_per_s
+from benchmarks.bench.targets import CONTEXT, cpu_summary
+
+TIMES = "\N{MULTIPLICATION SIGN}"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "ratio":
+        return f"{value:.2f}{TIMES}"
+    if unit == "ms":
+        return f"{value:,.1f} ms"
+    return f"{value:,.0f} {unit}".rstrip()
+
+
+def _met(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "not measured"}[met]
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """The results as a page readable on its own."""
+    machine = results.get("machine") or {}
+    git = results.get("git") or {}
+    rows: Sequence[Mapping[str, Any]] = results.get("targets") or []
+    figures: Mapping[str, float | None] = results.get("figures") or {}
+    scenarios: Mapping[str, Mapping[str, Any]] = results.get("scenarios") or {}
+    cpus = int(machine.get("cpus") or 2)
+    dirty = " with uncommitted changes" if git.get("dirty") else ""
+    lines = [
+        f"# smsgw benchmark, {results.get('date', '?')}",
+        "",
+        f"Produced by `{results.get('command', 'make bench')}` (benchmarks/run.py), "
+        f"{results.get('started_at', '?')} to {results.get('finished_at', '?')}, on "
+        f"{machine.get('cpu_model', '?')}, {machine.get('cpus', '?')} CPUs, Python "
+        f"{machine.get('python', '?')}, MariaDB {machine.get('mariadb_version', '?')} "
+        f"(innodb_flush_log_at_trx_commit={machine.get('innodb_flush_log_at_trx_commit', '?')}),"
+        f" RabbitMQ {machine.get('rabbitmq_version', '?')}; commit "
+        f"{str(git.get('commit', '?'))[:12]}{dirty}."
+        " Everything runs on this one machine: the gateway's processes, the load generator, "
+        "MariaDB and RabbitMQ.",
+        "",
+    ]
+    if results.get("quick"):
+        lines += ["**Quick run** (`--quick`): short durations and a small backlog, a smoke "
+                  "check only; the figures are not comparable with the targets.", ""]
+    lines += ["| figure | measured | target | met |", "|---|---|---|---|"]
+    for row in rows:
+        measured = fmt(row.get("measured"), row["unit"])
+        notes = row.get("notes") or []
+        if notes:
+            measured += " (" + "; ".join(n.removeprefix("invalid: ") for n in notes) + ")"
+        op = {">=": "≥", "<=": "≤"}[row["op"]]
+        target = f"{op} {fmt(row['target'], row['unit'])}"
+        lines.append(f"| {row['label']} | {measured} | {target} | {_met(row.get('met'))} |")
+    for key, label, unit in CONTEXT:
+        lines.append(f"| {label} | {fmt(figures.get(key), unit)} | | |")
+    missed = [row for row in rows if row.get("met") is False]
+    if missed:
+        lines += ["", "## What bounds the figures that miss their target", ""]
+        lines += [f"- **{row['label']}**: {row.get('bound') or 'see below'}." for row in missed]
+    lines += ["", "## Scenarios", "",
+              "| scenario | load | sent | ok | failed | ok/s | p50 | p99 | CPU |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, record in scenarios.items():
+        lines.append(_scenario_row(name, record, cpus))
+    for name in ("reference", "reference_grouped"):
+        reference = (scenarios.get(name) or {}).get("result") or {}
+        if not reference.get("levels"):
+            continue
+        group = (reference.get("config") or {}).get("group", 1)
+        lines += ["", f"Reference limit by concurrency, {group} request(s) per transaction "
+                  f"(benchmarks/reference_limit.py --group {group}):", "",
+                  "| connections | requests/s | p50 | p99 | client CPU | box busy |",
+                  "|---|---|---|---|---|---|"]
+        for level in reference["levels"]:
+            lat = level.get("latency_ms") or {}
+            busy = level.get("box_busy_cores")
+            lines.append(f"| {level['concurrency']} | {level['tx_per_s']:,.0f} | "
+                         f"{fmt(lat.get('p50'), 'ms')} | {fmt(lat.get('p99'), 'ms')} | "
+                         f"{level.get('client_cpu_share', 0):.0%} | "
+                         f"{'—' if busy is None else f'{busy:.2f} cores'} |")
+    settings = results.get("settings") or {}
+    if settings:
+        lines += ["", "Settings of the gateway's processes: "
+                  + ", ".join(f"`{k}={v}`" for k, v in sorted(settings.items())) + "."]
+    for note in results.get("notes") or []:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def _scenario_row(name: str, record: Mapping[str, Any], cpus: int) -> str:
+    what = record.get("description", "")
+    if record.get("status") != "ok":
+        return f"| {name} | {what} | failed: {record.get('error')} | | | | | | |"
+    doc = record.get("loadtest")
+    cpu = cpu_summary(record, cpus) or ""
+    if not isinstance(doc, Mapping):
+        return f"| {name} | {what} | | | | | | | {cpu} |"
+    lat = doc.get("latency_ms") or {}
+    return (f"| {name} | {what} | {doc.get('sent', 0):,} | {doc.get('ok', 0):,} | "
+            f"{failed_requests(doc):,} | {fmt(ok_per_s(doc), '')} | "
+            f"{fmt(number(lat.get('p50')), 'ms')} | {fmt(number(lat.get('p99')), 'ms')} | "
+            f"{cpu} |")

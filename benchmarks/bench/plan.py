@@ -1,0 +1,61 @@
+"""What `make bench` runs: its scenario groups, the customers, and how long and how hard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from benchmarks.bench.figures import E2E_SECONDS, EXPRESS_BACKLOG, OPEN_LOOP_RPS
+
+GROUPS = ("reference", "accept", "end_to_end", "express")
+USERS = 5000
+BALANCE = 1_000_000_000  # enough for every scenario: nobody runs out
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How long and how hard each scenario runs."""
+
+    reference_levels: str = "4,8,16,32,64,128"
+    reference_seconds: float = 4.0  # per level, after 1 s of warm-up
+    reference_group: int = 32  # requests per grouped reference transaction
+    reference_group_levels: str = "2,4,8,16"
+    accept_seconds: float = 20.0
+    accept_concurrency: int = 64  # closed loop: requests in flight
+    accept_100_concurrency: int = 32
+    open_loop_rps: int = OPEN_LOOP_RPS
+    open_loop_concurrency: int = 256  # the most in flight the open loop may have
+    e2e_rps: int = 1300
+    e2e_seconds: float = E2E_SECONDS
+    e2e_concurrency: int = 256
+    backlog_recipients: int = EXPRESS_BACKLOG
+    backlog_rps: int = 100  # requests of 100 recipients each
+    express_rps: int = 50
+    express_seconds: float = 20.0
+    delivery_timeout_s: float = 180.0
+
+
+FULL = Plan()
+QUICK = replace(
+    FULL, reference_levels="8,32,128", reference_group_levels="4",
+    reference_seconds=1.0, accept_seconds=4.0,
+    e2e_rps=300, e2e_seconds=8.0, backlog_recipients=5_000, backlog_rps=50,
+    express_rps=20, express_seconds=5.0, delivery_timeout_s=60.0,
+)
+
+
+def with_changes(plan: Plan, changes: list[str]) -> Plan:
+    """`plan` with FIELD=VALUE changes, each VALUE of the field's type."""
+    values: dict[str, Any] = {}
+    for change in changes:
+        name, _, raw = change.partition("=")
+        if name not in Plan.__dataclass_fields__ or not raw:
+            raise ValueError(f"--plan {change!r}: expected FIELD=VALUE, FIELD one of "
+                             f"{', '.join(Plan.__dataclass_fields__)}")
+        kind = type(getattr(plan, name))
+        values[name] = kind(raw) if kind is not float else float(raw)
+    return replace(plan, **values)
+
+
+def as_document(plan: Plan) -> dict[str, Any]:
+    return {name: getattr(plan, name) for name in plan.__dataclass_fields__}

@@ -1,0 +1,228 @@
+"""The scenarios of `make bench`, each measured in processes of its own (see run.py)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from benchmarks.bench.cpu import CpuSample
+from benchmarks.bench.gateway import Gateway
+from benchmarks.bench.plan import USERS, Plan
+from benchmarks.bench.processes import Processes, ScenarioError, tail, wait_until
+from benchmarks.bench.recorder import Recorder
+from benchmarks.harness.processes import ROOT, smsgw
+
+
+class Scenarios:
+    """reference, accept, end_to_end and express: what each starts, loads and records."""
+
+    def __init__(self, gateway: Gateway, plan: Plan, recorder: Recorder) -> None:
+        self.gateway, self.plan, self.recorder = gateway, plan, recorder
+        self.services = gateway.services
+
+    # -- the load
+
+    def loadtest(self, name: str, urls: list[str], *, rps: float, duration: float,
+                 concurrency: int, recipients: int = 1, hot_share: float = 0.0,
+                 express_ratio: float = 0.0, wait_delivery: bool = False) -> dict[str, Any]:
+        argv = smsgw("loadtest", *[a for u in urls for a in ("--url", u)],
+                     "--rps", str(rps), "--duration", str(duration),
+                     "--concurrency", str(concurrency), "--users", str(USERS),
+                     "--first-user", "1", "--hot-share", str(hot_share),
+                     "--recipients", str(recipients), "--express-ratio", str(express_ratio),
+                     "--json")
+        if wait_delivery:
+            argv += ["--wait-delivery", "--delivery-timeout", str(self.plan.delivery_timeout_s)]
+        logdir = self.gateway.logdir
+        out, err = logdir / f"loadtest.{name}.json", logdir / f"loadtest.{name}.err"
+        timeout = duration + (self.plan.delivery_timeout_s if wait_delivery else 0) + 120
+        with open(out, "wb") as stdout, open(err, "wb") as stderr:
+            try:
+                done = subprocess.run(argv, stdout=stdout, stderr=stderr, cwd=ROOT,
+                                      env=self.gateway.env("loadtest"), timeout=timeout,
+                                      check=False)
+            except subprocess.TimeoutExpired:
+                raise ScenarioError(f"loadtest {name} ran past {timeout:.0f} s; "
+                                    f"see {err}") from None
+        if done.returncode != 0:
+            raise ScenarioError(f"loadtest {name} exited with {done.returncode}: {tail(err)} "
+                                f"(see {err})")
+        try:
+            doc: dict[str, Any] = json.loads(out.read_text())
+        except ValueError as exc:
+            raise ScenarioError(
+                f"loadtest {name} printed no JSON document ({exc}); see {out}") from None
+        return doc
+
+    def measured(self, procs: Processes, name: str, urls: list[str], **load: Any
+                 ) -> dict[str, Any]:
+        sample = CpuSample(procs.pids(), "loadtest")
+        doc = self.loadtest(name, urls, **load)
+        return {"loadtest": doc, "cpu": sample.done()}
+
+    # -- the scenarios
+
+    def reference(self) -> None:
+        plan = self.plan
+        # The one-request transaction (what an Idempotency-Key send still commits), and
+        # the grouped one the API commits for concurrent sends: the ceiling is the best.
+        variants = (
+            ("reference", 1, plan.reference_levels, "the one-request accept transaction"),
+            ("reference_grouped", plan.reference_group, plan.reference_group_levels,
+             f"the accept transaction of {plan.reference_group} requests at once"),
+        )
+        for name, group, levels, what in variants:
+            def measure(group: int = group, levels: str = levels,
+                        name: str = name) -> dict[str, Any]:
+                argv = [sys.executable, str(ROOT / "benchmarks" / "reference_limit.py"),
+                        "--database-url", self.services.database_url, "--json",
+                        "--users", str(USERS), "--concurrency", levels,
+                        "--duration", str(plan.reference_seconds), "--group", str(group)]
+                sample = CpuSample({}, "reference")
+                done = subprocess.run(argv, capture_output=True, cwd=ROOT, check=False,
+                                      timeout=600)
+                cpu = sample.done()
+                (self.gateway.logdir / f"{name}.err").write_bytes(done.stderr)
+                if done.returncode != 0:
+                    raise ScenarioError(f"reference_limit.py exited with {done.returncode}: "
+                                        f"{tail(self.gateway.logdir / f'{name}.err')}")
+                return {"result": json.loads(done.stdout), "cpu": cpu}
+
+            try:
+                self.recorder.record(
+                    name, f"benchmarks/reference_limit.py --group {group}: {what}, "
+                    f"asyncmy alone, connections {levels}, "
+                    f"{plan.reference_seconds:g} s each", measure)
+            finally:
+                self.gateway.truncate()
+
+    def accept(self) -> None:
+        plan = self.plan
+        runs: list[tuple[str, str, dict[str, Any]]] = [
+            ("accept_spread", f"closed loop, {plan.accept_concurrency} in flight, 1 recipient, "
+             f"{USERS:,} customers, {plan.accept_seconds:g} s",
+             {"rps": 0, "duration": plan.accept_seconds,
+              "concurrency": plan.accept_concurrency}),
+            ("accept_hot", "as accept_spread with 90 % of requests from customer 1",
+             {"rps": 0, "duration": plan.accept_seconds,
+              "concurrency": plan.accept_concurrency, "hot_share": 0.9}),
+            ("accept_100", f"closed loop, {plan.accept_100_concurrency} in flight, "
+             f"100 recipients, {plan.accept_seconds:g} s",
+             {"rps": 0, "duration": plan.accept_seconds,
+              "concurrency": plan.accept_100_concurrency, "recipients": 100}),
+            ("accept_1000rps", f"open loop at {plan.open_loop_rps} req/s, 1 recipient, "
+             f"{plan.accept_seconds:g} s",
+             {"rps": plan.open_loop_rps, "duration": plan.accept_seconds,
+              "concurrency": plan.open_loop_concurrency}),
+        ]
+        with self.gateway.processes("accept") as procs:
+            try:
+                self.gateway.truncate()
+                urls = self.gateway.start_apis(procs, "accept")
+                # Warm-up, not recorded: connection pools, the buffer pool, code paths.
+                self.loadtest("warmup", urls, rps=0, duration=min(3.0, plan.accept_seconds),
+                              concurrency=plan.accept_concurrency)
+            except Exception as exc:
+                self.recorder.fail_all([(name, text) for name, text, _ in runs], exc)
+                return
+            for name, text, load in runs:
+                self.gateway.truncate()  # every run starts from the same (empty) tables
+                self.recorder.record(name, f"2 smsgw api; {text}",
+                                     functools.partial(self.measured, procs, name, urls, **load))
+
+    def end_to_end(self) -> None:
+        plan = self.plan
+
+        def measure(procs: Processes) -> dict[str, Any]:
+            self.gateway.truncate()
+            operators = self.gateway.start_operators(procs)
+            spec = ",".join(f"{name}=http://{urlsplit(url).netloc}"
+                            for name, url in operators.items())
+            urls = self.gateway.start_apis(procs, "e2e", SMSGW_OPERATORS=spec)
+            self.gateway.start_background(procs, "e2e", "relay", SMSGW_OPERATORS=spec)
+            self.gateway.start_workers(procs, "e2e", spec)
+            result = self.measured(procs, "end_to_end", urls, rps=plan.e2e_rps,
+                                   duration=plan.e2e_seconds, concurrency=plan.e2e_concurrency,
+                                   wait_delivery=True)
+            result["operators"] = {name: _get_json(f"{url}/stats")
+                                   for name, url in operators.items()}
+            return result
+
+        with self.gateway.processes("e2e") as procs:
+            self.recorder.record(
+                "end_to_end", "2 operator-sim, 2 api, relay, 2 workers (express, normal); "
+                f"{plan.e2e_rps} req/s of 1 recipient for {plan.e2e_seconds:g} s, "
+                "then every delivery awaited", lambda: measure(procs))
+
+    def express(self) -> None:
+        plan = self.plan
+
+        def unfinished_normal() -> int:
+            return self.services.count(
+                "sms_status WHERE type = 'normal' AND status IN ('PENDING', 'SENDING')")
+
+        def measure(procs: Processes) -> dict[str, Any]:
+            self.gateway.truncate()
+            operators = self.gateway.start_operators(procs)
+            spec = ",".join(f"{name}=http://{urlsplit(url).netloc}"
+                            for name, url in operators.items())
+            urls = self.gateway.start_apis(procs, "express", SMSGW_OPERATORS=spec)
+            self.gateway.start_background(procs, "express", "relay", SMSGW_OPERATORS=spec)
+            # The backlog: normal SMS of 100 recipients, accepted and published, no worker yet.
+            # A little over the target, since the worker finishes some before express starts.
+            wanted = math.ceil(plan.backlog_recipients * 1.01)
+            fill_started = time.monotonic()
+            for attempt in range(3):
+                missing = wanted - self.services.count("sms_status WHERE type = 'normal'")
+                if missing <= 0:
+                    break
+                requests = math.ceil(missing / 100)
+                self.loadtest(f"express_backlog{attempt}", urls, rps=plan.backlog_rps,
+                              duration=max(1.0, requests / plan.backlog_rps),
+                              concurrency=32, recipients=100)
+            filled_s = time.monotonic() - fill_started
+            published_s = wait_until(
+                "the relay to publish the backlog",
+                lambda: self.services.count("outbox_events WHERE status = 'pending'") == 0,
+                timeout=300)
+            queued = unfinished_normal()
+            self.gateway.start_workers(procs, "express", spec)
+            wait_until("the worker's first delivery", lambda: unfinished_normal() < queued,
+                       timeout=60)
+            backlog = unfinished_normal()
+            started = time.monotonic()
+            result = self.measured(procs, "express", urls, rps=plan.express_rps,
+                                   duration=plan.express_seconds, concurrency=64,
+                                   express_ratio=1.0, wait_delivery=True)
+            left = unfinished_normal()
+            drained = backlog - left
+            result.update(
+                backlog_recipients=backlog, backlog_filled_s=round(filled_s, 1),
+                backlog_published_after_s=round(published_s, 1),
+                normal_unfinished_at_end=left,
+                normal_drained_per_s=round(drained / (time.monotonic() - started), 1),
+            )
+            return result
+
+        with self.gateway.processes("express") as procs:
+            self.recorder.record(
+                "express", "2 operator-sim, 2 api, relay; "
+                f"{plan.backlog_recipients:,} normal recipients queued, then the worker "
+                f"starts and express goes at {plan.express_rps} req/s for "
+                f"{plan.express_seconds:g} s", lambda: measure(procs))
+
+
+
+def _get_json(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        return {"error": str(exc)}

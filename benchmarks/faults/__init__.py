@@ -1,0 +1,1 @@
+"""`benchmarks/chaos.py`'s parts: the cluster, operators, workload, faults and checks."""

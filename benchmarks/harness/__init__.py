@@ -1,0 +1,1 @@
+"""What `benchmarks/run.py` and `benchmarks/chaos.py` both need: ports, processes, servers."""
