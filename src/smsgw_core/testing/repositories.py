@@ -98,9 +98,6 @@ class InMemoryMessages(_Repo):
             keys.add((m.sms_identifier, m.recipient))
             self.s.messages.append((self.s.take_id(), m))
 
-    async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
-        return (await self.claim_many([sms_identifier], at)).get(sms_identifier, [])
-
     async def claim_many(
         self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
     ) -> dict[str, list[str]]:
@@ -117,21 +114,17 @@ class InMemoryMessages(_Repo):
         return claimed
 
     async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
-        return [
-            await self.finish(o.sms_identifier, o.recipient, o.status, o.provider, at)
-            for o in outcomes
-        ]
+        for o in outcomes:
+            if o.status is SmsStatus.SENDING:
+                raise InvalidTransition(SmsStatus.SENDING.value, o.status.value)
+        return [self._finish(o, at) for o in outcomes]
 
-    async def finish(
-        self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
-    ) -> bool:
-        if status is SmsStatus.SENDING:
-            raise InvalidTransition(SmsStatus.SENDING.value, status.value)
+    def _finish(self, outcome: Outcome, at: datetime) -> bool:
         for index, (i, m) in enumerate(self.s.messages):
-            if m.sms_identifier == sms_identifier and m.recipient == recipient:
+            if m.sms_identifier == outcome.sms_identifier and m.recipient == outcome.recipient:
                 if m.status is not SmsStatus.SENDING:
                     return False
-                self.s.messages[index] = (i, m.moved_to(status, at, provider))
+                self.s.messages[index] = (i, m.moved_to(outcome.status, at, outcome.provider))
                 return True
         return False
 
