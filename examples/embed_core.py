@@ -1,7 +1,7 @@
 """Embedding smsgw_core in another Python service, with the in-memory fakes only.
 
 No database, no HTTP, no broker: the core's use cases run against the ports, and
-`smsgw_core.fakes` implements every port in memory. A real embedder swaps in its
+`smsgw_core.testing` implements every port in memory. A real embedder swaps in its
 own adapters (a unit of work over its database, its message bus, its operators).
 
     python examples/embed_core.py
@@ -11,14 +11,6 @@ from __future__ import annotations
 
 import asyncio
 
-from smsgw_core.fakes import (
-    CountingCircuitBreaker,
-    InMemoryDatabase,
-    RecordingBus,
-    ScriptedOperator,
-    SystemClock,
-    UuidIds,
-)
 from smsgw_core.messages import MessageType
 from smsgw_core.operators import ErrorClass, OutgoingSms
 from smsgw_core.pagination import PageRequest
@@ -29,6 +21,13 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SendSms, SmsSender
+from smsgw_core.system import SystemClock, UuidIds
+from smsgw_core.testing import (
+    CountingCircuitBreaker,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+)
 
 CUSTOMER = 42
 

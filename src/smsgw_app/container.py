@@ -28,7 +28,6 @@ from smsgw_adapters.sql.uow import sql_uow_factory
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.config import Settings
 from smsgw_app.wakeup import Wakeup
-from smsgw_core.fakes import SystemClock, UuidIds
 from smsgw_core.outbox import RetryPolicy
 from smsgw_core.ports import Operator
 from smsgw_core.pricing import Tariff
@@ -38,6 +37,7 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
+from smsgw_core.system import SystemClock, UuidIds
 from smsgw_core.validity import DeliveryPolicy
 
 T = TypeVar("T")

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from smsgw_adapters.sql.engine import create_engine
 from smsgw_adapters.sql.uow import sql_uow_factory
 from smsgw_app.config import Settings
-from smsgw_core.fakes import SystemClock
 from smsgw_core.ports import ParkedEvent, UnitOfWorkFactory
+from smsgw_core.system import SystemClock
 
 LIST_LIMIT = 1000
 

@@ -8,10 +8,8 @@ refund per failed recipient, of that recipient's share).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-
-from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
 
 # The largest balance a top-up may leave (README, "Balance"): far below 2^63 - 1, so
 # no sum of balances, charges and refunds can overflow a BIGINT column or turn
@@ -52,22 +50,3 @@ def refund_id(sms_identifier: str, recipient: str) -> str:
 
 def topup_id(user_id: int, key: str) -> str:
     return f"topup:{user_id}:{key}"
-
-
-@dataclass(slots=True)
-class Account:
-    """One customer's balance with its history; the reference model of the rules."""
-
-    user_id: int
-    balance: int = 0
-    transactions: list[Transaction] = field(default_factory=list)
-
-    def apply(self, tx: Transaction, applied_ids: set[str]) -> None:
-        """Apply `tx` or raise, changing nothing. `applied_ids` spans all accounts."""
-        if tx.transaction_id in applied_ids:
-            raise DuplicateTransaction(tx.transaction_id)
-        if self.balance + tx.amount < 0:
-            raise InsufficientBalance(self.user_id, -tx.amount)
-        self.balance += tx.amount
-        self.transactions.append(tx)
-        applied_ids.add(tx.transaction_id)

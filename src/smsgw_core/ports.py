@@ -104,9 +104,6 @@ class Outcome:
 class MessageRepository(Protocol):
     async def add(self, messages: Sequence[RecipientMessage]) -> None: ...
 
-    async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
-        """Move the SMS's unfinished recipients to SENDING; return those recipients."""
-
     async def claim_many(
         self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
     ) -> dict[str, list[str]]:
@@ -114,11 +111,6 @@ class MessageRepository(Protocol):
         before `stale_before` (its lease lapsed); each SMS's claimed recipients (none:
         absent). A recipient SENDING since later belongs to a delivery in progress and
         is left alone. Without `stale_before`, every unfinished recipient is claimed."""
-
-    async def finish(
-        self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
-    ) -> bool:
-        """SENDING -> `status` (DONE or FAILED); False if it was not SENDING."""
 
     async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
         """Move each recipient out of SENDING, in order: to DONE or FAILED, or back to

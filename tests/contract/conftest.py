@@ -20,8 +20,8 @@ from tests.mariadb import mariadb_database
 
 from smsgw_adapters.sql import create_engine, sql_uow_factory, upgrade_to_head
 from smsgw_adapters.sql.schema import metadata
-from smsgw_core.fakes import InMemoryDatabase
 from smsgw_core.ports import UnitOfWorkFactory
+from smsgw_core.testing import InMemoryDatabase
 
 BACKEND_NAMES = ["memory", "sqlite", "mariadb"]
 

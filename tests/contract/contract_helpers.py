@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.outbox import Delivery
+from smsgw_core.ports import MessageRepository, Outcome
 
 # Whole seconds: the original schema's DATETIME columns keep no fraction on MySQL.
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -42,3 +43,17 @@ def delivery(
         sms_identifier, user_id, type, f"hello from {sms_identifier} ✓",
         tuple(recipients or ("+989120000001",)), 1,
     )
+
+
+async def claim(repo: MessageRepository, sms_identifier: str, when: datetime) -> list[str]:
+    """One SMS's claim, through the port's batch: the recipients it moved to SENDING."""
+    return (await repo.claim_many([sms_identifier], when)).get(sms_identifier, [])
+
+
+async def finish(
+    repo: MessageRepository, sms_identifier: str, recipient: str, status: SmsStatus,
+    provider: str, when: datetime,
+) -> bool:
+    """One recipient's finish, through the port's batch: whether it moved."""
+    [moved] = await repo.finish_many([Outcome(sms_identifier, recipient, status, provider)], when)
+    return moved

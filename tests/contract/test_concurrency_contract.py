@@ -9,14 +9,6 @@ import pytest
 from contract_helpers import T0, at, charge, delivery, topup
 
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
-from smsgw_core.fakes import (
-    CountingCircuitBreaker,
-    FakeClock,
-    RecordingBus,
-    ScriptedOperator,
-    SequentialIds,
-    always,
-)
 from smsgw_core.ledger import TransactionType, refund_id
 from smsgw_core.messages import MessageType
 from smsgw_core.operators import ErrorClass
@@ -25,6 +17,14 @@ from smsgw_core.pricing import Tariff
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SendSms, SmsSender
+from smsgw_core.testing import (
+    CountingCircuitBreaker,
+    FakeClock,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+    always,
+)
 
 
 async def test_concurrent_debits_never_overdraw(uow_factory: UnitOfWorkFactory) -> None:

@@ -6,7 +6,7 @@ On MariaDB the tables' default collation (utf8mb4_general_ci) made `Case-1` and
 
 from __future__ import annotations
 
-from contract_helpers import T0, delivery, messages, topup
+from contract_helpers import T0, claim, delivery, messages, topup
 
 from smsgw_core.ports import HistoryFilter, StoredResponse, UnitOfWorkFactory
 
@@ -49,7 +49,7 @@ async def test_sms_identifiers_and_recipients(uow_factory: UnitOfWorkFactory) ->
             assert sorted((m.sms_identifier, m.recipient) for _, m in rows) == [
                 (sms, "+989120000001"), (sms, "+989120000001 ")
             ]
-        claimed = await uow.messages.claim("sms-1", T0)
+        claimed = await claim(uow.messages, "sms-1", T0)
         assert sorted(claimed) == ["+989120000001", "+989120000001 "]
         events = await uow.outbox.claim_due(T0, 10, T0)
     assert sorted(e.aggregate_id for e in events) == ["Sms-1", "Sms-1 ", "sms-1"]

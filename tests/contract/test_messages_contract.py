@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from contract_helpers import T0, at, messages
+from contract_helpers import T0, at, claim, finish, messages
 
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, SmsStatus
@@ -48,7 +48,7 @@ async def test_claim_moves_unfinished_recipients_to_sending(
     await _add(uow_factory, "s1", A, B, C)
     await _add(uow_factory, "s2", A)
     async with uow_factory() as uow:
-        assert await uow.messages.claim("s1", at(5)) == [A, B, C]
+        assert await claim(uow.messages, "s1", at(5)) == [A, B, C]
         await uow.commit()
     assert await _statuses(uow_factory, "s1") == dict.fromkeys([A, B, C], SmsStatus.SENDING)
     assert await _statuses(uow_factory, "s2") == {A: SmsStatus.PENDING}
@@ -60,21 +60,21 @@ async def test_claim_moves_unfinished_recipients_to_sending(
 async def test_a_sending_recipient_is_claimed_again(uow_factory: UnitOfWorkFactory) -> None:
     await _add(uow_factory, "s1", A, B)
     async with uow_factory() as uow:
-        assert await uow.messages.claim("s1", at(1)) == [A, B]
-        assert await uow.messages.claim("s1", at(2)) == [A, B]
+        assert await claim(uow.messages, "s1", at(1)) == [A, B]
+        assert await claim(uow.messages, "s1", at(2)) == [A, B]
         await uow.commit()
 
 
 async def test_terminal_recipients_are_never_claimed(uow_factory: UnitOfWorkFactory) -> None:
     await _add(uow_factory, "s1", A, B, C)
     async with uow_factory() as uow:
-        await uow.messages.claim("s1", at(1))
-        assert await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(2))
-        assert await uow.messages.finish("s1", C, SmsStatus.FAILED, "", at(2))
-        assert await uow.messages.claim("s1", at(3)) == [B]
-        assert await uow.messages.finish("s1", B, SmsStatus.DONE, "op-b", at(4))
-        assert await uow.messages.claim("s1", at(5)) == []
-        assert await uow.messages.claim("unknown", at(5)) == []
+        await claim(uow.messages, "s1", at(1))
+        assert await finish(uow.messages, "s1", A, SmsStatus.DONE, "op-a", at(2))
+        assert await finish(uow.messages, "s1", C, SmsStatus.FAILED, "", at(2))
+        assert await claim(uow.messages, "s1", at(3)) == [B]
+        assert await finish(uow.messages, "s1", B, SmsStatus.DONE, "op-b", at(4))
+        assert await claim(uow.messages, "s1", at(5)) == []
+        assert await claim(uow.messages, "unknown", at(5)) == []
         await uow.commit()
     assert await _statuses(uow_factory, "s1") == {
         A: SmsStatus.DONE, B: SmsStatus.DONE, C: SmsStatus.FAILED
@@ -86,11 +86,11 @@ async def test_finish_moves_only_out_of_sending_and_only_once(
 ) -> None:
     await _add(uow_factory, "s1", A)
     async with uow_factory() as uow:
-        assert not await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(1))
-        await uow.messages.claim("s1", at(2))
-        assert await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(3))
-        assert not await uow.messages.finish("s1", A, SmsStatus.FAILED, "op-b", at(4))
-        assert not await uow.messages.finish("s1", B, SmsStatus.DONE, "op-a", at(4))
+        assert not await finish(uow.messages, "s1", A, SmsStatus.DONE, "op-a", at(1))
+        await claim(uow.messages, "s1", at(2))
+        assert await finish(uow.messages, "s1", A, SmsStatus.DONE, "op-a", at(3))
+        assert not await finish(uow.messages, "s1", A, SmsStatus.FAILED, "op-b", at(4))
+        assert not await finish(uow.messages, "s1", B, SmsStatus.DONE, "op-a", at(4))
         await uow.commit()
     async with uow_factory() as uow:
         [(_, row)] = await uow.messages.history(HistoryFilter(1), 10, None)
@@ -102,14 +102,14 @@ async def test_finish_moves_out_of_sending_to_a_terminal_status_or_back_to_pendi
 ) -> None:
     await _add(uow_factory, "s1", A, B)
     async with uow_factory() as uow:
-        await uow.messages.claim("s1", at(1))
+        await claim(uow.messages, "s1", at(1))
         with pytest.raises(InvalidTransition):
-            await uow.messages.finish("s1", A, SmsStatus.SENDING, "op-a", at(2))
+            await finish(uow.messages, "s1", A, SmsStatus.SENDING, "op-a", at(2))
         assert await uow.messages.finish_many(
             [Outcome("s1", A, SmsStatus.PENDING), Outcome("s1", B, SmsStatus.DONE, "op-b")],
             at(2),
         ) == [True, True]
-        assert not await uow.messages.finish("s1", A, SmsStatus.DONE, "op-a", at(3))  # PENDING
+        assert not await finish(uow.messages, "s1", A, SmsStatus.DONE, "op-a", at(3))  # PENDING
         await uow.commit()
     assert await _statuses(uow_factory, "s1") == {A: SmsStatus.PENDING, B: SmsStatus.DONE}
     async with uow_factory() as uow:
@@ -123,7 +123,7 @@ async def test_a_claim_leaves_recipients_within_their_lease_alone(
     await _add(uow_factory, "s2", C)
     async with uow_factory() as uow:
         assert await uow.messages.claim_many(["s1"], at(10)) == {"s1": [A, B]}
-        await uow.messages.finish("s1", B, SmsStatus.PENDING, "", at(20))  # deferred
+        await finish(uow.messages, "s1", B, SmsStatus.PENDING, "", at(20))  # deferred
         await uow.commit()
     async with uow_factory() as uow:
         # A has been SENDING since at(10): its lease lapses for a claim that says so
@@ -140,8 +140,8 @@ async def test_history_filters_by_status_and_sms(uow_factory: UnitOfWorkFactory)
     await _add(uow_factory, "s2", A, C)
     await _add(uow_factory, "s3", A, user=2)
     async with uow_factory() as uow:
-        await uow.messages.claim("s1", at(1))
-        await uow.messages.finish("s1", B, SmsStatus.FAILED, "", at(2))
+        await claim(uow.messages, "s1", at(1))
+        await finish(uow.messages, "s1", B, SmsStatus.FAILED, "", at(2))
         await uow.commit()
 
     async def recipients(query: HistoryFilter) -> list[tuple[str, str]]:
@@ -181,8 +181,8 @@ async def test_claim_many_claims_each_sms_and_skips_the_finished(
     await _add(uow_factory, "s2", C)
     await _add(uow_factory, "s3", A)
     async with uow_factory() as uow:
-        await uow.messages.claim("s3", at(1))
-        assert await uow.messages.finish("s3", A, SmsStatus.DONE, "op-a", at(1))
+        await claim(uow.messages, "s3", at(1))
+        assert await finish(uow.messages, "s3", A, SmsStatus.DONE, "op-a", at(1))
         claimed = await uow.messages.claim_many(["s1", "s2", "s3", "s1", "nope"], at(2))
         await uow.commit()
     assert claimed == {"s1": [A, B], "s2": [C]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from contract_helpers import T0, at, delivery, messages
+from contract_helpers import T0, at, claim, delivery, finish, messages
 
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import SMS_SEND
@@ -116,8 +116,8 @@ async def test_redrive_requeues_published_events_whose_delivery_was_lost(
         await uow.outbox.mark_published(published, at(1))
         await uow.outbox.park(events["parked"], "poison", at(1))
         await uow.messages.claim_many(["done", "sending"], at(2))
-        await uow.messages.finish("done", "+989120000001", SmsStatus.DONE, "op-a", at(2))
-        await uow.messages.finish("sending", "+989120000002", SmsStatus.FAILED, "", at(2))
+        await finish(uow.messages, "done", "+989120000001", SmsStatus.DONE, "op-a", at(2))
+        await finish(uow.messages, "sending", "+989120000002", SmsStatus.FAILED, "", at(2))
         await uow.commit()
 
     async def redrive(published_before: float, sending_before: float,
@@ -226,8 +226,8 @@ async def test_purge_deletes_finished_published_events_only(
         await uow.outbox.mark_published([events["finished_late"]], at(50))
         await uow.outbox.park(events["parked"], "poison", at(1))
         for sms in ("finished", "parked", "unpublished", "finished_late"):
-            await uow.messages.claim(sms, at(2))
-            await uow.messages.finish(sms, "+989120000001", SmsStatus.DONE, "A", at(2))
+            await claim(uow.messages, sms, at(2))
+            await finish(uow.messages, sms, "+989120000001", SmsStatus.DONE, "A", at(2))
         await uow.commit()
     async with uow_factory() as uow:
         assert await uow.outbox.purge(published_before=at(10), limit=100) == 1

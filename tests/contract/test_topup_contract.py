@@ -7,13 +7,13 @@ import asyncio
 import pytest
 
 from smsgw_core.errors import IdempotencyConflict, InvalidRequest
-from smsgw_core.fakes import FakeClock, SequentialIds
 from smsgw_core.ledger import MAX_BALANCE
 from smsgw_core.messages import MessageType
 from smsgw_core.ports import UnitOfWorkFactory
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.send_sms import SendSms, SmsSender
+from smsgw_core.testing import FakeClock, SequentialIds
 
 
 def accounts(uow_factory: UnitOfWorkFactory) -> Accounts:

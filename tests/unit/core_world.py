@@ -5,14 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from smsgw_core.fakes import (
-    CountingCircuitBreaker,
-    FakeClock,
-    InMemoryDatabase,
-    RecordingBus,
-    ScriptedOperator,
-    SequentialIds,
-)
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage
 from smsgw_core.outbox import RetryPolicy
@@ -22,6 +14,14 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
+from smsgw_core.testing import (
+    CountingCircuitBreaker,
+    FakeClock,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+)
 from smsgw_core.validity import DeliveryPolicy
 
 

@@ -14,12 +14,12 @@ from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.config import ConfigError, Settings
 from smsgw_app.workers import BacklogMonitor
 from smsgw_core.errors import Overloaded
-from smsgw_core.fakes import FakeClock, InMemoryDatabase, SequentialIds
 from smsgw_core.ports import Backlog
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.history import History
 from smsgw_core.services.send_sms import SendSms, SmsSender
+from smsgw_core.testing import FakeClock, InMemoryDatabase, SequentialIds
 
 # the existing controllers' parameter style, not this module's concern
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -7,14 +7,6 @@ import asyncio
 import pytest
 
 from smsgw_core.errors import InsufficientBalance, InvalidRequest
-from smsgw_core.fakes import (
-    CountingCircuitBreaker,
-    FakeClock,
-    InMemoryDatabase,
-    RecordingBus,
-    ScriptedOperator,
-    SequentialIds,
-)
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType
 from smsgw_core.operators import ErrorClass, OutgoingSms
@@ -25,6 +17,14 @@ from smsgw_core.services.deliver import Deliverer, DeliveryReport
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
 from smsgw_core.telemetry import RecordingTelemetry
+from smsgw_core.testing import (
+    CountingCircuitBreaker,
+    FakeClock,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+)
 
 
 async def _world(balance: int) -> tuple[InMemoryDatabase, SmsSender, RecordingTelemetry]:

@@ -35,14 +35,6 @@ from hypothesis.stateful import (
 )
 
 from smsgw_core.errors import IdempotencyConflict, InsufficientBalance
-from smsgw_core.fakes import (
-    CountingCircuitBreaker,
-    FakeClock,
-    InMemoryDatabase,
-    RecordingBus,
-    ScriptedOperator,
-    SequentialIds,
-)
 from smsgw_core.ledger import TransactionType, charge_id, refund_id
 from smsgw_core.messages import MessageType, SmsStatus, normalize_recipients
 from smsgw_core.operators import ErrorClass, OutgoingSms
@@ -52,6 +44,14 @@ from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
+from smsgw_core.testing import (
+    CountingCircuitBreaker,
+    FakeClock,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+)
 
 T = TypeVar("T")
 

@@ -28,12 +28,12 @@ from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_adapters.sql.engine import create_engine, observe_statements, statement_operation
 from smsgw_app import runtime
 from smsgw_app.config import ConfigError, Settings
-from smsgw_core.fakes import CountingCircuitBreaker, FakeClock, ScriptedOperator, always
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery
 from smsgw_core.ports import Backlog
+from smsgw_core.testing import CountingCircuitBreaker, FakeClock, ScriptedOperator, always
 
 ROOT = Path(__file__).resolve().parents[2]
 SMS = OutgoingSms("+989120000001", "hello", "sms-1:+989120000001")

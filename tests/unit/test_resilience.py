@@ -15,8 +15,8 @@ import pytest
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_app.config import ConfigError, Settings
 from smsgw_core.failover import send_with_failover
-from smsgw_core.fakes import Behaviour, ScriptedOperator, always
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
+from smsgw_core.testing import Behaviour, ScriptedOperator, always
 
 SMS = OutgoingSms("+989120000001", "hello", "sms-1:+989120000001")
 TRANSIENT, PERMANENT = ErrorClass.TRANSIENT, ErrorClass.PERMANENT

@@ -24,7 +24,6 @@ from smsgw_core.errors import (
     InvalidRequest,
     UnknownAccount,
 )
-from smsgw_core.fakes import CountingCircuitBreaker, FakeClock, ScriptedOperator, always
 from smsgw_core.ledger import TransactionType, charge_id, refund_id, topup_id
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
@@ -42,6 +41,7 @@ from smsgw_core.services.accounts import TopUp
 from smsgw_core.services.deliver import DeliveryReport
 from smsgw_core.services.relay import RelayReport
 from smsgw_core.services.send_sms import Accepted, SendSms
+from smsgw_core.testing import CountingCircuitBreaker, FakeClock, ScriptedOperator, always
 
 U = 1  # the customer most tests use
 N1, N2, N3 = "09128582812", "091285284834", "+989121234567"

@@ -7,14 +7,6 @@ from datetime import timedelta
 import pytest
 
 from smsgw_core.errors import InsufficientBalance
-from smsgw_core.fakes import (
-    CountingCircuitBreaker,
-    FakeClock,
-    InMemoryDatabase,
-    RecordingBus,
-    ScriptedOperator,
-    SequentialIds,
-)
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import ErrorClass
@@ -24,6 +16,14 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SendSms, SmsSender
 from smsgw_core.telemetry import RecordingTelemetry
+from smsgw_core.testing import (
+    CountingCircuitBreaker,
+    FakeClock,
+    InMemoryDatabase,
+    RecordingBus,
+    ScriptedOperator,
+    SequentialIds,
+)
 
 
 async def test_money_statuses_and_publishing_are_reported_after_commit() -> None:

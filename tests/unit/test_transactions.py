@@ -6,11 +6,11 @@ import pytest
 from core_world import World
 
 from smsgw_core.errors import StorageUnavailable, TransientConflict
-from smsgw_core.fakes import FakeClock
 from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.ports import UnitOfWork
 from smsgw_core.services.accounts import TopUp
 from smsgw_core.services.send_sms import SendSms
+from smsgw_core.testing import FakeClock
 from smsgw_core.transactions import ConflictRetry, in_transaction, retry_conflicts
 
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from core_world import World
 
-from smsgw_core.fakes import ScriptedOperator, always
 from smsgw_core.ledger import TransactionType, refund_id
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
@@ -26,6 +25,7 @@ from smsgw_core.services.accounts import TopUp
 from smsgw_core.services.deliver import DeliveryReport
 from smsgw_core.services.relay import RelayReport
 from smsgw_core.services.send_sms import Accepted, SendSms
+from smsgw_core.testing import ScriptedOperator, always
 from smsgw_core.validity import DeliveryPolicy
 
 U = 1

@@ -47,7 +47,7 @@ def _sqlite_engine(url: URL, echo: bool) -> AsyncEngine:
     database = url.database or ""
     if not database or ":memory:" in database or url.query.get("mode") == "memory":
         # Every connection of an in-memory database would share one transaction;
-        # the in-memory fakes in smsgw_core.fakes are the in-memory option.
+        # the in-memory fakes in smsgw_core.testing are the in-memory option.
         raise ValueError("the SQL adapter needs a SQLite file, not an in-memory database")
     if not database.startswith("file:"):  # a URI filename is left as the caller wrote it
         Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -55,9 +55,6 @@ class SqlMessages(SqlRepository):
             # The in-memory repository raises ValueError for the same mistake.
             raise ValueError(f"duplicate recipient in {messages[0].sms_identifier}") from exc
 
-    async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
-        return (await self.claim_many([sms_identifier], at)).get(sms_identifier, [])
-
     async def claim_many(
         self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
     ) -> dict[str, list[str]]:
@@ -83,12 +80,6 @@ class SqlMessages(SqlRepository):
         for row in rows:
             claimed.setdefault(row.sms_identifier, []).append(row.recipient)
         return claimed
-
-    async def finish(
-        self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
-    ) -> bool:
-        [moved] = await self.finish_many([Outcome(sms_identifier, recipient, status, provider)], at)
-        return moved
 
     async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
         for o in outcomes:

@@ -1,21 +1,11 @@
-"""In-memory implementations of every port: for unit tests and for embedders.
-
-They keep the adapters' promises (the contract tests run against them too):
-a unit of work is serialized and all-or-nothing, and the repositories raise the
-same domain errors as the SQL ones.
-"""
+"""In-memory repositories: they raise the same domain errors as the SQL ones."""
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import itertools
-import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Any, Self
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from smsgw_core.errors import (
     DuplicateIdempotencyKey,
@@ -25,47 +15,12 @@ from smsgw_core.errors import (
 )
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
-from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery, OutboxEvent
 from smsgw_core.ports import Backlog, HistoryFilter, Outcome, ParkedEvent, StoredResponse
+from smsgw_core.testing.state import InMemoryState, OutboxRow
 
-
-@dataclass
-class _OutboxRow:
-    event: OutboxEvent
-    status: str = "pending"
-    run_at: datetime | None = None
-    last_error: str | None = None
-    updated_at: datetime | None = None
-
-
-@dataclass
-class InMemoryState:
-    balances: dict[int, int] = field(default_factory=dict)
-    transactions: list[tuple[int, Transaction]] = field(default_factory=list)
-    messages: list[tuple[int, RecipientMessage]] = field(default_factory=list)
-    outbox: dict[int, _OutboxRow] = field(default_factory=dict)
-    idempotency: dict[tuple[int, str], StoredResponse] = field(default_factory=dict)
-    next_id: int = 1
-
-    def take_id(self) -> int:
-        self.next_id += 1
-        return self.next_id - 1
-
-
-class InMemoryDatabase:
-    """The shared store; each unit of work edits a copy and swaps it in on commit."""
-
-    def __init__(self) -> None:
-        self.state = InMemoryState()
-        self.lock = asyncio.Lock()
-        self.commits = 0
-        # Raised, one per commit, instead of committing: for tests of what a caller
-        # does when the database gives up a transaction (e.g. TransientConflict).
-        self.fail_commits: list[Exception] = []
-
-    def uow(self) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self)
+if TYPE_CHECKING:
+    from smsgw_core.testing.uow import InMemoryUnitOfWork
 
 
 class _Repo:
@@ -143,9 +98,6 @@ class InMemoryMessages(_Repo):
             keys.add((m.sms_identifier, m.recipient))
             self.s.messages.append((self.s.take_id(), m))
 
-    async def claim(self, sms_identifier: str, at: datetime) -> list[str]:
-        return (await self.claim_many([sms_identifier], at)).get(sms_identifier, [])
-
     async def claim_many(
         self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
     ) -> dict[str, list[str]]:
@@ -162,21 +114,17 @@ class InMemoryMessages(_Repo):
         return claimed
 
     async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
-        return [
-            await self.finish(o.sms_identifier, o.recipient, o.status, o.provider, at)
-            for o in outcomes
-        ]
+        for o in outcomes:
+            if o.status is SmsStatus.SENDING:
+                raise InvalidTransition(SmsStatus.SENDING.value, o.status.value)
+        return [self._finish(o, at) for o in outcomes]
 
-    async def finish(
-        self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
-    ) -> bool:
-        if status is SmsStatus.SENDING:
-            raise InvalidTransition(SmsStatus.SENDING.value, status.value)
+    def _finish(self, outcome: Outcome, at: datetime) -> bool:
         for index, (i, m) in enumerate(self.s.messages):
-            if m.sms_identifier == sms_identifier and m.recipient == recipient:
+            if m.sms_identifier == outcome.sms_identifier and m.recipient == outcome.recipient:
                 if m.status is not SmsStatus.SENDING:
                     return False
-                self.s.messages[index] = (i, m.moved_to(status, at, provider))
+                self.s.messages[index] = (i, m.moved_to(outcome.status, at, outcome.provider))
                 return True
         return False
 
@@ -201,7 +149,7 @@ class InMemoryOutbox(_Repo):
                 event_id, delivery.sms_identifier, "sms.send", delivery.to_payload(),
                 delivery.priority, 0, at,
             )
-            self.s.outbox[event_id] = _OutboxRow(event, run_at=at, updated_at=at)
+            self.s.outbox[event_id] = OutboxRow(event, run_at=at, updated_at=at)
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None
@@ -320,7 +268,7 @@ class InMemoryOutbox(_Repo):
             del self.s.outbox[event_id]
         return len(done)
 
-    def rows(self) -> list[_OutboxRow]:
+    def rows(self) -> list[OutboxRow]:
         return list(self.s.outbox.values())
 
 
@@ -332,173 +280,3 @@ class InMemoryIdempotency(_Repo):
         if (user_id, key) in self.s.idempotency:
             raise DuplicateIdempotencyKey(key)
         self.s.idempotency[(user_id, key)] = stored
-
-
-class InMemoryUnitOfWork:
-    """Serialized (one at a time, like SQLite's writer) and all-or-nothing."""
-
-    def __init__(self, db: InMemoryDatabase) -> None:
-        self.db = db
-        self.working: InMemoryState | None = None
-        self.committed = False
-        self.ledger = InMemoryLedger(self)
-        self.messages = InMemoryMessages(self)
-        self.outbox = InMemoryOutbox(self)
-        self.idempotency = InMemoryIdempotency(self)
-
-    async def __aenter__(self) -> Self:
-        await self.db.lock.acquire()
-        self.working = copy.deepcopy(self.db.state)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.working = None
-        self.db.lock.release()
-
-    async def commit(self) -> None:
-        if self.working is None:
-            raise RuntimeError("commit outside `async with`")
-        if self.db.fail_commits:
-            raise self.db.fail_commits.pop(0)
-        self.db.state = self.working
-        self.working = copy.deepcopy(self.working)
-        self.db.commits += 1
-        self.committed = True
-
-    async def rollback(self) -> None:
-        if self.working is not None:
-            self.working = copy.deepcopy(self.db.state)
-
-
-class FakeClock:
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime(2026, 1, 1, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, delta: timedelta) -> None:
-        self.current += delta
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class SequentialIds:
-    def __init__(self, prefix: str = "sms") -> None:
-        self._counter = itertools.count(1)
-        self.prefix = prefix
-
-    def new_id(self) -> str:
-        return f"{self.prefix}-{next(self._counter):08d}"
-
-
-class UuidIds:
-    def new_id(self) -> str:
-        return str(uuid.uuid4())
-
-
-class RecordingBus:
-    """Keeps what was published; `fail_with` makes publishing raise."""
-
-    def __init__(self) -> None:
-        self.published: list[Delivery] = []
-        self.fail_with: Exception | None = None
-
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.published.extend(deliveries)
-
-
-Behaviour = Callable[[OutgoingSms], str | ErrorClass]
-
-
-class ScriptedOperator:
-    """An operator whose answer per message comes from `behaviour`.
-
-    `behaviour` returns the operator's message id, or an ErrorClass to fail with.
-    """
-
-    def __init__(self, name: str, behaviour: Behaviour | None = None) -> None:
-        self._name = name
-        self.behaviour: Behaviour = behaviour or (lambda sms: f"{name}-{sms.reference}")
-        self.sent: list[OutgoingSms] = []
-        self.calls = 0
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    async def send(self, sms: OutgoingSms) -> str:
-        self.calls += 1
-        answer = self.behaviour(sms)
-        if isinstance(answer, ErrorClass):
-            raise OperatorError(self._name, answer, "scripted failure")
-        self.sent.append(sms)
-        return answer
-
-
-def always(error: ErrorClass) -> Behaviour:
-    return lambda sms: error
-
-
-@dataclass
-class _BreakerState:
-    failures: int = 0
-    opened_at: datetime | None = None
-    trial_running: bool = False
-
-
-class CountingCircuitBreaker:
-    """Opens after `threshold` consecutive transient failures; half-opens after `reset`.
-
-    A simpler policy than the adapter's (a failure rate over a time window), so
-    a test opens a circuit with a count; the port's rules are the same.
-
-    In half-open state one trial call is let through (concurrent calls still see
-    the circuit open): success closes the circuit, failure opens it for another
-    `reset`.
-    """
-
-    def __init__(self, clock: Any, threshold: int = 5, reset: timedelta = timedelta(seconds=30)):
-        self.clock = clock
-        self.threshold = threshold
-        self.reset = reset
-        self._states: dict[str, _BreakerState] = {}
-
-    def is_open(self, operator: str) -> bool:
-        state = self._states.get(operator)
-        if state is None or state.opened_at is None:
-            return False
-        return bool(self.clock.now() - state.opened_at < self.reset)
-
-    async def call(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
-        state = self._states.setdefault(operator, _BreakerState())
-        if self.is_open(operator):
-            raise CircuitOpen(operator)
-        trial = state.opened_at is not None  # half-open: this call decides
-        if trial:
-            if state.trial_running:
-                raise CircuitOpen(operator)
-            state.trial_running = True
-        try:
-            result = await send()
-        except OperatorError as exc:
-            if exc.transient:
-                state.failures += 1
-                if state.opened_at is not None or state.failures >= self.threshold:
-                    state.opened_at = self.clock.now()
-            raise
-        finally:
-            if trial:
-                state.trial_running = False
-        state.failures, state.opened_at = 0, None
-        return result

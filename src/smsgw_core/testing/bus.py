@@ -1,0 +1,20 @@
+"""A bus that keeps what was published."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from smsgw_core.outbox import Delivery
+
+
+class RecordingBus:
+    """Keeps what was published; `fail_with` makes publishing raise."""
+
+    def __init__(self) -> None:
+        self.published: list[Delivery] = []
+        self.fail_with: Exception | None = None
+
+    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.published.extend(deliveries)

@@ -1,0 +1,34 @@
+"""What the in-memory database holds: one copy per unit of work, swapped in on commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from smsgw_core.ledger import Transaction
+from smsgw_core.messages import RecipientMessage
+from smsgw_core.outbox import OutboxEvent
+from smsgw_core.ports import StoredResponse
+
+
+@dataclass
+class OutboxRow:
+    event: OutboxEvent
+    status: str = "pending"
+    run_at: datetime | None = None
+    last_error: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class InMemoryState:
+    balances: dict[int, int] = field(default_factory=dict)
+    transactions: list[tuple[int, Transaction]] = field(default_factory=list)
+    messages: list[tuple[int, RecipientMessage]] = field(default_factory=list)
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    idempotency: dict[tuple[int, str], StoredResponse] = field(default_factory=dict)
+    next_id: int = 1
+
+    def take_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
