@@ -11,12 +11,13 @@ import aiohttp
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgw_adapters.inprocess import LANES, InProcessBus
+from smsgw_adapters.bus import DeliveryHandler
+from smsgw_adapters.inprocess import LANES, InProcessBus, InProcessConsumer
 from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTelemetry
 from smsgw_adapters.observability.tracing import TracedBus
 from smsgw_adapters.operators.http import HttpOperator, operator_http_client_resource
 from smsgw_adapters.operators.simulated import SimulatedOperator
-from smsgw_adapters.rabbit import RabbitBus, RabbitTopology
+from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer, RabbitTopology
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_adapters.sql.engine import (
     StatementObserver,
@@ -94,6 +95,26 @@ def relay_bus(bus: InProcessBus | RabbitBus) -> TracedBus:
     return TracedBus(bus, system="rabbitmq" if isinstance(bus, RabbitBus) else "inprocess")
 
 
+def inprocess_consumer(
+    bus: InProcessBus, settings: Settings, handler: DeliveryHandler, lane: str = "all"
+) -> InProcessConsumer:
+    # One priority queue, express taken first by every worker: SMSGW_WORKERS in all.
+    return InProcessConsumer(bus, handler, express_workers=0, normal_workers=settings.workers)
+
+
+def rabbit_consumer(
+    bus: RabbitBus, settings: Settings, metrics: Metrics, handler: DeliveryHandler,
+    lane: str = "all",
+) -> RabbitConsumer:
+    """Both lanes, or one (`smsgw worker --lane`), each with its own pool of workers."""
+    return RabbitConsumer(
+        bus, handler,
+        express_workers=settings.express_workers if lane != "normal" else 0,
+        normal_workers=settings.workers if lane != "express" else 0,
+        observer=metrics.queues.declare(bus.topology.work_queues),
+    )
+
+
 def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[Operator]:
     operators: list[Operator] = []
     for spec in settings.operators:
@@ -169,6 +190,15 @@ class Container(containers.DeclarativeContainer):
     relay = providers.Factory(
         OutboxRelay, uow, traced_bus, clock, retry_policy, delivery_policy,
         batch_size=settings.provided.relay_batch, telemetry=telemetry,
+    )
+    bus_kind = providers.Callable(
+        lambda s: "inprocess" if s.embedded_bus else "rabbitmq", settings
+    )
+    # Called with the handler (and a lane): the consumer hands it every delivery.
+    consumer = providers.Selector(
+        bus_kind,
+        inprocess=providers.Factory(inprocess_consumer, bus, settings),
+        rabbitmq=providers.Factory(rabbit_consumer, bus, settings, metrics),
     )
     deliverer = providers.Singleton(
         Deliverer, uow, clock, operators, breaker, delivery_policy, telemetry=telemetry

@@ -18,9 +18,8 @@ import uvicorn
 import uvloop
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgw_adapters.inprocess import InProcessBus
-from smsgw_adapters.observability import Metrics, MetricsHttpServer, tracing
-from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer
+from smsgw_adapters.bus import Bus
+from smsgw_adapters.observability import MetricsHttpServer, tracing
 from smsgw_adapters.sql.engine import create_engine, probe, upgrade_to_head
 from smsgw_adapters.sql.uow import SqlUnitOfWork
 from smsgw_app.api.app import ApiServices, create_app
@@ -35,11 +34,10 @@ from smsgw_app.workers import (
     POLL_S,
     BacklogMonitor,
     BacklogSink,
-    InProcessWorker,
+    ConsumerService,
     MetricsServer,
     OutboxJanitor,
     QuietLanes,
-    RabbitWorker,
     RelayService,
 )
 from smsgw_core.messages import MessageType
@@ -105,11 +103,9 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
     return check
 
 
-def broker_check(bus: InProcessBus | RabbitBus) -> ReadinessCheck:
+def broker_check(bus: Bus) -> ReadinessCheck:
     async def check() -> str | None:
-        if isinstance(bus, RabbitBus) and not bus.is_connected():
-            return "not connected"
-        return None
+        return None if bus.is_connected() else "not connected"
     return check
 
 
@@ -154,31 +150,20 @@ async def relay_services(container: Container) -> list[Service]:
     return services
 
 
-def quiet_lanes(bus: InProcessBus | RabbitBus) -> QuietLanes:
+def quiet_lanes(bus: Bus) -> QuietLanes:
     """The lanes whose queue holds no message waiting for a worker, asked of the bus."""
     async def quiet() -> Collection[MessageType]:
-        if isinstance(bus, InProcessBus):
-            return list(MessageType) if bus.backlog() == 0 else []
         ready = await bus.backlog()
-        return [kind for kind in MessageType if ready.get(bus.topology.queue_for(kind), 0) == 0]
+        return [kind for kind in MessageType if ready.get(kind, 0) == 0]
     return quiet
 
 
 async def delivery_services(container: Container, lane: str = "all") -> list[Service]:
     settings: Settings = container.settings()
     deliverer = await resolve(container.deliverer)
-    bus = await resolve(container.bus)
     deliver = tracing.traced_handler(deliverer.deliver)  # a span "sms.deliver" when tracing
-    if isinstance(bus, InProcessBus):
-        return [InProcessWorker(f"worker-{n}", bus, deliver) for n in range(settings.workers)]
-    metrics: Metrics = container.metrics()
-    consumer = RabbitConsumer(
-        bus, bus.topology, deliver,
-        express_workers=settings.express_workers if lane != "normal" else 0,
-        normal_workers=settings.workers if lane != "express" else 0,
-        observer=metrics.queues.declare(bus.topology.work_queues),
-    )
-    return [RabbitWorker(consumer, settings.shutdown_timeout_s)]
+    consumer = await resolve(functools.partial(container.consumer, deliver, lane))
+    return [ConsumerService(consumer, settings.shutdown_timeout_s)]
 
 
 async def backlog_monitor(container: Container, *, gauges: bool, admission: bool) -> list[Service]:
