@@ -17,6 +17,11 @@ DeliveryHandler = Callable[[Delivery], Awaitable[object]]
 
 
 class Bus(MessageBus, Protocol):
+    async def start(self) -> None:
+        """Connect, and declare what the bus needs (idempotent)."""
+
+    async def close(self) -> None: ...
+
     def is_connected(self) -> bool:
         """False while the bus cannot take a publish (its connection is being re-established)."""
 

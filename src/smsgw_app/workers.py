@@ -195,7 +195,7 @@ class MetricsServer:
     """The process's metrics on a port of their own (`smsgw relay`, `smsgw worker`).
 
     The server is bound before the process starts its services (see
-    runtime.metrics_server) and closed when the process stops.
+    processes.metrics_server) and closed when the process stops.
     """
 
     server: MetricsHttpServer

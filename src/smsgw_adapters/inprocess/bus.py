@@ -60,6 +60,12 @@ class InProcessBus:
         if handled is not None and self._observer is not None:
             self._observer.consumed(LANES[handled.type])
 
+    async def start(self) -> None:
+        return None  # nothing to connect to
+
+    async def close(self) -> None:
+        return None  # what it holds is lost; the outbox's redrive has it at the next start
+
     def is_connected(self) -> bool:
         return True  # in the process itself: never away
 
