@@ -38,11 +38,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
 from smsgw_adapters.observability import logs, tracing
-from smsgw_app import runtime
+from smsgw_app import processes
 from smsgw_app.api import sms as sms_api
 from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.config import Settings
-from smsgw_app.container import resolve
 from smsgw_core.services.accounts import TopUp
 
 USER_ID = 1
@@ -119,10 +118,9 @@ async def run(
     logs.configure_logging("INFO", "json", devnull)
     with tempfile.TemporaryDirectory(dir=db_dir) as tmp:
         settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
-        async with runtime.started(settings) as container:
+        async with processes.started(settings) as container:
             services = ApiServices(
-                await resolve(container.sender), await resolve(container.history),
-                await resolve(container.accounts), {},
+                container.sender(), container.history(), container.accounts(), {},
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))
             results: dict[str, list[float]] = {mode: [] for mode in modes}

@@ -168,19 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from smsgw_app import runtime  # after config: import errors are not config errors
+    from smsgw_app import processes  # after config: import errors are not config errors
     from smsgw_app.supervisor import ServiceFailed
 
     commands = {
-        "serve": lambda: runtime.serve(settings, args.host, args.port),
-        "api": lambda: runtime.api(settings, args.host, args.port),
-        "relay": lambda: runtime.relay(settings),
-        "worker": lambda: runtime.worker(settings, getattr(args, "lane", "all")),
-        "migrate": lambda: runtime.migrate(settings),
+        "serve": lambda: processes.serve(settings, args.host, args.port),
+        "api": lambda: processes.api(settings, args.host, args.port),
+        "relay": lambda: processes.relay(settings),
+        "worker": lambda: processes.worker(settings, getattr(args, "lane", "all")),
+        "migrate": lambda: processes.migrate(settings),
     }
     try:
-        runtime.run(settings, commands[args.command]())
-    except runtime.StartupError as exc:
+        processes.run(settings, commands[args.command]())
+    except processes.StartupError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)
         return 2
     except ServiceFailed as exc:

@@ -1,35 +1,25 @@
-"""The composition root: the one place that chooses an adapter for every port."""
+"""The composition root: the one place that chooses an adapter for every port,
+and assembles the services a process runs from them.
+
+Every provider hands out a plain object: the lifecycles (migrating and disposing
+the engine, connecting and closing the bus, closing the operators' HTTP client)
+are Resources beside the objects, started by `processes.started`.
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
-from typing import Any, TypeVar, cast
-
-import aiohttp
 from dependency_injector import containers, providers
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from smsgw_adapters.inprocess import LANES, InProcessBus
 from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTelemetry
-from smsgw_adapters.observability.tracing import TracedBus
-from smsgw_adapters.operators.http import HttpOperator, operator_http_client_resource
-from smsgw_adapters.operators.simulated import Behaviour, SimulatedOperator
-from smsgw_adapters.rabbit import RabbitBus, RabbitTopology
+from smsgw_adapters.observability.tracing import TracedBus, traced_handler
+from smsgw_adapters.operators.http import operator_http_client
 from smsgw_adapters.resilience import ResilientBreaker
-from smsgw_adapters.sql.engine import (
-    StatementObserver,
-    create_engine,
-    observe_statements,
-    upgrade_to_head,
-)
 from smsgw_adapters.sql.uow import sql_uow_factory
+from smsgw_app import assembly
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.config import Settings
 from smsgw_app.wakeup import Wakeup
 from smsgw_core.outbox import RetryPolicy
-from smsgw_core.ports import Operator
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
 from smsgw_core.services.coalesce import CoalescingSender
@@ -38,93 +28,33 @@ from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
 from smsgw_core.system import SystemClock, UuidIds
-from smsgw_core.validity import DeliveryPolicy
-
-T = TypeVar("T")
-
-
-async def resolve(provider: Callable[[], T]) -> T:
-    """A provider's object. Providers built on an async resource (the engine)
-    hand out awaitables; the composition root resolves each once at start."""
-    value: Any = provider()
-    return cast(T, await value if inspect.isawaitable(value) else value)
-
-
-async def database(
-    url: str, on_statement: StatementObserver | None = None
-) -> AsyncIterator[AsyncEngine]:
-    """The engine, migrated to head before anything uses it; disposed at shutdown."""
-    engine = create_engine(url)
-    if on_statement is not None:
-        observe_statements(engine, on_statement)
-    try:
-        await upgrade_to_head(engine)
-        yield engine
-    finally:
-        await engine.dispose()
-
-
-def topology(settings: Settings) -> RabbitTopology:
-    return RabbitTopology(
-        normal_queue=settings.normal_queue, express_queue=settings.express_queue,
-        dead_letter_queue=settings.dead_letter_queue, prefetch=settings.prefetch,
-        delivery_limit=settings.delivery_limit,
-    )
-
-
-async def message_bus(
-    settings: Settings, metrics: Metrics
-) -> AsyncIterator[InProcessBus | RabbitBus]:
-    """The in-process bus, or a connected RabbitMQ publisher closed at shutdown."""
-    if settings.embedded_bus:
-        yield InProcessBus(observer=metrics.queues.declare(LANES.values()))
-        return
-    queues = topology(settings)
-    bus = RabbitBus(settings.broker_url, queues,
-                    observer=metrics.queues.declare(queues.work_queues))
-    await bus.start()
-    try:
-        yield bus
-    finally:
-        await bus.close()
-
-
-def relay_bus(bus: InProcessBus | RabbitBus) -> TracedBus:
-    """The bus as the relay uses it: a span "sms.publish" per delivery when tracing."""
-    return TracedBus(bus, system="rabbitmq" if isinstance(bus, RabbitBus) else "inprocess")
-
-
-def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[Operator]:
-    operators: list[Operator] = []
-    for spec in settings.operators:
-        if spec.scheme in ("http", "https"):
-            operators.append(
-                HttpOperator(spec.name, spec.url, client, settings.operator_timeout_s)
-            )
-            continue
-        operators.append(SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params())))
-    return operators
-
-
-def delivery_policy_of(settings: Settings) -> DeliveryPolicy:
-    return DeliveryPolicy(validity=timedelta(seconds=settings.message_ttl_s),
-                          lease=timedelta(seconds=settings.delivery_lease_s))
 
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
+    # The lanes a worker process consumes: `smsgw worker --lane` (all, express, normal).
+    lane = providers.Dependency(instance_of=str, default="all")
 
     # One registry per process (prometheus_client's default), whatever the container.
     metrics = providers.Singleton(Metrics.default)
     telemetry = providers.Singleton(PrometheusTelemetry, metrics)
 
-    engine = providers.Resource(
-        database, settings.provided.database_url, metrics.provided.db_statement
+    # ---- adapters ---------------------------------------------------------------------
+    engine = providers.Singleton(
+        assembly.sql_engine, settings.provided.database_url, metrics.provided.db_statement
     )
-    bus = providers.Resource(message_bus, settings, metrics)
-    http_client = providers.Resource(
-        operator_http_client_resource, timeout_s=settings.provided.operator_timeout_s
+    database = providers.Resource(assembly.migrated, engine)
+    bus_kind = providers.Callable(assembly.bus_kind, settings)
+    bus = providers.Selector(
+        bus_kind,
+        inprocess=providers.Singleton(assembly.inprocess_bus, metrics),
+        rabbitmq=providers.Singleton(assembly.rabbit_bus, settings, metrics),
     )
+    broker = providers.Resource(assembly.connected, bus)
+    http_client = providers.Singleton(
+        operator_http_client, timeout_s=settings.provided.operator_timeout_s
+    )
+    http_session = providers.Resource(assembly.closing, http_client)
     uow = providers.Singleton(sql_uow_factory, engine)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidIds)
@@ -132,7 +62,7 @@ class Container(containers.DeclarativeContainer):
         Tariff, normal=settings.provided.price_normal, express=settings.provided.price_express
     )
     wakeup = providers.Singleton(Wakeup)
-    operators = providers.Singleton(build_operators, settings, http_client)
+    operators = providers.Singleton(assembly.build_operators, settings, http_client)
     breaker = providers.Singleton(
         MeasuredBreaker,
         providers.Singleton(
@@ -148,9 +78,10 @@ class Container(containers.DeclarativeContainer):
         operators=providers.Callable(lambda s: [o.name for o in s.operators], settings),
     )
     retry_policy = providers.Singleton(RetryPolicy)
-    delivery_policy = providers.Singleton(delivery_policy_of, settings)
+    delivery_policy = providers.Singleton(assembly.delivery_policy_of, settings)
     admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
+    # ---- use cases --------------------------------------------------------------------
     sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry)
     # What the API sends with: concurrent sends share transactions (SMSGW_ACCEPT_BATCH).
     acceptor = providers.Singleton(
@@ -158,11 +89,40 @@ class Container(containers.DeclarativeContainer):
     )
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
-    traced_bus = providers.Singleton(relay_bus, bus)
+    # The bus as the relay uses it: a span "sms.publish" per delivery when tracing.
+    traced_bus = providers.Singleton(TracedBus, bus, system=bus_kind)
     relay = providers.Factory(
         OutboxRelay, uow, traced_bus, clock, retry_policy, delivery_policy,
         batch_size=settings.provided.relay_batch, telemetry=telemetry,
     )
     deliverer = providers.Singleton(
         Deliverer, uow, clock, operators, breaker, delivery_policy, telemetry=telemetry
+    )
+    # A span "sms.deliver" per delivery when tracing.
+    deliver = providers.Singleton(traced_handler, deliverer.provided.deliver)
+    consumer = providers.Selector(
+        bus_kind,
+        inprocess=providers.Singleton(assembly.inprocess_consumer, bus, settings, deliver),
+        rabbitmq=providers.Singleton(
+            assembly.rabbit_consumer, bus, settings, metrics, deliver, lane
+        ),
+    )
+
+    # ---- the services a process runs ------------------------------------------------------
+    readiness = providers.Dict(
+        database=providers.Callable(assembly.database_check, engine),
+        broker=providers.Callable(assembly.broker_check, bus),
+    )
+    api_services = providers.Singleton(
+        assembly.ApiServices, acceptor, history, accounts, readiness, admission
+    )
+    # Called with host= and port=.
+    http_service = providers.Factory(assembly.http_server, settings, api_services)
+    relay_services = providers.Factory(
+        assembly.relay_services, settings, relay.provider, wakeup, bus
+    )
+    delivery_services = providers.Factory(assembly.delivery_services, settings, consumer)
+    # Called with gauges= and admission=: which readers of the backlog the process has.
+    backlog_monitor = providers.Factory(
+        assembly.backlog_monitor, uow, clock, metrics, admission
     )

@@ -1,4 +1,4 @@
-"""The background services: outbox relays, the outbox janitor, embedded delivery workers,
+"""The background services: outbox relays, the outbox janitor, the delivery consumer,
 the outbox backlog monitor and the metrics server of processes without the API."""
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.bus import Consumer
 from smsgw_adapters.observability import MetricsHttpServer
-from smsgw_adapters.rabbit import DeliveryHandler, RabbitConsumer
 from smsgw_app.wakeup import Wakeup
 from smsgw_core.messages import MessageType
-from smsgw_core.outbox import Delivery
 from smsgw_core.ports import Backlog, Clock, UnitOfWorkFactory
 from smsgw_core.services.relay import OutboxRelay
 
@@ -122,55 +120,16 @@ class OutboxJanitor:
 
 
 @dataclass
-class InProcessWorker:
-    """Delivers what the in-process bus holds; stops between deliveries."""
+class ConsumerService:
+    """Runs a bus's consumer; on stop, lets it finish or hand back what it holds.
 
-    name: str
-    bus: InProcessBus
-    deliver: DeliveryHandler  # Deliverer.deliver, traced
-    stopping: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> None:
-        stop = asyncio.create_task(self.stopping.wait())
-        try:
-            while not self.stopping.is_set():
-                take = asyncio.create_task(self.bus.take())
-                await asyncio.wait([take, stop], return_when=asyncio.FIRST_COMPLETED)
-                if not take.done():
-                    take.cancel()
-                    break
-                delivery = take.result()
-                handled: Delivery | None = None
-                try:
-                    await self.deliver(delivery)
-                    handled = delivery
-                except Exception:
-                    log.exception("delivery of %s failed; trying it again", delivery.sms_identifier)
-                finally:
-                    self.bus.done(handled)
-                if handled is None:
-                    # Back on the bus after a pause, as a broker would redeliver it; if
-                    # the process stops first, the redrive at the next start has it.
-                    await _pause(self.stopping, ERROR_BACKOFF_S)
-                    if not self.stopping.is_set():
-                        await self.bus.publish([delivery])
-        finally:
-            stop.cancel()
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-
-@dataclass
-class RabbitWorker:
-    """Consumes the express and normal queues; on stop, hands back what it has not done.
-
-    Unacked messages go back to the broker, which delivers them again.
+    What a stopped consumer did not finish is delivered again: RabbitMQ
+    redelivers unacked messages, the outbox's redrive re-publishes the rest.
     """
 
-    consumer: RabbitConsumer
+    consumer: Consumer
     shutdown_timeout_s: float
-    name: str = "rabbit-worker"
+    name: str = "consumer"
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -236,7 +195,7 @@ class MetricsServer:
     """The process's metrics on a port of their own (`smsgw relay`, `smsgw worker`).
 
     The server is bound before the process starts its services (see
-    runtime.metrics_server) and closed when the process stops.
+    processes.metrics_server) and closed when the process stops.
     """
 
     server: MetricsHttpServer

@@ -1,9 +1,9 @@
 """The bus contract: what the relay and the workers may rely on, whichever bus carries deliveries.
 
-The shared tests run against the in-process bus (behind a small consumer with
-the RabbitConsumer's shape) and against RabbitMQ. What only a broker can show
-(persistence, message ids, redelivery, dead-lettering, confirms, reconnection)
-is tested on RabbitMQ alone. Every RabbitMQ test uses queues of its own,
+The shared tests run against the in-process bus and its consumer and against
+RabbitMQ and its consumer: both offer one interface (smsgw_adapters.bus). What
+only a broker can show (persistence, message ids, redelivery, dead-lettering,
+confirms, reconnection) is tested on RabbitMQ alone. Every RabbitMQ test uses queues of its own,
 deleted afterwards. Timeouts below only bound a failing wait; no assertion
 depends on how fast anything is.
 """
@@ -25,7 +25,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
 from contract_helpers import delivery
 from tests.services import RABBITMQ_URL, need_rabbitmq, unique_name
 
-from smsgw_adapters.inprocess import InProcessBus
+from smsgw_adapters.bus import Bus, Consumer
+from smsgw_adapters.inprocess import InProcessBus, InProcessConsumer
 from smsgw_adapters.rabbit import (
     DEAD_LETTER_REASON,
     DEAD_LETTER_SOURCE,
@@ -36,27 +37,23 @@ from smsgw_adapters.rabbit import (
 )
 from smsgw_core.messages import MessageType
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import MessageBus
 
 Handler = Callable[[Delivery], Awaitable[object]]
 WAIT_S = 15.0  # bound on any wait for something that should happen
 
 
-class Consumer(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self, timeout: float = 10.0) -> None: ...  # noqa: ASYNC109
-
-
 class Backend(Protocol):
-    bus: MessageBus
+    bus: Bus
 
     def consumer(
-        self, handler: Handler, *, express_workers: int = 1, normal_workers: int = 1
+        self, handler: Handler, *, express_workers: int = 1, normal_workers: int = 1,
+        retry_delay: float = 0.02,
     ) -> Consumer: ...
 
-    async def waiting(self) -> int:
-        """Deliveries published and not (yet) handed to a consumer."""
+
+async def waiting(bus: Bus) -> int:
+    """Deliveries published and not (yet) handed to a consumer."""
+    return sum((await bus.backlog()).values())
 
 
 async def eventually(check: Callable[[], bool], what: str) -> None:
@@ -72,57 +69,31 @@ async def eventually(check: Callable[[], bool], what: str) -> None:
 # ---- the in-process backend -------------------------------------------------------------
 
 
-class InProcessConsumer:
-    """RabbitConsumer's shape over InProcessBus.take/done, as the embedded workers use it."""
-
-    def __init__(self, bus: InProcessBus, handler: Handler, workers: int) -> None:
-        self._bus = bus
-        self._handler = handler
-        self._workers = workers
-        self._tasks: list[asyncio.Task[None]] = []
-        self._busy: set[asyncio.Task[Any]] = set()
-        self._stopping = False
-
-    async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
-
-    async def _work(self) -> None:
-        while not self._stopping:
-            found = await self._bus.take()
-            task = asyncio.current_task()
-            assert task is not None
-            self._busy.add(task)
-            try:
-                with contextlib.suppress(Exception):  # the embedded bus relies on redrive
-                    await self._handler(found)
-            finally:
-                self._bus.done()
-                self._busy.discard(task)
-
-    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 (as RabbitConsumer)
-        self._stopping = True  # a worker whose handler finishes takes nothing more
-        for task in self._tasks:
-            if task not in self._busy:
-                task.cancel()  # idle in take()
-        busy = [t for t in self._tasks if t in self._busy]
-        if busy:
-            await asyncio.wait(busy, timeout=timeout)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 @dataclass
 class InProcessBackend:
     bus: InProcessBus = field(default_factory=InProcessBus)
+    consumers: list[InProcessConsumer] = field(default_factory=list)
 
     def consumer(
-        self, handler: Handler, *, express_workers: int = 1, normal_workers: int = 1
-    ) -> Consumer:
-        return InProcessConsumer(self.bus, handler, express_workers + normal_workers)
+        self, handler: Handler, *, express_workers: int = 1, normal_workers: int = 1,
+        retry_delay: float = 0.02,
+    ) -> InProcessConsumer:
+        made = InProcessConsumer(
+            self.bus, handler, express_workers=express_workers, normal_workers=normal_workers,
+            retry_delay=retry_delay,
+        )
+        self.consumers.append(made)
+        return made
 
-    async def waiting(self) -> int:
-        return self.bus.backlog()
+
+@contextlib.asynccontextmanager
+async def inprocess_backend() -> AsyncIterator[InProcessBackend]:
+    backend = InProcessBackend()
+    try:
+        yield backend
+    finally:
+        for consumer in backend.consumers:
+            await consumer.stop(timeout=1)
 
 
 # ---- the RabbitMQ backend ---------------------------------------------------------------
@@ -139,7 +110,7 @@ class RabbitBackend:
         retry_delay: float = 0.02,
     ) -> RabbitConsumer:
         made = RabbitConsumer(
-            self.bus, self.topology, handler,
+            self.bus, handler,
             express_workers=express_workers, normal_workers=normal_workers,
             retry_delay=retry_delay, retry_delay_cap=0.2,
             connection_name=f"{self.topology.normal_queue}-consumer-{len(self.consumers)}",
@@ -147,10 +118,6 @@ class RabbitBackend:
         )
         self.consumers.append(made)
         return made
-
-    async def waiting(self) -> int:
-        backlog = await self.bus.backlog()
-        return sum(backlog[name] for name in self.topology.work_queues)
 
 
 def topology_of_this_test(**overrides: Any) -> RabbitTopology:
@@ -210,7 +177,8 @@ async def get_all(channel: AbstractChannel, queue: str) -> list[AbstractIncoming
 @pytest.fixture(params=["inprocess", "rabbitmq"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "inprocess":
-        yield InProcessBackend()
+        async with inprocess_backend() as inprocess:
+            yield inprocess
         return
     async with rabbit_backend() as rabbit:
         yield rabbit
@@ -264,7 +232,7 @@ async def test_a_delivery_is_handled_once_and_arrives_equal(backend: Backend) ->
     await eventually(lambda: len(recorder.handled) == 1, "the delivery was handled")
     await consumer.stop(timeout=5)
     assert recorder.handled == [sent]
-    assert await backend.waiting() == 0  # acked: nothing came back for redelivery
+    assert await waiting(backend.bus) == 0  # acked: nothing came back for redelivery
 
 
 async def test_express_and_normal_are_both_delivered(backend: Backend) -> None:
@@ -321,7 +289,25 @@ async def test_stop_lets_an_in_flight_handler_finish_and_takes_nothing_new(
     await backend.bus.publish([normal("after-stop")])
     await asyncio.sleep(0.1)  # time a consumer that had not stopped would use to take it
     assert len(finished) == 1
-    assert await backend.waiting() == 1  # the in-flight one was acked, the new one waits
+    assert await waiting(backend.bus) == 1  # the in-flight one was acked, the new one waits
+
+
+async def test_a_failing_handler_gets_the_message_again_until_it_succeeds(
+    backend: Backend,
+) -> None:
+    sent = normal("retried")
+    recorder = Recorder(failures_left=2)
+    consumer = backend.consumer(recorder)
+    await consumer.start()
+    await backend.bus.publish([sent])
+    await eventually(lambda: len(recorder.handled) == 1, "handled after the failures")
+    await consumer.stop(timeout=5)
+    # Redelivered twice: a message acked on failure would never have come back.
+    assert recorder.attempts == [sent, sent, sent]
+    assert recorder.handled == [sent]
+    assert await backend.bus.backlog() == {MessageType.NORMAL: 0, MessageType.EXPRESS: 0}
+    if isinstance(backend.bus, RabbitBus):
+        assert await backend.bus.dead_letters() == 0
 
 
 # ---- RabbitMQ only -----------------------------------------------------------------------
@@ -346,11 +332,8 @@ async def test_messages_are_persistent_json_with_the_sms_id_as_message_id(
 async def test_each_type_goes_to_its_own_queue(rabbit: RabbitBackend) -> None:
     await rabbit.bus.publish([normal("n"), express("e"), express("e2")])
     backlog = await rabbit.bus.backlog()
-    assert backlog == {
-        rabbit.topology.normal_queue: 1,
-        rabbit.topology.express_queue: 2,
-        rabbit.topology.dead_letter_queue: 0,
-    }
+    assert backlog == {MessageType.NORMAL: 1, MessageType.EXPRESS: 2}
+    assert await rabbit.bus.dead_letters() == 0
 
 
 async def test_a_consumer_of_one_lane_leaves_the_other_queue_alone(
@@ -366,27 +349,7 @@ async def test_a_consumer_of_one_lane_leaves_the_other_queue_alone(
     await eventually(lambda: [d.sms_identifier for d in seen.handled] == ["e"], "express")
     await asyncio.sleep(0.3)
     assert [d.sms_identifier for d in seen.handled] == ["e"]
-    assert (await rabbit.bus.backlog())[rabbit.topology.normal_queue] == 1
-
-
-async def test_a_failing_handler_gets_the_message_again_until_it_succeeds(
-    rabbit: RabbitBackend,
-) -> None:
-    sent = normal("retried")
-    recorder = Recorder(failures_left=2)
-    consumer = rabbit.consumer(recorder)
-    await consumer.start()
-    await rabbit.bus.publish([sent])
-    await eventually(lambda: len(recorder.handled) == 1, "handled after the failures")
-    await consumer.stop(timeout=5)
-    # Redelivered twice: a message acked on failure would never have come back.
-    assert recorder.attempts == [sent, sent, sent]
-    assert recorder.handled == [sent]
-    assert await rabbit.bus.backlog() == {
-        rabbit.topology.normal_queue: 0,
-        rabbit.topology.express_queue: 0,
-        rabbit.topology.dead_letter_queue: 0,
-    }
+    assert (await rabbit.bus.backlog())[MessageType.NORMAL] == 1
 
 
 async def test_a_message_that_keeps_failing_is_dead_lettered_at_the_delivery_limit() -> None:
@@ -441,7 +404,7 @@ async def test_a_poison_message_is_dead_lettered_with_its_reason(rabbit: RabbitB
     assert "not a delivery" in str(dead["stranger"].headers[DEAD_LETTER_REASON])
     for message in dead.values():
         assert message.headers[DEAD_LETTER_SOURCE] == rabbit.topology.normal_queue
-    assert await rabbit.waiting() == 0  # acked once dead-lettered: not requeued hot
+    assert await waiting(rabbit.bus) == 0  # acked once dead-lettered: not requeued hot
 
 
 async def test_publishing_to_a_missing_queue_raises(rabbit: RabbitBackend) -> None:
@@ -463,7 +426,7 @@ async def test_a_publish_the_broker_refuses_raises() -> None:
                 refused.append(exc)
                 break
         assert refused and "1 of 1 deliveries not confirmed" in str(refused[0])
-        assert (await rabbit.bus.backlog())[rabbit.topology.normal_queue] <= 2
+        assert (await rabbit.bus.backlog())[MessageType.NORMAL] <= 2
         await rabbit.bus.publish([express("other queue")])  # the bus itself is fine
 
 

@@ -26,7 +26,7 @@ from smsgw_adapters.observability import (
 )
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_adapters.sql.engine import create_engine, observe_statements, statement_operation
-from smsgw_app import runtime
+from smsgw_app import processes
 from smsgw_app.config import ConfigError, Settings
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
@@ -284,6 +284,6 @@ def test_a_taken_metrics_port_is_logged_and_the_process_goes_on(
         taken.listen()
         port = taken.getsockname()[1]
         with caplog.at_level(logging.ERROR, "smsgw"):
-            assert runtime.metrics_server(Settings(metrics_port=port)) == []
+            assert processes.metrics_server(Settings(metrics_port=port)) == []
     assert f"SMSGW_METRICS_PORT='{port}'" in caplog.text
-    assert runtime.metrics_server(Settings(metrics_port=0)) == []
+    assert processes.metrics_server(Settings(metrics_port=0)) == []

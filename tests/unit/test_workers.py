@@ -1,4 +1,4 @@
-"""The embedded worker and the outbox janitor: nothing they handle waits unnoticed."""
+"""The embedded consumer and the outbox janitor: nothing they handle waits unnoticed."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from core_world import World
 
-from smsgw_adapters.inprocess import InProcessBus
-from smsgw_app.workers import InProcessWorker, OutboxJanitor
+from smsgw_adapters.inprocess import InProcessBus, InProcessConsumer
+from smsgw_app.workers import OutboxJanitor
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import Delivery
 from smsgw_core.services.accounts import TopUp
@@ -31,15 +31,14 @@ async def test_a_delivery_that_raised_goes_back_on_the_bus_and_is_handled() -> N
         handled.append(delivery.sms_identifier)
         done.set()
 
-    worker = InProcessWorker("worker-0", bus, deliver)
-    task = asyncio.create_task(worker.run())
+    consumer = InProcessConsumer(bus, deliver, express_workers=0, normal_workers=1)
+    await consumer.start()
     await bus.publish([_delivery("sms-1")])
     async with asyncio.timeout(10):
         await done.wait()
-    worker.stop()
-    await task
+    await consumer.stop()
     assert handled == ["sms-1"]
-    assert bus.backlog() == 0
+    assert sum((await bus.backlog()).values()) == 0
 
 
 async def test_the_janitor_asks_the_bus_before_redriving_a_waiting_message() -> None:

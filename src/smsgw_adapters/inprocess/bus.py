@@ -36,6 +36,7 @@ class InProcessBus:
         )
         self._order = itertools.count()
         self._observer = observer
+        self._ready = dict.fromkeys(MessageType, 0)
 
     @property
     def lanes(self) -> tuple[str, ...]:
@@ -44,11 +45,13 @@ class InProcessBus:
     async def publish(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
             await self._queue.put((-delivery.priority, next(self._order), delivery))
+            self._ready[delivery.type] += 1
             if self._observer is not None:
                 self._observer.published(LANES[delivery.type])
 
     async def take(self) -> Delivery:
         _, _, delivery = await self._queue.get()
+        self._ready[delivery.type] -= 1
         return delivery
 
     def done(self, handled: Delivery | None = None) -> None:
@@ -57,5 +60,15 @@ class InProcessBus:
         if handled is not None and self._observer is not None:
             self._observer.consumed(LANES[handled.type])
 
-    def backlog(self) -> int:
-        return self._queue.qsize()
+    async def start(self) -> None:
+        return None  # nothing to connect to
+
+    async def close(self) -> None:
+        return None  # what it holds is lost; the outbox's redrive has it at the next start
+
+    def is_connected(self) -> bool:
+        return True  # in the process itself: never away
+
+    async def backlog(self) -> dict[MessageType, int]:
+        """Deliveries waiting for a worker (published, not yet taken), per lane."""
+        return dict(self._ready)

@@ -2,14 +2,13 @@
 
 from smsgw_adapters.rabbit.bus import PublishFailed, RabbitBus
 from smsgw_adapters.rabbit.codec import DEAD_LETTER_REASON, DEAD_LETTER_SOURCE, PoisonMessage
-from smsgw_adapters.rabbit.consumer import DeliveryHandler, RabbitConsumer
+from smsgw_adapters.rabbit.consumer import RabbitConsumer
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology
 
 __all__ = [
     "DEAD_LETTER_REASON",
     "DEAD_LETTER_SOURCE",
-    "DeliveryHandler",
     "NoQueueObserver",
     "PoisonMessage",
     "PublishFailed",

@@ -23,6 +23,7 @@ from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode
 from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
+from smsgw_core.messages import MessageType
 from smsgw_core.outbox import SMS_SEND, Delivery
 
 
@@ -107,11 +108,15 @@ class RabbitBus:
             raise PublishFailed(f"not confirmed: {confirmation!r}")
         self._observer.published(queue)
 
-    async def backlog(self) -> dict[str, int]:
-        """Messages ready (not yet delivered to a consumer) per queue."""
+    async def backlog(self) -> dict[MessageType, int]:
+        """Messages ready (not yet delivered to a consumer) per lane."""
+        return {kind: await self._ready(self.topology.queue_for(kind)) for kind in MessageType}
+
+    async def dead_letters(self) -> int:
+        """Messages waiting in the dead-letter queue for someone to look at them."""
+        return await self._ready(self.topology.dead_letter_queue)
+
+    async def _ready(self, name: str) -> int:
         channel = await self._broker.config.channel_manager.get_channel(self._inspect_channel)
-        counts: dict[str, int] = {}
-        for name in (*self.topology.work_queues, self.topology.dead_letter_queue):
-            queue = await channel.declare_queue(name, passive=True, robust=False)
-            counts[name] = queue.declaration_result.message_count or 0
-        return counts
+        queue = await channel.declare_queue(name, passive=True, robust=False)
+        return queue.declaration_result.message_count or 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from faststream.rabbit import Channel
 from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.subscriber import RabbitSubscriber
 
+from smsgw_adapters.bus import DeliveryHandler
 from smsgw_adapters.observability import tracing
 from smsgw_adapters.rabbit.bus import RabbitBus
 from smsgw_adapters.rabbit.codec import (
@@ -44,19 +45,17 @@ from smsgw_adapters.rabbit.codec import (
 )
 from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
-from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
-from smsgw_core.outbox import Delivery
+from smsgw_adapters.rabbit.topology import dead_letter_queue, work_queue
 
 log = logging.getLogger("smsgw.rabbit")
 
-DeliveryHandler = Callable[[Delivery], Awaitable[object]]
+
 
 
 class RabbitConsumer:
     def __init__(
         self,
-        bus_or_url: RabbitBus | str,
-        topology: RabbitTopology,
+        bus: RabbitBus,
         handler: DeliveryHandler,
         *,
         express_workers: int = 4,
@@ -68,15 +67,15 @@ class RabbitConsumer:
         confirm_timeout: float = 5.0,
         observer: QueueObserver | None = None,
     ) -> None:
-        url = bus_or_url.url if isinstance(bus_or_url, RabbitBus) else bus_or_url
-        self.topology = topology
+        # The bus's broker and queues, on a connection of its own (see connection.py).
+        topology = self.topology = bus.topology
         self._handler = handler
         self._retry_delay = retry_delay
         self._retry_delay_cap = retry_delay_cap
         self._confirm_timeout = confirm_timeout
         self._observer: QueueObserver = observer or NoQueueObserver()
         self._broker = make_broker(
-            url, connection_name=connection_name, reconnect_interval=reconnect_interval
+            bus.url, connection_name=connection_name, reconnect_interval=reconnect_interval
         )
         self._connection: AbstractRobustConnection | None = None
         self._stopping = asyncio.Event()

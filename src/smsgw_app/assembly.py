@@ -1,0 +1,224 @@
+"""How the container builds each adapter and service from the settings.
+
+Plain functions over plain objects: which of them a process gets is the
+container's choice (container.py), never decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Collection
+from datetime import timedelta
+
+import aiohttp
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from smsgw_adapters.bus import Bus, Consumer, DeliveryHandler
+from smsgw_adapters.inprocess import LANES, InProcessBus, InProcessConsumer
+from smsgw_adapters.observability import Metrics
+from smsgw_adapters.operators.http import HttpOperator
+from smsgw_adapters.operators.simulated import Behaviour, SimulatedOperator
+from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer, RabbitTopology
+from smsgw_adapters.sql.engine import (
+    StatementObserver,
+    create_engine,
+    observe_statements,
+    probe,
+    upgrade_to_head,
+)
+from smsgw_app.api.app import ApiServices, create_app
+from smsgw_app.api.backpressure import BacklogGate
+from smsgw_app.api.health import ReadinessCheck
+from smsgw_app.config import Settings
+from smsgw_app.http_protocol import guarded_protocol
+from smsgw_app.supervisor import HttpServer, Service
+from smsgw_app.wakeup import Wakeup
+from smsgw_app.workers import (
+    EXPRESS_POLL_S,
+    POLL_S,
+    BacklogMonitor,
+    BacklogSink,
+    ConsumerService,
+    OutboxJanitor,
+    QuietLanes,
+    RelayService,
+)
+from smsgw_core.messages import MessageType
+from smsgw_core.ports import Clock, Operator, UnitOfWorkFactory
+from smsgw_core.services.relay import OutboxRelay
+from smsgw_core.validity import DeliveryPolicy
+
+__all__ = ["ApiServices"]
+
+ADMISSION_REFRESH_S = 1.0  # how stale the API's backpressure figure may be
+GAUGE_REFRESH_S = 5.0  # the backlog gauges: a scrape interval's worth
+
+
+# ---- adapters ----------------------------------------------------------------------------
+
+
+def sql_engine(url: str, on_statement: StatementObserver | None = None) -> AsyncEngine:
+    engine = create_engine(url)
+    if on_statement is not None:
+        observe_statements(engine, on_statement)
+    return engine
+
+
+async def migrated(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """The engine, migrated to head before anything uses it; disposed at shutdown."""
+    try:
+        await upgrade_to_head(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def bus_kind(settings: Settings) -> str:
+    return "inprocess" if settings.embedded_bus else "rabbitmq"
+
+
+def inprocess_bus(metrics: Metrics) -> InProcessBus:
+    return InProcessBus(observer=metrics.queues.declare(LANES.values()))
+
+
+def topology(settings: Settings) -> RabbitTopology:
+    return RabbitTopology(
+        normal_queue=settings.normal_queue, express_queue=settings.express_queue,
+        dead_letter_queue=settings.dead_letter_queue, prefetch=settings.prefetch,
+        delivery_limit=settings.delivery_limit,
+    )
+
+
+def rabbit_bus(settings: Settings, metrics: Metrics) -> RabbitBus:
+    queues = topology(settings)
+    return RabbitBus(settings.broker_url, queues,
+                     observer=metrics.queues.declare(queues.work_queues))
+
+
+async def connected(bus: Bus) -> AsyncIterator[Bus]:
+    """The bus connected (RabbitMQ: the publisher's connection) and closed at shutdown."""
+    await bus.start()
+    try:
+        yield bus
+    finally:
+        await bus.close()
+
+
+async def closing(client: aiohttp.ClientSession) -> AsyncIterator[aiohttp.ClientSession]:
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def inprocess_consumer(
+    bus: InProcessBus, settings: Settings, handler: DeliveryHandler
+) -> InProcessConsumer:
+    # One priority queue, express taken first by every worker: SMSGW_WORKERS in all.
+    return InProcessConsumer(bus, handler, express_workers=0, normal_workers=settings.workers)
+
+
+def rabbit_consumer(
+    bus: RabbitBus, settings: Settings, metrics: Metrics, handler: DeliveryHandler,
+    lane: str = "all",
+) -> RabbitConsumer:
+    """Both lanes, or one (`smsgw worker --lane`), each with its own pool of workers."""
+    return RabbitConsumer(
+        bus, handler,
+        express_workers=settings.express_workers if lane != "normal" else 0,
+        normal_workers=settings.workers if lane != "express" else 0,
+        observer=metrics.queues.declare(bus.topology.work_queues),
+    )
+
+
+def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[Operator]:
+    operators: list[Operator] = []
+    for spec in settings.operators:
+        if spec.scheme in ("http", "https"):
+            operators.append(
+                HttpOperator(spec.name, spec.url, client, settings.operator_timeout_s)
+            )
+            continue
+        operators.append(SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params())))
+    return operators
+
+
+def delivery_policy_of(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(validity=timedelta(seconds=settings.message_ttl_s),
+                          lease=timedelta(seconds=settings.delivery_lease_s))
+
+
+def database_check(engine: AsyncEngine) -> ReadinessCheck:
+    async def check() -> str | None:
+        return await probe(engine)
+    return check
+
+
+def broker_check(bus: Bus) -> ReadinessCheck:
+    async def check() -> str | None:
+        return None if bus.is_connected() else "not connected"
+    return check
+
+
+def quiet_lanes(bus: Bus) -> QuietLanes:
+    """The lanes whose queue holds no message waiting for a worker, asked of the bus."""
+    async def quiet() -> Collection[MessageType]:
+        ready = await bus.backlog()
+        return [kind for kind in MessageType if ready.get(kind, 0) == 0]
+    return quiet
+
+
+# ---- services ----------------------------------------------------------------------------
+
+
+def http_server(settings: Settings, services: ApiServices, host: str, port: int) -> Service:
+    return HttpServer(uvicorn.Config(
+        create_app(services), host=host, port=port, log_level=settings.log_level.lower(),
+        access_log=False, lifespan="on",
+        log_config=None,  # uvicorn's lines go through the process's (JSON) handler
+        # uvicorn's own limits stop at idle keep-alive: see http_protocol.py
+        http=guarded_protocol(settings.http_request_timeout_s, settings.http_max_connections),
+        timeout_keep_alive=settings.http_idle_timeout_s,  # type: ignore[arg-type]
+    ))
+
+
+def relay_services(
+    settings: Settings, relay: Callable[..., OutboxRelay], wakeup: Wakeup, bus: Bus
+) -> list[Service]:
+    """The relay pools (one per lane) and the outbox janitor."""
+    services: list[Service] = []
+    for lane, size in ((MessageType.EXPRESS, settings.relay_express_workers),
+                       (MessageType.NORMAL, settings.relay_normal_workers)):
+        poll = EXPRESS_POLL_S if lane is MessageType.EXPRESS else POLL_S
+        services.extend(RelayService(f"relay-{lane.value}-{n}", relay(lane=lane), wakeup, poll)
+                        for n in range(size))
+    services.append(OutboxJanitor(
+        relay(),
+        redrive_after=timedelta(seconds=settings.redrive_after_s),
+        retention=timedelta(seconds=settings.outbox_retention_s),
+        redrive_at_start=settings.embedded_bus,
+        quiet_lanes=quiet_lanes(bus),
+    ))
+    return services
+
+
+def delivery_services(settings: Settings, consumer: Consumer) -> list[Service]:
+    return [ConsumerService(consumer, settings.shutdown_timeout_s)]
+
+
+def backlog_monitor(
+    uow: UnitOfWorkFactory, clock: Clock, metrics: Metrics, gate: BacklogGate,
+    *, gauges: bool, admission: bool,
+) -> list[Service]:
+    """The outbox backlog reading for the gauges and/or the API's backpressure gate."""
+    sinks: list[BacklogSink] = []
+    if admission and gate.enabled:
+        sinks.append(gate.update)
+    if gauges:
+        sinks.append(metrics.outbox_backlog)
+    if not sinks:
+        return []
+    every = ADMISSION_REFRESH_S if admission and gate.enabled else GAUGE_REFRESH_S
+    return [BacklogMonitor(uow, clock, sinks, every)]
+
+
