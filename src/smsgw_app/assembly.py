@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.bus import Bus, Consumer, DeliveryHandler
 from smsgw_adapters.inprocess import LANES, InProcessBus, InProcessConsumer
-from smsgw_adapters.observability import Metrics
+from smsgw_adapters.observability import Metrics, tracing
 from smsgw_adapters.operators.http import HttpOperator
 from smsgw_adapters.operators.simulated import Behaviour, SimulatedOperator
 from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer, RabbitTopology
@@ -92,7 +92,8 @@ def topology(settings: Settings) -> RabbitTopology:
 def rabbit_bus(settings: Settings, metrics: Metrics) -> RabbitBus:
     queues = topology(settings)
     return RabbitBus(settings.broker_url, queues,
-                     observer=metrics.queues.declare(queues.work_queues))
+                     observer=metrics.queues.declare(queues.work_queues),
+                     trace_fields=tracing.propagated_fields())
 
 
 async def connected(bus: Bus) -> AsyncIterator[Bus]:
@@ -128,6 +129,7 @@ def rabbit_consumer(
         express_workers=settings.express_workers if lane != "normal" else 0,
         normal_workers=settings.workers if lane != "express" else 0,
         observer=metrics.queues.declare(bus.topology.work_queues),
+        trace_fields=tracing.propagated_fields(),
     )
 
 

@@ -216,13 +216,18 @@ def carrier_from_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
     if not headers:
         return {}
     carrier: dict[str, str] = {}
-    for name in propagate.get_global_textmap().fields:
+    for name in propagated_fields():
         value = headers.get(name)
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace")
         if isinstance(value, str) and value:
             carrier[name] = value
     return carrier
+
+
+def propagated_fields() -> frozenset[str]:
+    """The header names the configured propagator reads and writes."""
+    return frozenset(propagate.get_global_textmap().fields)
 
 
 def extract(carrier: Mapping[str, str] | None) -> Context | None:

@@ -11,15 +11,14 @@ anyone inspecting the queues see the duplicates for what they are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel
 from pamqp.commands import Basic
 
-from smsgw_adapters.observability import tracing
-from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode
+from smsgw_adapters.rabbit.codec import CONTENT_TYPE, TRACE_FIELDS, carrier_from_headers, encode
 from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
@@ -41,7 +40,9 @@ class RabbitBus:
         confirm_timeout: float = 5.0,
         reconnect_interval: float = 2.0,
         observer: QueueObserver | None = None,
+        trace_fields: Collection[str] = TRACE_FIELDS,
     ) -> None:
+        self._trace_fields = trace_fields
         self.url = url
         self.topology = topology or RabbitTopology()
         self._confirm_timeout = confirm_timeout
@@ -90,7 +91,7 @@ class RabbitBus:
         queue = self.topology.queue_for(delivery.type)
         # The trace context (W3C traceparent…) the relay's publish span put in the
         # delivery goes in the headers too, where any AMQP-aware tracer looks for it.
-        headers: dict[str, Any] = dict(tracing.carrier_from_headers(delivery.trace))
+        headers: dict[str, Any] = dict(carrier_from_headers(delivery.trace, self._trace_fields))
         confirmation = await self._broker.publish(
             encode(delivery),
             queue=queue,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,12 +35,13 @@ from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.subscriber import RabbitSubscriber
 
 from smsgw_adapters.bus import DeliveryHandler
-from smsgw_adapters.observability import tracing
 from smsgw_adapters.rabbit.bus import RabbitBus
 from smsgw_adapters.rabbit.codec import (
     DEAD_LETTER_REASON,
     DEAD_LETTER_SOURCE,
+    TRACE_FIELDS,
     PoisonMessage,
+    carrier_from_headers,
     decode,
 )
 from smsgw_adapters.rabbit.connection import make_broker
@@ -66,7 +67,9 @@ class RabbitConsumer:
         reconnect_interval: float = 2.0,
         confirm_timeout: float = 5.0,
         observer: QueueObserver | None = None,
+        trace_fields: Collection[str] = TRACE_FIELDS,
     ) -> None:
+        self._trace_fields = trace_fields
         # The bus's broker and queues, on a connection of its own (see connection.py).
         topology = self.topology = bus.topology
         self._handler = handler
@@ -164,7 +167,7 @@ class RabbitConsumer:
         except PoisonMessage as poison:
             await self._dead_letter(message, queue, poison.reason)
             return
-        carrier = tracing.carrier_from_headers(message.raw_message.headers)
+        carrier = carrier_from_headers(message.raw_message.headers, self._trace_fields)
         if carrier:  # the headers' trace context wins over the body's
             delivery = replace(delivery, trace=carrier)
         try:
