@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from smsgw_core.ledger import Transaction
-from smsgw_core.messages import RecipientMessage
-from smsgw_core.outbox import RetryPolicy
+from smsgw_core.messages import MessageType, RecipientMessage
+from smsgw_core.outbox import Delivery, RetryPolicy
 from smsgw_core.pricing import Tariff
-from smsgw_core.services.accounts import Accounts
+from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
-from smsgw_core.services.send_sms import SmsSender
+from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
 from smsgw_core.testing import (
     CountingCircuitBreaker,
     FakeClock,
@@ -71,3 +75,46 @@ class World:
         await self.relay.relay_once()
         for delivery in self.bus.published[start:]:
             await self.deliverer.deliver(delivery)
+
+
+# -- builders the use-case tests share -------------------------------------------------
+
+U = 1  # the customer most tests use
+N1, N2, N3 = "09128582812", "091285284834", "+989121234567"
+
+
+@contextmanager
+def writes_nothing(world: World) -> Iterator[None]:
+    before, commits = copy.deepcopy(world.db.state), world.db.commits
+    yield
+    assert world.db.commits == commits
+    assert world.db.state == before
+
+
+async def fund(world: World, amount: int = 1000, user: int = U) -> None:
+    await world.accounts.top_up(TopUp(user, amount))
+
+
+async def send(
+    world: World,
+    recipients: tuple[str, ...] = (N1,),
+    text: str = "hello",
+    type: MessageType = MessageType.NORMAL,
+    key: str | None = None,
+    user: int = U,
+) -> Accepted:
+    return await world.sender.send(SendSms(user, text, recipients, type, key))
+
+
+def outbox_rows(world: World) -> list[Any]:
+    return list(world.db.state.outbox.values())
+
+
+async def accepted_delivery(
+    world: World, recipients: tuple[str, ...] = (N1,), type: MessageType = MessageType.NORMAL
+) -> Delivery:
+    await send(world, recipients, type=type)
+    start = len(world.bus.published)
+    await world.relay.relay_once()
+    [delivery] = world.bus.published[start:]
+    return delivery

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from smsgw_core.operators import CircuitOpen, OperatorError
+from smsgw_core.ports import Clock
 
 
 @dataclass
@@ -28,7 +28,7 @@ class CountingCircuitBreaker:
     `reset`.
     """
 
-    def __init__(self, clock: Any, threshold: int = 5, reset: timedelta = timedelta(seconds=30)):
+    def __init__(self, clock: Clock, threshold: int = 5, reset: timedelta = timedelta(seconds=30)):
         self.clock = clock
         self.threshold = threshold
         self.reset = reset
@@ -38,7 +38,7 @@ class CountingCircuitBreaker:
         state = self._states.get(operator)
         if state is None or state.opened_at is None:
             return False
-        return bool(self.clock.now() - state.opened_at < self.reset)
+        return self.clock.now() - state.opened_at < self.reset
 
     async def call(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
         state = self._states.setdefault(operator, _BreakerState())

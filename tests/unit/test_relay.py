@@ -1,0 +1,165 @@
+"""The outbox relay: publishing, priority, backoff, leases, redrive and parking.
+
+On the in-memory fakes (tests/unit/core_world.py); assertions are on state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from core_world import (
+    N1,
+    N2,
+    World,
+    fund,
+    outbox_rows,
+    send,
+)
+
+from smsgw_core.messages import MessageType, SmsStatus
+from smsgw_core.outbox import RetryPolicy
+from smsgw_core.services.relay import RelayReport
+
+# --- relay ----------------------------------------------------------------------------
+
+
+async def test_relay_publishes_and_marks_published(world: World) -> None:
+    await fund(world)
+    accepted = await send(world, (N1, N2))
+    assert await world.relay.relay_once() == RelayReport(1, 0, 0)
+    [delivery] = world.bus.published
+    assert delivery.sms_identifier == accepted.sms_identifier
+    assert delivery.recipients == (N1, N2)
+    assert outbox_rows(world)[0].status == "published"
+    assert await world.relay.relay_once() == RelayReport(0, 0, 0)
+    assert len(world.bus.published) == 1
+
+
+async def test_express_is_claimed_before_older_normal_events(world: World) -> None:
+    world.relay.batch_size = 1
+    await fund(world)
+    n1 = await send(world, text="normal 1")
+    n2 = await send(world, text="normal 2")
+    world.clock.advance(timedelta(seconds=5))
+    e1 = await send(world, text="otp 1", type=MessageType.EXPRESS)
+    e2 = await send(world, text="otp 2", type=MessageType.EXPRESS)
+    for _ in range(4):
+        await world.relay.relay_once()
+    assert [d.sms_identifier for d in world.bus.published] == [
+        e1.sms_identifier, e2.sms_identifier, n1.sms_identifier, n2.sms_identifier,
+    ]
+
+
+async def test_batch_size_bounds_a_relay_pass(world: World) -> None:
+    world.relay.batch_size = 2
+    await fund(world)
+    for _ in range(5):
+        await send(world)
+    reports = [await world.relay.relay_once() for _ in range(4)]
+    assert [r.published for r in reports] == [2, 2, 1, 0]
+
+
+async def test_bus_failure_retries_later_with_backoff(world: World) -> None:
+    await fund(world)
+    await send(world)
+    world.bus.fail_with = ConnectionError("broker down")
+    t0 = world.clock.now()
+
+    assert await world.relay.relay_once() == RelayReport(0, 1, 0)
+    [row] = outbox_rows(world)
+    assert (row.status, row.event.attempts) == ("pending", 1)
+    assert row.run_at == t0 + timedelta(milliseconds=500)
+    assert "broker down" in (row.last_error or "")
+
+    # not due yet: nothing is claimed, no attempt is counted
+    assert await world.relay.relay_once() == RelayReport(0, 0, 0)
+    assert outbox_rows(world)[0].event.attempts == 1
+
+    world.clock.advance(timedelta(milliseconds=500))
+    assert await world.relay.relay_once() == RelayReport(0, 1, 0)
+    [row] = outbox_rows(world)
+    assert row.event.attempts == 2
+    assert row.run_at == world.clock.now() + timedelta(seconds=1)
+
+    world.bus.fail_with = None
+    world.clock.advance(timedelta(seconds=1))
+    assert await world.relay.relay_once() == RelayReport(1, 0, 0)
+    assert outbox_rows(world)[0].status == "published"
+    assert len(world.bus.published) == 1
+
+
+def test_backoff_policy() -> None:
+    policy = RetryPolicy(base=timedelta(seconds=1), cap=timedelta(seconds=10))
+    assert [policy.delay(n).total_seconds() for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+    assert policy.delay(10_000) == timedelta(seconds=10)
+
+
+async def test_a_claimed_event_is_not_reclaimed_until_its_lease_ends(world: World) -> None:
+    await fund(world)
+    await send(world)
+    lease = world.relay.policy.lease
+    # a relay claims the event, then dies before publishing
+    async with world.db.uow() as uow:
+        [claimed] = await uow.outbox.claim_due(
+            world.clock.now(), 10, world.clock.now() + lease
+        )
+        await uow.commit()
+    assert claimed.attempts == 1
+    assert await world.relay.relay_once() == RelayReport(0, 0, 0)
+    world.clock.advance(lease - timedelta(milliseconds=1))
+    assert await world.relay.relay_once() == RelayReport(0, 0, 0)
+    world.clock.advance(timedelta(milliseconds=1))
+    assert await world.relay.relay_once() == RelayReport(1, 0, 0)
+    assert outbox_rows(world)[0].event.attempts == 0  # published: the count starts over
+    assert len(world.bus.published) == 1
+
+
+async def test_redrive_requeues_published_but_unfinished_only(world: World) -> None:
+    await fund(world)
+    finished = await send(world, text="finished")
+    lost = await send(world, text="lost")
+    pending = await send(world, text="never published")
+    world.relay.batch_size = 2
+    await world.relay.relay_once()
+    by_id = {d.sms_identifier: d for d in world.bus.published}
+    assert set(by_id) == {finished.sms_identifier, lost.sms_identifier}
+    await world.deliverer.deliver(by_id[finished.sms_identifier])  # `lost` never arrives
+
+    world.clock.advance(timedelta(minutes=1))
+    everywhere = list(MessageType)
+    assert await world.relay.redrive(timedelta(minutes=5), everywhere) == 0  # not long enough
+    assert await world.relay.redrive(timedelta(seconds=30)) == 0  # its queue may hold it
+    assert await world.relay.redrive(timedelta(seconds=30), everywhere) == 1
+    statuses = {r.event.aggregate_id: r.status for r in outbox_rows(world)}
+    assert statuses == {
+        finished.sms_identifier: "published",
+        lost.sms_identifier: "pending",
+        pending.sms_identifier: "pending",
+    }
+    world.relay.batch_size = 10
+    world.bus.published.clear()
+    await world.relay_and_deliver()
+    assert {d.sms_identifier for d in world.bus.published} == {
+        lost.sms_identifier, pending.sms_identifier,
+    }
+    assert all(m.status is SmsStatus.DONE for m in world.messages())
+    assert await world.relay.redrive(timedelta(0), everywhere) == 0
+
+
+async def test_an_undecodable_event_is_parked_at_once_and_the_rest_published(
+    world: World,
+) -> None:
+    await fund(world, 10)
+    good = await send(world)
+    await send(world)
+    [_, bad] = sorted(world.db.state.outbox)
+    world.db.state.outbox[bad].event = replace(
+        world.db.state.outbox[bad].event, payload={"sms_identifier": "x"}
+    )
+    report = await world.relay.relay_once()
+    assert report == RelayReport(published=1, retried=0, parked=1)
+    assert [d.sms_identifier for d in world.bus.published] == [good.sms_identifier]
+    row = world.db.state.outbox[bad]
+    assert row.status == "parked"
+    assert row.last_error is not None and "undecodable payload" in row.last_error
