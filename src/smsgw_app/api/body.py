@@ -10,8 +10,7 @@ their DTO.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from litestar.dto import MsgspecDTO
@@ -42,54 +41,6 @@ def require_json(content_type: str | None) -> None:
         raise UnsupportedMediaType(f"Content-Type: expected {ACCEPTED}, got {got}")
 
 
-@functools.cache
-def _only(schema: type[msgspec.Struct], name: str, raw: bool) -> type[msgspec.Struct]:
-    """`schema` reduced to its field `name`, which may be absent (UNSET); with
-    `raw`, the field's value is kept as raw JSON."""
-    field = next(f for f in msgspec.structs.fields(schema) if f.encode_name == name)
-    kind: Any = Union[msgspec.Raw if raw else field.type, msgspec.UnsetType]  # noqa: UP007
-    return msgspec.defstruct(f"{schema.__name__}_{name}", [(name, kind, msgspec.UNSET)])
-
-
-def invalid_field(
-    value: bytes, schema: type[msgspec.Struct], exc: msgspec.ValidationError
-) -> tuple[str, str]:
-    """Which field of `schema` made a (well-formed) body invalid, and why.
-
-    msgspec says where only inside its message, so the field is found again by
-    decoding the body into each field alone, in order: this runs only on a
-    refused body, never on an accepted one.
-    """
-    if not value.lstrip().startswith(b"{"):
-        return "body", str(exc)  # not an object
-    for field in msgspec.structs.fields(schema):
-        if (reason := _field_problem(value, schema, field)) is not None:
-            return field.encode_name, reason
-    return "body", str(exc)  # a rule across fields
-
-
-def _field_problem(
-    value: bytes, schema: type[msgspec.Struct], field: msgspec.structs.FieldInfo
-) -> str | None:
-    name = field.encode_name
-    try:
-        raw = getattr(msgspec.json.decode(value, type=_only(schema, name, raw=True)), name)
-    except (msgspec.DecodeError, RecursionError):
-        raw = None  # nested too deeply to be kept whole, here or in another field
-    if raw is msgspec.UNSET:
-        return "is required" if field.required else None
-    try:
-        if raw is None:  # decode the field in place: msgspec stops at its first problem
-            msgspec.json.decode(value, type=_only(schema, name, raw=False))
-        else:  # the value alone, so that the reason names no path but within it
-            msgspec.json.decode(raw, type=field.type)
-    except msgspec.ValidationError as invalid:
-        return str(invalid)
-    except (msgspec.DecodeError, RecursionError):
-        return None  # a value too deep to skip is another field's problem
-    return None
-
-
 class JsonBody(MsgspecDTO[T], Generic[T]):
     """Decode the body straight into the route's Struct, without lenient conversion."""
 
@@ -98,12 +49,9 @@ class JsonBody(MsgspecDTO[T], Generic[T]):
         try:
             return msgspec.json.decode(value, type=self.model_type)
         except msgspec.ValidationError as exc:
-            field, reason = invalid_field(value, self.model_type, exc)
-            # The same shape as Litestar's own errors for query parameters, so that
-            # errors.py reads one structure, never the words of a message.
-            raise ValidationException(
-                f"{field}: {reason}", extra=[{"key": field, "message": reason, "source": "body"}]
-            ) from exc
+            # "<reason> - at `$.<field>`": errors.py names the field from it; an error
+            # about the whole body (not an object) has no path, so say "body".
+            raise ValidationException(f"body: {exc}") from exc
         except msgspec.DecodeError as exc:
             raise ClientException(f"malformed JSON body: {exc}") from None
         except RecursionError:  # msgspec's own depth guard, not a crash

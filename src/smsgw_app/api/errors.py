@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -48,6 +49,15 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     TransientConflict: HTTP_503_SERVICE_UNAVAILABLE,
 }
 
+# msgspec reports "<reason> - at `$.data.<path>`" for a body, "- at `$.<name>`" for a
+# query parameter; we answer "<path>: <reason>".
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.(?:data\b\.?)?(?P<path>[^`]*)`$")
+_MISSING = re.compile(
+    r"Object missing required field `(?P<field>[^`]+)`"
+    r"|Missing required \w+ parameter '(?P<param>[^']+)'"
+)
+
+
 # What Litestar's Request.stream() raises (as a 500) when it receives http.disconnect.
 CLIENT_GONE = "client disconnected prematurely"
 
@@ -79,23 +89,18 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
     return server_error(request, exc)
 
 
-# How Litestar reports a route's body missing altogether: its `data` argument
-# (no schema of ours has a field of that name).
-_EMPTY_BODY = {"message": "'data'", "key": "data", "source": "body"}
-
-
 def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    if _EMPTY_BODY in (exc.extra if isinstance(exc.extra, list) else []):
+    if "missing required field `data`" in str(exc.__cause__):
         return _message("malformed JSON body: the body is empty", HTTP_400_BAD_REQUEST)
     return _message(_describe_validation(exc), HTTP_422_UNPROCESSABLE_ENTITY)
 
 
 def _describe_validation(exc: ValidationException) -> str:
-    """"<field>: <reason>" from the exception's structure: Litestar's `extra` for
-    query parameters (and JsonBody's, in the same shape), a KeyError for a
-    missing parameter."""
-    if isinstance(exc.__cause__, KeyError) and exc.__cause__.args:
-        return f"{exc.__cause__.args[0]}: is required"
+    cause = str(exc.__cause__) if exc.__cause__ is not None else ""
+    if (missing := _MISSING.search(f"{cause}\n{exc.detail}")) is not None:
+        return f"{missing['field'] or missing['param']}: is required"
+    if (at := _AT_PATH.match(cause)) is not None:
+        return f"{at['path'] or 'body'}: {at['reason']}"
     extra = exc.extra if isinstance(exc.extra, list) else []
     parts = [f"{e.get('key', '?')}: {e.get('message', '')}" for e in extra if isinstance(e, dict)]
     return "; ".join(parts) or str(exc.detail)
