@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.inprocess import LANES, InProcessBus
 from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTelemetry
-from smsgw_adapters.observability.tracing import TracedBus
+from smsgw_adapters.observability.tracing import TracedBus, TracedOperator
 from smsgw_adapters.operators.http import HttpOperator, operator_http_client_resource
 from smsgw_adapters.operators.simulated import SimulatedOperator
 from smsgw_adapters.rabbit import RabbitBus, RabbitTopology
@@ -110,7 +110,8 @@ def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[O
             reject_prefix=params.get("reject_prefix", ""),
             seed=int(params["seed"]) if "seed" in params else None,
         ))
-    return operators
+    # Every try of every operator: a client span when tracing, and a delivery log line.
+    return [TracedOperator(operator) for operator in operators]
 
 
 def delivery_policy_of(settings: Settings) -> DeliveryPolicy:

@@ -10,7 +10,6 @@ import asyncio
 import random
 import uuid
 
-from smsgw_adapters.observability import tracing
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
 
 
@@ -40,10 +39,6 @@ class SimulatedOperator:
         return self._name
 
     async def send(self, sms: OutgoingSms) -> str:
-        with tracing.operator_span(self._name, sms):  # a span and a log line per try
-            return await self._send(sms)
-
-    async def _send(self, sms: OutgoingSms) -> str:
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         if self.reject_prefix and sms.recipient.startswith(self.reject_prefix):

@@ -20,7 +20,11 @@ operator's span comes with the delivery log line (`delivery_log`).
 Tests and benchmarks install a provider of their own with `install()`.
 """
 
-from smsgw_adapters.observability.tracing.decorators import TracedBus, traced_handler
+from smsgw_adapters.observability.tracing.decorators import (
+    TracedBus,
+    TracedOperator,
+    traced_handler,
+)
 from smsgw_adapters.observability.tracing.delivery_log import (
     delivery_log,
     operator_span,
@@ -79,6 +83,7 @@ __all__ = [
     "TYPE",
     "USER_ID",
     "TracedBus",
+    "TracedOperator",
     "TracingConfigError",
     "annotate",
     "capture",

@@ -1,4 +1,8 @@
-"""Tracing as decorators around ports: the bus, the delivery handler."""
+"""Tracing as decorators around ports: the bus, the delivery handler, an operator.
+
+The adapters they wrap import nothing of this package: the spans are put
+around them where the ports are wired.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TypeVar
 
 from opentelemetry.trace import Span, SpanKind
 
+from smsgw_adapters.observability.tracing.delivery_log import operator_span
 from smsgw_adapters.observability.tracing.names import (
     DELIVER_SPAN,
     DONE,
@@ -24,8 +29,9 @@ from smsgw_adapters.observability.tracing.spans import (
     start_child_span,
 )
 from smsgw_adapters.observability.tracing.state import enabled
+from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import MessageBus
+from smsgw_core.ports import MessageBus, Operator
 
 T = TypeVar("T")
 
@@ -108,3 +114,24 @@ def _report_delivery(span: Span, report: object) -> None:
     outcome = ("partial" if done and failed else "delivered" if done
                else "failed" if failed else "skipped")
     span.set_attribute(OUTCOME, outcome)
+
+
+class TracedOperator:
+    """An Operator whose every try gets a client span `sms.operator.send` and a
+    delivery log line (`operator_span`); the log line is written with tracing off too.
+
+    The span is current while the inner operator sends, so an HTTP operator
+    passes its context on in the request headers (the global propagator's
+    `inject`) and adds its own attributes to it (`trace.get_current_span()`).
+    """
+
+    def __init__(self, inner: Operator) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def send(self, sms: OutgoingSms) -> str:
+        with operator_span(self.inner.name, sms):
+            return await self.inner.send(sms)
