@@ -27,7 +27,7 @@ from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery, OutboxEvent
-from smsgw_core.ports import Backlog, HistoryFilter, Outcome, ParkedEvent, StoredResponse
+from smsgw_core.ports import Backlog, HistoryFilter, ParkedEvent, RecipientFinish, StoredResponse
 
 
 @dataclass
@@ -161,7 +161,7 @@ class InMemoryMessages(_Repo):
             claimed.setdefault(m.sms_identifier, []).append(m.recipient)
         return claimed
 
-    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+    async def finish_many(self, outcomes: Sequence[RecipientFinish], at: datetime) -> list[bool]:
         return [
             await self.finish(o.sms_identifier, o.recipient, o.status, o.provider, at)
             for o in outcomes

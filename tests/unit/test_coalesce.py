@@ -21,7 +21,7 @@ from smsgw_core.operators import ErrorClass, OutgoingSms
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.coalesce import CoalescingSender
-from smsgw_core.services.deliver import Deliverer, DeliveryReport
+from smsgw_core.services.deliver import Deliverer, DeliveryCounts
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
 from smsgw_core.telemetry import RecordingTelemetry
@@ -154,7 +154,7 @@ async def test_concurrent_deliveries_share_their_claims_and_outcomes() -> None:
     assert db.commits - commits <= 8
     assert len(calls) == len(set(calls)) == 40  # the duplicate found nothing to claim
     assert sum(r.done for r in reports) == 20 and sum(r.failed for r in reports) == 20
-    assert reports[-1] == DeliveryReport(0, 0, 2)
+    assert reports[-1] == DeliveryCounts(0, 0, 2)
     refunds = [t for _, t in db.state.transactions if t.type is TransactionType.REFUND]
     assert len({t.transaction_id for t in refunds}) == len(refunds) == 20
     assert db.state.balances[1] == 1_000 - 40 + 20

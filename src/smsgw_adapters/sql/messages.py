@@ -13,7 +13,7 @@ from smsgw_adapters.sql.repository import SqlRepository
 from smsgw_adapters.sql.schema import sms_status
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
-from smsgw_core.ports import HistoryFilter, Outcome
+from smsgw_core.ports import HistoryFilter, RecipientFinish
 
 _sms = sms_status.c
 UNFINISHED = (SmsStatus.PENDING.value, SmsStatus.SENDING.value)
@@ -87,10 +87,11 @@ class SqlMessages(SqlRepository):
     async def finish(
         self, sms_identifier: str, recipient: str, status: SmsStatus, provider: str, at: datetime
     ) -> bool:
-        [moved] = await self.finish_many([Outcome(sms_identifier, recipient, status, provider)], at)
+        move = RecipientFinish(sms_identifier, recipient, status, provider)
+        [moved] = await self.finish_many([move], at)
         return moved
 
-    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+    async def finish_many(self, outcomes: Sequence[RecipientFinish], at: datetime) -> list[bool]:
         for o in outcomes:
             if o.status is SmsStatus.SENDING:
                 raise InvalidTransition(SmsStatus.SENDING.value, o.status.value)
