@@ -121,7 +121,7 @@ async def run(
         settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         async with runtime.started(settings) as container:
             services = ApiServices(
-                await resolve(container.sender), await resolve(container.history),
+                await resolve(container.sms_sender), await resolve(container.history),
                 await resolve(container.accounts), {},
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))

@@ -33,8 +33,8 @@ from smsgw_core.outbox import RetryPolicy
 from smsgw_core.ports import Operator
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
-from smsgw_core.services.coalesce import CoalescingSender
 from smsgw_core.services.deliver import Deliverer
+from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
@@ -159,10 +159,12 @@ class Container(containers.DeclarativeContainer):
     delivery_policy = providers.Singleton(delivery_policy_of, settings)
     admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
-    sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry)
+    sms_sender = providers.Singleton(
+        SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry
+    )
     # What the API sends with: concurrent sends share transactions (SMSGW_ACCEPT_BATCH).
-    acceptor = providers.Singleton(
-        CoalescingSender, sender, max_group=settings.provided.accept_batch
+    sender = providers.Singleton(
+        GroupCommit, sms_sender, max_group=settings.provided.accept_batch
     )
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)

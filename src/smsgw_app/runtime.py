@@ -118,7 +118,7 @@ async def http_service(container: Container, host: str, port: int) -> Service:
     engine = await resolve(container.engine)
     bus = await resolve(container.bus)
     app = create_app(ApiServices(
-        await resolve(container.acceptor), await resolve(container.history),
+        await resolve(container.sender), await resolve(container.history),
         await resolve(container.accounts),
         {"database": database_check(engine), "broker": broker_check(bus)},
         container.admission(),
