@@ -120,7 +120,7 @@ async def run(
         settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         async with processes.started(settings) as container:
             services = ApiServices(
-                container.sender(), container.history(), container.accounts(), {},
+                container.sms_sender(), container.history(), container.accounts(), {},
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))
             results: dict[str, list[float]] = {mode: [] for mode in modes}

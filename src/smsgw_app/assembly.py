@@ -142,7 +142,8 @@ def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[O
             )
             continue
         operators.append(SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params())))
-    return operators
+    # Every try of every operator: a client span when tracing, and a delivery log line.
+    return [tracing.TracedOperator(operator) for operator in operators]
 
 
 def delivery_policy_of(settings: Settings) -> DeliveryPolicy:

@@ -22,8 +22,8 @@ from smsgw_app.wakeup import Wakeup
 from smsgw_core.outbox import RetryPolicy
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
-from smsgw_core.services.coalesce import CoalescingSender
 from smsgw_core.services.deliver import Deliverer
+from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
@@ -82,10 +82,12 @@ class Container(containers.DeclarativeContainer):
     admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
     # ---- use cases --------------------------------------------------------------------
-    sender = providers.Singleton(SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry)
+    sms_sender = providers.Singleton(
+        SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry
+    )
     # What the API sends with: concurrent sends share transactions (SMSGW_ACCEPT_BATCH).
-    acceptor = providers.Singleton(
-        CoalescingSender, sender, max_group=settings.provided.accept_batch
+    sender = providers.Singleton(
+        GroupCommit, sms_sender, max_group=settings.provided.accept_batch
     )
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
@@ -114,7 +116,7 @@ class Container(containers.DeclarativeContainer):
         broker=providers.Callable(assembly.broker_check, bus),
     )
     api_services = providers.Singleton(
-        assembly.ApiServices, acceptor, history, accounts, readiness, admission
+        assembly.ApiServices, sender, history, accounts, readiness, admission
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)

@@ -19,7 +19,9 @@ from smsgw_core.ports import CircuitBreaker, Operator
 
 
 @dataclass(frozen=True, slots=True)
-class SendOutcome:
+class FailoverResult:
+    """What trying one recipient on each operator in turn came to."""
+
     delivered: bool
     provider: str  # the operator that took it ("" when none did)
     provider_message_id: str
@@ -29,7 +31,7 @@ class SendOutcome:
 
 async def send_with_failover(
     sms: OutgoingSms, operators: Sequence[Operator], breaker: CircuitBreaker
-) -> SendOutcome:
+) -> FailoverResult:
     errors: list[str] = []
     for operator in operators:
         try:
@@ -39,9 +41,11 @@ async def send_with_failover(
         except OperatorError as exc:
             errors.append(str(exc))
             if not exc.transient:
-                return SendOutcome(False, "", "", tuple(errors))
+                return FailoverResult(False, "", "", tuple(errors))
         except Exception as exc:  # an adapter bug must not sink the other recipients
             errors.append(f"{operator.name}: unexpected {type(exc).__name__}: {exc}")
         else:
-            return SendOutcome(True, operator.name, message_id, tuple(errors))
-    return SendOutcome(False, "", "", tuple(errors or ["no operator configured"]), retryable=True)
+            return FailoverResult(True, operator.name, message_id, tuple(errors))
+    return FailoverResult(
+        False, "", "", tuple(errors or ["no operator configured"]), retryable=True
+    )

@@ -92,8 +92,9 @@ class LedgerRepository(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """A recipient's move out of SENDING: to DONE with the provider, or to FAILED."""
+class RecipientFinish:
+    """A recipient's move out of SENDING (what `finish_many` writes): to DONE with
+    the provider, to FAILED, or back to PENDING when no operator could take it."""
 
     sms_identifier: str
     recipient: str
@@ -112,7 +113,7 @@ class MessageRepository(Protocol):
         absent). A recipient SENDING since later belongs to a delivery in progress and
         is left alone. Without `stale_before`, every unfinished recipient is claimed."""
 
-    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+    async def finish_many(self, outcomes: Sequence[RecipientFinish], at: datetime) -> list[bool]:
         """Move each recipient out of SENDING, in order: to DONE or FAILED, or back to
         PENDING (deferred); False where it was not SENDING (a recipient named twice
         moves once, the first time)."""

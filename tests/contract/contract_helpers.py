@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import MessageRepository, Outcome
+from smsgw_core.ports import MessageRepository, RecipientFinish
 
 # Whole seconds: the original schema's DATETIME columns keep no fraction on MySQL.
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -55,5 +55,6 @@ async def finish(
     provider: str, when: datetime,
 ) -> bool:
     """One recipient's finish, through the port's batch: whether it moved."""
-    [moved] = await repo.finish_many([Outcome(sms_identifier, recipient, status, provider)], when)
+    move = RecipientFinish(sms_identifier, recipient, status, provider)
+    [moved] = await repo.finish_many([move], when)
     return moved

@@ -7,7 +7,7 @@ from contract_helpers import T0, at, claim, finish, messages
 
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.ports import HistoryFilter, Outcome, UnitOfWorkFactory
+from smsgw_core.ports import HistoryFilter, RecipientFinish, UnitOfWorkFactory
 
 A, B, C = "+989120000001", "+989120000002", "+989120000003"
 
@@ -106,7 +106,8 @@ async def test_finish_moves_out_of_sending_to_a_terminal_status_or_back_to_pendi
         with pytest.raises(InvalidTransition):
             await finish(uow.messages, "s1", A, SmsStatus.SENDING, "op-a", at(2))
         assert await uow.messages.finish_many(
-            [Outcome("s1", A, SmsStatus.PENDING), Outcome("s1", B, SmsStatus.DONE, "op-b")],
+            [RecipientFinish("s1", A, SmsStatus.PENDING),
+             RecipientFinish("s1", B, SmsStatus.DONE, "op-b")],
             at(2),
         ) == [True, True]
         assert not await finish(uow.messages, "s1", A, SmsStatus.DONE, "op-a", at(3))  # PENDING
@@ -199,11 +200,11 @@ async def test_finish_many_moves_each_recipient_once_in_order(
     async with uow_factory() as uow:
         await uow.messages.claim_many(["s1"], at(1))  # s2 stays PENDING
         moved = await uow.messages.finish_many([
-            Outcome("s1", A, SmsStatus.DONE, "op-a"),
-            Outcome("s1", B, SmsStatus.FAILED),
-            Outcome("s1", A, SmsStatus.FAILED),  # named twice: moves the first time only
-            Outcome("s2", A, SmsStatus.DONE, "op-a"),  # not SENDING
-            Outcome("s1", C, SmsStatus.DONE, "op-b"),
+            RecipientFinish("s1", A, SmsStatus.DONE, "op-a"),
+            RecipientFinish("s1", B, SmsStatus.FAILED),
+            RecipientFinish("s1", A, SmsStatus.FAILED),  # named twice: moves the first time only
+            RecipientFinish("s2", A, SmsStatus.DONE, "op-a"),  # not SENDING
+            RecipientFinish("s1", C, SmsStatus.DONE, "op-b"),
         ], at(2))
         await uow.commit()
     assert moved == [True, True, False, False, True]
@@ -215,4 +216,4 @@ async def test_finish_many_moves_each_recipient_once_in_order(
         assert {m.recipient: m.provider for _, m in rows} == {A: "op-a", B: "", C: "op-b"}
         assert {m.updated_at for _, m in rows} == {at(2)}
         with pytest.raises(InvalidTransition):
-            await uow.messages.finish_many([Outcome("s2", A, SmsStatus.SENDING)], at(3))
+            await uow.messages.finish_many([RecipientFinish("s2", A, SmsStatus.SENDING)], at(3))

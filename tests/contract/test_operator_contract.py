@@ -269,7 +269,7 @@ async def test_each_try_is_a_client_span_whose_context_the_operator_gets(
         return web.Response(status=503, text="busy")
 
     async with fake_operator(answer) as url, operator_http_client() as client:
-        operator = HttpOperator("A", url, client)
+        operator = tracing.TracedOperator(HttpOperator("A", url, client))
         await operator.send(SMS)
         await failure(operator.send(SMS))
     sent, failed = (s for s in spans.get_finished_spans() if s.name == tracing.OPERATOR_SPAN)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smsgw_adapters.sql.seed import RecipientOutcome
+from smsgw_adapters.sql.seed import RecipientRow
 from smsgw_app.loadtest.client import HttpConnection, RequestError, Target
 from smsgw_app.loadtest.delivery import summarize
 from smsgw_app.loadtest.generator import LoadGenerator
@@ -246,8 +246,8 @@ async def test_a_server_that_does_not_answer_times_out() -> None:
 def test_delivery_figures_per_type() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
 
-    def row(kind: str, status: str, created: float, updated: float) -> RecipientOutcome:
-        return RecipientOutcome("s", kind, status, t0 + timedelta(seconds=created),
+    def row(kind: str, status: str, created: float, updated: float) -> RecipientRow:
+        return RecipientRow("s", kind, status, t0 + timedelta(seconds=created),
                                 t0 + timedelta(seconds=updated))
 
     rows = [row("express", "DONE", 0, 1), row("express", "FAILED", 0, 2),

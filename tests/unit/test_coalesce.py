@@ -12,8 +12,8 @@ from smsgw_core.messages import MessageType
 from smsgw_core.operators import ErrorClass, OutgoingSms
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
-from smsgw_core.services.coalesce import CoalescingSender
-from smsgw_core.services.deliver import Deliverer, DeliveryReport
+from smsgw_core.services.deliver import Deliverer, DeliveryCounts
+from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
 from smsgw_core.telemetry import RecordingTelemetry
@@ -68,7 +68,7 @@ async def test_send_many_takes_no_idempotency_key() -> None:
 
 async def test_concurrent_sends_share_transactions() -> None:
     db, sender, _ = await _world(balance=1_000)
-    coalescing = CoalescingSender(sender, max_group=10, max_in_flight=2)
+    coalescing = GroupCommit(sender, max_group=10, max_in_flight=2)
     commits = db.commits
     answers = await asyncio.gather(
         *(coalescing.send(SendSms(1, "hi", (f"0912{i:07d}",))) for i in range(100)),
@@ -82,7 +82,7 @@ async def test_concurrent_sends_share_transactions() -> None:
 
 async def test_a_refused_send_does_not_fail_its_group() -> None:
     db, sender, _ = await _world(balance=3)
-    coalescing = CoalescingSender(sender, max_in_flight=1)
+    coalescing = GroupCommit(sender, max_in_flight=1)
     answers = await asyncio.gather(
         *(coalescing.send(SendSms(1, "hi", (f"0912{i:07d}",))) for i in range(5)),
         return_exceptions=True,
@@ -99,7 +99,7 @@ async def test_a_database_failure_fails_every_send_of_the_group() -> None:
         raise ConnectionError("database away")
 
     sender.uow = broken  # type: ignore[assignment,method-assign]
-    coalescing = CoalescingSender(sender)
+    coalescing = GroupCommit(sender)
     answers = await asyncio.gather(
         *(coalescing.send(SendSms(1, "hi", (f"0912{i:07d}",))) for i in range(3)),
         return_exceptions=True,
@@ -109,7 +109,7 @@ async def test_a_database_failure_fails_every_send_of_the_group() -> None:
 
 async def test_a_send_whose_caller_went_away_leaves_the_others_answered() -> None:
     db, sender, _ = await _world(balance=10)
-    coalescing = CoalescingSender(sender, max_in_flight=1)
+    coalescing = GroupCommit(sender, max_in_flight=1)
     first = asyncio.create_task(coalescing.send(SendSms(1, "hi", ("09120000001",))))
     await asyncio.sleep(0)
     gone = asyncio.create_task(coalescing.send(SendSms(1, "hi", ("09120000002",))))
@@ -124,7 +124,7 @@ async def test_a_send_whose_caller_went_away_leaves_the_others_answered() -> Non
 
 async def test_a_send_with_an_idempotency_key_goes_alone_and_replays() -> None:
     db, sender, _ = await _world(balance=10)
-    coalescing = CoalescingSender(sender)
+    coalescing = GroupCommit(sender)
     command = SendSms(1, "hi", ("09120000001",), idempotency_key="k-1")
     first, again = await asyncio.gather(coalescing.send(command), coalescing.send(command))
     assert first == again
@@ -154,7 +154,7 @@ async def test_concurrent_deliveries_share_their_claims_and_outcomes() -> None:
     assert db.commits - commits <= 8
     assert len(calls) == len(set(calls)) == 40  # the duplicate found nothing to claim
     assert sum(r.done for r in reports) == 20 and sum(r.failed for r in reports) == 20
-    assert reports[-1] == DeliveryReport(0, 0, 2)
+    assert reports[-1] == DeliveryCounts(0, 0, 2)
     refunds = [t for _, t in db.state.transactions if t.type is TransactionType.REFUND]
     assert len({t.transaction_id for t in refunds}) == len(refunds) == 20
     assert db.state.balances[1] == 1_000 - 40 + 20

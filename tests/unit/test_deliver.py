@@ -25,7 +25,7 @@ from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery
 from smsgw_core.pricing import Tariff
-from smsgw_core.services.deliver import DeliveryReport
+from smsgw_core.services.deliver import DeliveryCounts
 from smsgw_core.testing import CountingCircuitBreaker, FakeClock, always
 
 # --- deliver --------------------------------------------------------------------------
@@ -34,7 +34,7 @@ from smsgw_core.testing import CountingCircuitBreaker, FakeClock, always
 async def test_first_operator_ok(world: World) -> None:
     await fund(world, 10)
     delivery = await accepted_delivery(world, (N1, N2))
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(2, 0, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(2, 0, 0)
     rows = world.messages()
     assert all((m.status, m.provider) == (SmsStatus.DONE, "A") for m in rows)
     assert (world.a.calls, world.b.calls) == (2, 0)
@@ -50,7 +50,7 @@ async def test_transient_error_fails_over_to_the_next_operator(world: World) -> 
     world.a.behaviour = always(ErrorClass.TRANSIENT)
     await fund(world, 10)
     delivery = await accepted_delivery(world)
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(1, 0, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(1, 0, 0)
     [row] = world.messages()
     assert (row.status, row.provider) == (SmsStatus.DONE, "B")
     assert (world.a.calls, world.b.calls) == (1, 1)
@@ -62,7 +62,7 @@ async def test_permanent_error_fails_at_once_and_refunds(world: World) -> None:
     await fund(world, 10)
     delivery = await accepted_delivery(world, type=MessageType.EXPRESS)
     assert world.balance(U) == 7
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 1, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 1, 0)
     [row] = world.messages()
     assert (row.status, row.provider) == (SmsStatus.FAILED, "")
     assert world.b.calls == 0
@@ -78,7 +78,7 @@ async def test_all_transient_defers_and_nothing_is_refunded_yet(world: World) ->
     world.b.behaviour = always(ErrorClass.TRANSIENT)
     await fund(world, 10)
     delivery = await accepted_delivery(world, (N1, N2))
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 0, 2, deferred=2)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 0, 2, deferred=2)
     assert all(m.status is SmsStatus.PENDING for m in world.messages())
     assert world.balance(U) == 8
     assert not [t for t in world.transactions() if t.type is TransactionType.REFUND]
@@ -91,7 +91,7 @@ async def test_a_mixed_outcome_refunds_only_the_failed_recipient(world: World) -
     world.a.behaviour = lambda sms: ErrorClass.PERMANENT if sms.recipient == N2 else "ok"
     await fund(world, 10)
     delivery = await accepted_delivery(world, (N1, N2, N3))
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(2, 1, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(2, 1, 0)
     status = {m.recipient: m.status for m in world.messages()}
     assert status == {N1: SmsStatus.DONE, N2: SmsStatus.FAILED, N3: SmsStatus.DONE}
     assert world.balance(U) == 10 - 3 + 1
@@ -103,7 +103,7 @@ async def test_a_second_delivery_of_the_same_message_does_nothing(world: World) 
     await world.deliverer.deliver(delivery)
     before = copy.deepcopy(world.db.state)
     calls = world.a.calls
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 0, 2)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 0, 2)
     assert world.db.state == before
     assert world.a.calls == calls
 
@@ -112,7 +112,7 @@ async def test_no_operators_defers(world: World) -> None:
     world.deliverer.operators = []
     await fund(world, 10)
     delivery = await accepted_delivery(world)
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 0, 1, deferred=1)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 0, 1, deferred=1)
     assert [m.status for m in world.messages()] == [SmsStatus.PENDING]
 
 
@@ -133,9 +133,9 @@ async def test_a_crash_mid_send_leaves_sending_and_a_redelivery_finishes(world: 
     assert row.status is SmsStatus.SENDING  # the claim committed, the outcome did not
     world.a.behaviour = lambda sms: "id-1"
     # within the lease the recipient belongs to the (dead) delivery: nothing to claim
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 0, 1)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 0, 1)
     world.clock.advance(world.validity.lease + timedelta(seconds=1))
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(1, 0, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(1, 0, 0)
     [row] = world.messages()
     assert (row.status, row.provider) == (SmsStatus.DONE, "A")
     assert world.balance(U) == 9
@@ -148,7 +148,7 @@ async def test_an_operator_adapter_bug_counts_as_that_operators_failure(world: W
     world.a.behaviour = broken
     await fund(world, 10)
     delivery = await accepted_delivery(world)
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(1, 0, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(1, 0, 0)
     [row] = world.messages()
     assert (row.status, row.provider) == (SmsStatus.DONE, "B")
 
@@ -182,7 +182,7 @@ async def test_free_messages_fail_without_a_refund_row() -> None:
     world.a.behaviour = always(ErrorClass.PERMANENT)
     await fund(world, 1)
     delivery = await accepted_delivery(world)
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 1, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 1, 0)
     assert [t.type for t in world.transactions()] == [TransactionType.TOPUP,
                                                       TransactionType.CHARGE]
 

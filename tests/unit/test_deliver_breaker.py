@@ -18,7 +18,7 @@ from core_world import (
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import SmsStatus
 from smsgw_core.operators import ErrorClass, OutgoingSms
-from smsgw_core.services.deliver import DeliveryReport
+from smsgw_core.services.deliver import DeliveryCounts
 from smsgw_core.testing import ScriptedOperator, always
 
 # --- circuit breaker ------------------------------------------------------------------
@@ -80,7 +80,7 @@ async def test_all_breakers_open_defers_without_calling_anyone() -> None:
     assert world.breaker.is_open("A") and world.breaker.is_open("B")
     calls = (world.a.calls, world.b.calls)
     delivery = await accepted_delivery(world)
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 0, 1, deferred=1)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 0, 1, deferred=1)
     assert (world.a.calls, world.b.calls) == calls
     assert world.balance(U) == 98
     assert not [t for t in world.transactions() if t.type is TransactionType.REFUND]

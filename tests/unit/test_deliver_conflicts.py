@@ -10,7 +10,7 @@ from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import SmsStatus
 from smsgw_core.operators import ErrorClass, OutgoingSms
 from smsgw_core.services.accounts import TopUp
-from smsgw_core.services.deliver import DeliveryReport
+from smsgw_core.services.deliver import DeliveryCounts
 from smsgw_core.services.send_sms import SendSms
 
 U, N1, N2 = 1, "09128582812", "091285284834"
@@ -29,7 +29,7 @@ async def test_a_deadlocked_outcome_is_recorded_without_calling_the_operator_aga
         return ErrorClass.PERMANENT if sms.recipient == N2 else "id"
 
     world.a.behaviour = answer_then_deadlock
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(1, 1, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(1, 1, 0)
     assert world.a.calls == 2 and world.b.calls == 0
     assert {m.recipient: m.status for m in world.messages()} == {
         N1: SmsStatus.DONE, N2: SmsStatus.FAILED,
@@ -45,5 +45,5 @@ async def test_a_deadlocked_claim_is_re_run_and_sends_once() -> None:
     await world.relay.relay_once()
     [delivery] = world.bus.published
     world.db.fail_commits = [TransientConflict("lock wait timeout")]
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(1, 0, 0)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(1, 0, 0)
     assert world.a.calls == 1

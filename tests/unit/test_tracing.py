@@ -17,7 +17,7 @@ from smsgw_adapters.observability import tracing
 from smsgw_core.messages import MessageType
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery
-from smsgw_core.services.deliver import DeliveryReport
+from smsgw_core.services.deliver import DeliveryCounts
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACE_ID = int("0af7651916cd43dd8448eb211c80319c", 16)
@@ -225,12 +225,12 @@ async def test_traced_bus_off_passes_deliveries_unchanged() -> None:
 async def test_traced_handler_runs_inside_sms_deliver(spans: InMemorySpanExporter) -> None:
     seen: list[str] = []
 
-    async def deliver(d: Delivery) -> DeliveryReport:
+    async def deliver(d: Delivery) -> DeliveryCounts:
         seen.append(tracing.capture()["traceparent"])
-        return DeliveryReport(done=1, failed=1, skipped=0)
+        return DeliveryCounts(done=1, failed=1, skipped=0)
 
     report = await tracing.traced_handler(deliver)(delivery({"traceparent": TRACEPARENT}))
-    assert report == DeliveryReport(1, 1, 0)
+    assert report == DeliveryCounts(1, 1, 0)
     (span,) = by_name(spans, tracing.DELIVER_SPAN)
     assert span.kind is SpanKind.CONSUMER
     assert span.context.trace_id == TRACE_ID
@@ -243,15 +243,15 @@ async def test_traced_handler_runs_inside_sms_deliver(spans: InMemorySpanExporte
 
 
 @pytest.mark.parametrize(("report", "outcome"), [
-    (DeliveryReport(2, 0, 0), "delivered"),
-    (DeliveryReport(0, 2, 0), "failed"),
-    (DeliveryReport(0, 0, 2), "skipped"),
+    (DeliveryCounts(2, 0, 0), "delivered"),
+    (DeliveryCounts(0, 2, 0), "failed"),
+    (DeliveryCounts(0, 0, 2), "skipped"),
     (None, "handled"),
 ])
 async def test_deliver_outcomes(
-    spans: InMemorySpanExporter, report: DeliveryReport | None, outcome: str
+    spans: InMemorySpanExporter, report: DeliveryCounts | None, outcome: str
 ) -> None:
-    async def deliver(d: Delivery) -> DeliveryReport | None:
+    async def deliver(d: Delivery) -> DeliveryCounts | None:
         return report
 
     await tracing.traced_handler(deliver)(delivery())

@@ -22,7 +22,7 @@ from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.outbox import Delivery, RetryPolicy
 from smsgw_core.services.accounts import TopUp
-from smsgw_core.services.deliver import DeliveryReport
+from smsgw_core.services.deliver import DeliveryCounts
 from smsgw_core.services.relay import RelayReport
 from smsgw_core.services.send_sms import Accepted, SendSms
 from smsgw_core.testing import ScriptedOperator, always
@@ -56,7 +56,7 @@ async def relay_until_quiet(world: World) -> None:
         pass
 
 
-async def deliver_published(world: World) -> list[DeliveryReport]:
+async def deliver_published(world: World) -> list[DeliveryCounts]:
     published, world.bus.published = world.bus.published, []
     return [await world.deliverer.deliver(d) for d in published]
 
@@ -122,7 +122,7 @@ async def test_a_delivery_taken_past_validity_fails_as_expired_without_calling_a
     await world.relay.relay_once()
     world.clock.advance(timedelta(minutes=11))  # it sat in a queue that long
     [report] = await deliver_published(world)
-    assert report == DeliveryReport(0, 2, 0)
+    assert report == DeliveryCounts(0, 2, 0)
     assert (world.a.calls, world.b.calls) == (0, 0)
     assert all("(expired)" in d for d in refunds(world)) and len(refunds(world)) == 2
     assert world.balance(U) == 100
@@ -148,7 +148,7 @@ async def test_a_short_outage_of_every_operator_delays_but_delivers() -> None:
     world.clock.advance(timedelta(seconds=3))
     await relay_until_quiet(world)
     [report] = await deliver_published(world)
-    assert report == DeliveryReport(2, 0, 0)
+    assert report == DeliveryCounts(2, 0, 0)
     assert statuses(world) == [SmsStatus.DONE] * 2
     assert refunds(world) == [] and world.balance(U) == 98
 
@@ -158,7 +158,7 @@ class FastWorkerBus:
 
     def __init__(self) -> None:
         self.world: World | None = None
-        self.reports: list[DeliveryReport] = []
+        self.reports: list[DeliveryCounts] = []
 
     async def publish(self, deliveries: list[Delivery]) -> None:
         assert self.world is not None
@@ -260,7 +260,7 @@ async def test_a_duplicate_of_a_delivery_in_progress_claims_nothing() -> None:
         await uow.messages.claim_many([delivery.sms_identifier], world.clock.now(),
                                       world.validity.stale_before(world.clock.now()))
         await uow.commit()
-    assert await world.deliverer.deliver(delivery) == DeliveryReport(0, 0, 1)
+    assert await world.deliverer.deliver(delivery) == DeliveryCounts(0, 0, 1)
     assert world.a.calls == 0
 
 

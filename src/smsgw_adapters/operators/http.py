@@ -18,9 +18,8 @@ from urllib.request import getproxies
 
 import aiohttp
 import msgspec
-from opentelemetry.trace import Span
+from opentelemetry import propagate, trace
 
-from smsgw_adapters.observability import tracing
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
 
 SNIPPET_CHARS = 120
@@ -105,15 +104,13 @@ class HttpOperator:
         return self._name
 
     async def send(self, sms: OutgoingSms) -> str:
-        # A client span per try, its context passed on in the request's headers.
-        with tracing.operator_span(self._name, sms) as span:
-            return await self._send(sms, span)
-
-    async def _send(self, sms: OutgoingSms, span: Span) -> str:
         body = msgspec.json.encode(
             {"to": sms.recipient, "text": sms.text, "reference": sms.reference}
         )
-        headers = tracing.inject({"Content-Type": JSON})
+        # The current span (TracedOperator's, when tracing) goes on to the
+        # operator in the W3C headers; with none, nothing is added.
+        headers = {"Content-Type": JSON}
+        propagate.inject(headers)
         try:
             async with self._client.post(
                 self._url, data=body, headers=headers, timeout=self._timeout,
@@ -126,6 +123,7 @@ class HttpOperator:
             raise self._error(ErrorClass.TRANSIENT, f"timeout ({type(exc).__name__})") from exc
         except aiohttp.ClientError as exc:
             raise self._error(ErrorClass.TRANSIENT, _describe(exc)) from exc
+        span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute(HTTP_STATUS, status)
         if status == 200:

@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from smsgw_adapters.observability import tracing
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
 
 FailRate = Annotated[float, Meta(ge=0, le=1)]
@@ -92,10 +91,6 @@ class SimulatedOperator:
         return self._name
 
     async def send(self, sms: OutgoingSms) -> str:
-        with tracing.operator_span(self._name, sms):  # a span and a log line per try
-            return await self._send(sms)
-
-    async def _send(self, sms: OutgoingSms) -> str:
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         if self.reject_prefix and sms.recipient.startswith(self.reject_prefix):

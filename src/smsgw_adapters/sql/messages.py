@@ -13,7 +13,7 @@ from smsgw_adapters.sql.repository import SqlRepository
 from smsgw_adapters.sql.schema import sms_status
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
-from smsgw_core.ports import HistoryFilter, Outcome
+from smsgw_core.ports import HistoryFilter, RecipientFinish
 
 _sms = sms_status.c
 UNFINISHED = (SmsStatus.PENDING.value, SmsStatus.SENDING.value)
@@ -81,7 +81,7 @@ class SqlMessages(SqlRepository):
             claimed.setdefault(row.sms_identifier, []).append(row.recipient)
         return claimed
 
-    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+    async def finish_many(self, outcomes: Sequence[RecipientFinish], at: datetime) -> list[bool]:
         for o in outcomes:
             if o.status is SmsStatus.SENDING:
                 raise InvalidTransition(SmsStatus.SENDING.value, o.status.value)

@@ -64,7 +64,7 @@ async def seed_balances(
 
 
 @dataclass(frozen=True, slots=True)
-class RecipientOutcome:
+class RecipientRow:
     """One recipient row of an accepted SMS, as a load test reads it back."""
 
     sms_identifier: str
@@ -76,13 +76,13 @@ class RecipientOutcome:
 
 async def recipient_outcomes(
     engine: AsyncEngine, sms_identifiers: Iterable[str], *, chunk: int = OUTCOME_CHUNK,
-) -> list[RecipientOutcome]:
+) -> list[RecipientRow]:
     """Every ``sms_status`` row of these SMS, read in chunks with IN (...).
 
     Each lookup is a range of the unique index (sms_identifier, recipient).
     """
     identifiers = list(sms_identifiers)
-    found: list[RecipientOutcome] = []
+    found: list[RecipientRow] = []
     for start in range(0, len(identifiers), chunk):
         # A connection (and transaction) per chunk: on SQLite every transaction
         # takes the write lock, which the gateway under test must not wait on long.
@@ -91,10 +91,10 @@ async def recipient_outcomes(
     return found
 
 
-async def _outcomes(conn: AsyncConnection, identifiers: Sequence[str]) -> list[RecipientOutcome]:
+async def _outcomes(conn: AsyncConnection, identifiers: Sequence[str]) -> list[RecipientRow]:
     rows = await conn.execute(
         sa.select(_sms.sms_identifier, _sms.type, _sms.status, _sms.created_at, _sms.updated_at)
         .where(_sms.sms_identifier.in_(identifiers))
     )
-    return [RecipientOutcome(str(sms), str(kind), str(status), created_at, updated_at)
+    return [RecipientRow(str(sms), str(kind), str(status), created_at, updated_at)
             for sms, kind, status, created_at, updated_at in rows]

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from smsgw_core.errors import Overloaded
 from smsgw_core.ports import Backlog
+from smsgw_core.services.send_sms import Accepted, Sender, SendSms
 
 RETRY_AFTER_S = 5  # what a refused client is told to wait: a few of the gate's refreshes
 
@@ -43,3 +44,16 @@ class BacklogGate:
         """Raise Overloaded while the last reading is over the limit."""
         if self.enabled and self._due > self.limit:
             raise Overloaded(self._due, self.limit, self.retry_after_s)
+
+
+class AdmittedSender:
+    """A Sender that asks the gate first: 503 + Retry-After (Overloaded) while the
+    backlog is over the limit, before anything is written."""
+
+    def __init__(self, gate: BacklogGate, inner: Sender) -> None:
+        self.gate = gate
+        self.inner = inner
+
+    async def send(self, command: SendSms) -> Accepted:
+        self.gate.admit()
+        return await self.inner.send(command)

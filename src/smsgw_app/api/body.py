@@ -18,6 +18,8 @@ from litestar.exceptions import ClientException, HTTPException, ValidationExcept
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 from litestar.typing import FieldDefinition
 
+from smsgw_app.api.body_errors import invalid_field
+
 T = TypeVar("T", bound=msgspec.Struct)
 
 # application/json and the structured-syntax suffix (application/problem+json, …): none
@@ -49,9 +51,11 @@ class JsonBody(MsgspecDTO[T], Generic[T]):
         try:
             return msgspec.json.decode(value, type=self.model_type)
         except msgspec.ValidationError as exc:
-            # "<reason> - at `$.<field>`": errors.py names the field from it; an error
-            # about the whole body (not an object) has no path, so say "body".
-            raise ValidationException(f"body: {exc}") from exc
+            found = invalid_field(value, self.model_type, exc)
+            raise ValidationException(
+                f"{found.path}: {found.reason}",
+                extra=[{"key": found.path, "message": found.reason, "source": "body"}],
+            ) from exc
         except msgspec.DecodeError as exc:
             raise ClientException(f"malformed JSON body: {exc}") from None
         except RecursionError:  # msgspec's own depth guard, not a crash

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from litestar import Request, Response
@@ -49,14 +48,8 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     TransientConflict: HTTP_503_SERVICE_UNAVAILABLE,
 }
 
-# msgspec reports "<reason> - at `$.data.<path>`" for a body, "- at `$.<name>`" for a
-# query parameter; we answer "<path>: <reason>".
-_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$\.(?:data\b\.?)?(?P<path>[^`]*)`$")
-_MISSING = re.compile(
-    r"Object missing required field `(?P<field>[^`]+)`"
-    r"|Missing required \w+ parameter '(?P<param>[^']+)'"
-)
-
+# Litestar's handler parameter for the body: missing when the request has none.
+EMPTY_BODY = "data"
 
 # What Litestar's Request.stream() raises (as a 500) when it receives http.disconnect.
 CLIENT_GONE = "client disconnected prematurely"
@@ -90,20 +83,25 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
 
 
 def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    if "missing required field `data`" in str(exc.__cause__):
+    problems = _problems(exc)
+    if any(key == EMPTY_BODY for key, _ in problems):
         return _message("malformed JSON body: the body is empty", HTTP_400_BAD_REQUEST)
-    return _message(_describe_validation(exc), HTTP_422_UNPROCESSABLE_ENTITY)
+    return _message(_describe_validation(exc, problems), HTTP_422_UNPROCESSABLE_ENTITY)
 
 
-def _describe_validation(exc: ValidationException) -> str:
-    cause = str(exc.__cause__) if exc.__cause__ is not None else ""
-    if (missing := _MISSING.search(f"{cause}\n{exc.detail}")) is not None:
-        return f"{missing['field'] or missing['param']}: is required"
-    if (at := _AT_PATH.match(cause)) is not None:
-        return f"{at['path'] or 'body'}: {at['reason']}"
+def _problems(exc: ValidationException) -> list[tuple[str, str]]:
+    """(field, reason) of every problem the exception lists: Litestar's own for
+    parameters, JsonBody's for a body (see body_errors)."""
     extra = exc.extra if isinstance(exc.extra, list) else []
-    parts = [f"{e.get('key', '?')}: {e.get('message', '')}" for e in extra if isinstance(e, dict)]
-    return "; ".join(parts) or str(exc.detail)
+    return [(str(e.get("key", "?")), str(e.get("message", ""))) for e in extra
+            if isinstance(e, dict)]
+
+
+def _describe_validation(exc: ValidationException, problems: list[tuple[str, str]]) -> str:
+    if isinstance(exc.__cause__, KeyError) and exc.__cause__.args:
+        # Litestar's missing parameter: the KeyError of the parameter's name.
+        return f"{exc.__cause__.args[0]}: is required"
+    return "; ".join(f"{key}: {reason}" for key, reason in problems) or str(exc.detail)
 
 
 def client_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smsgw_adapters.sql.engine import create_engine
-from smsgw_adapters.sql.seed import RecipientOutcome, recipient_outcomes
+from smsgw_adapters.sql.seed import RecipientRow, recipient_outcomes
 from smsgw_app.loadtest.report import percentiles_ms
 
 TERMINAL = frozenset({"DONE", "FAILED"})
@@ -35,14 +35,14 @@ async def wait_for_delivery(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + give_up_after
     pending = dict(accepted)
-    finished: list[RecipientOutcome] = []
-    last_read: list[RecipientOutcome] = []
+    finished: list[RecipientRow] = []
+    last_read: list[RecipientRow] = []
     expected = sum(accepted.values())
     shown = loop.time()
     try:
         while pending:
             last_read = await recipient_outcomes(engine, pending)
-            by_sms: dict[str, list[RecipientOutcome]] = defaultdict(list)
+            by_sms: dict[str, list[RecipientRow]] = defaultdict(list)
             for row in last_read:
                 by_sms[row.sms_identifier].append(row)
             for sms, rows in by_sms.items():
@@ -63,7 +63,7 @@ async def wait_for_delivery(
     return summarize(finished + still_moving, expected)
 
 
-def summarize(rows: list[RecipientOutcome], expected: int) -> dict[str, Any]:
+def summarize(rows: list[RecipientRow], expected: int) -> dict[str, Any]:
     """The delivery figures from the recipients' rows (terminal or not)."""
     terminal = [r for r in rows if r.status in TERMINAL]
     delivered = sum(1 for r in terminal if r.status == "DONE")

@@ -7,7 +7,7 @@ at once: one transaction, one flush, one round of locks for the whole group.
 Nothing waits on a timer: under light load a call goes alone and at once;
 under heavy load the groups grow by themselves.
 
-The accept path (`CoalescingSender`) and the delivery path (the Deliverer's
+The accept path (`GroupCommit`) and the delivery path (the Deliverer's
 claims and outcomes) use it.
 """
 
@@ -18,8 +18,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
-
-from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -75,24 +73,3 @@ class Coalescer(Generic[T, R]):
                 answer.set_exception(result)
             else:
                 answer.set_result(result)
-
-
-@dataclass
-class CoalescingSender:
-    """`send` as SmsSender's, answered from a transaction shared with concurrent sends.
-
-    A send with an Idempotency-Key goes alone (its replay check reads first).
-    """
-
-    sender: SmsSender
-    max_group: int = MAX_GROUP
-    max_in_flight: int = MAX_IN_FLIGHT
-    _group: Coalescer[SendSms, Accepted] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._group = Coalescer(self.sender.send_many, self.max_group, self.max_in_flight)
-
-    async def send(self, command: SendSms) -> Accepted:
-        if command.idempotency_key is not None:
-            return await self.sender.send(command)
-        return await self._group.submit(command)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from smsgw_core.failover import SendOutcome, send_with_failover
+from smsgw_core.failover import FailoverResult, send_with_failover
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import OutgoingSms
@@ -40,7 +40,9 @@ log = logging.getLogger("smsgw.deliver")
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryReport:
+class DeliveryCounts:
+    """What became of one delivery's recipients, counted."""
+
     done: int
     failed: int
     skipped: int  # already terminal, in progress elsewhere, or deferred
@@ -50,11 +52,11 @@ class DeliveryReport:
 @dataclass(frozen=True, slots=True)
 class _Sent:
     delivery: Delivery
-    outcomes: list[tuple[str, SendOutcome | None]]  # per claimed recipient; None: not sent
+    outcomes: list[tuple[str, FailoverResult | None]]  # per claimed recipient; None: not sent
 
 
 def _verdict(
-    recipient: str, outcome: SendOutcome | None, expired: bool
+    recipient: str, outcome: FailoverResult | None, expired: bool
 ) -> Verdict:
     if outcome is not None and outcome.delivered:
         return Verdict(recipient, SmsStatus.DONE, outcome.provider)
@@ -87,7 +89,7 @@ class Deliverer:
     max_calls: int = 256
     telemetry: Telemetry = field(default_factory=NoTelemetry)
     _claims: dict[MessageType, Coalescer[str, list[str]]] = field(init=False, repr=False)
-    _outcomes: dict[MessageType, Coalescer[_Sent, DeliveryReport]] = field(
+    _outcomes: dict[MessageType, Coalescer[_Sent, DeliveryCounts]] = field(
         init=False, repr=False
     )
     _calls: dict[MessageType, asyncio.Semaphore] = field(init=False, repr=False)
@@ -99,11 +101,11 @@ class Deliverer:
         self._outcomes = {kind: Coalescer(self._record_group) for kind in MessageType}
         self._calls = {kind: asyncio.Semaphore(self.max_calls) for kind in MessageType}
 
-    async def deliver(self, delivery: Delivery) -> DeliveryReport:
+    async def deliver(self, delivery: Delivery) -> DeliveryCounts:
         claimed = await self._claims[delivery.type].submit(delivery.sms_identifier)
         if not claimed:
-            return DeliveryReport(0, 0, len(delivery.recipients))
-        outcomes: list[SendOutcome | None]
+            return DeliveryCounts(0, 0, len(delivery.recipients))
+        outcomes: list[FailoverResult | None]
         if self.policy.expired(delivery.accepted_at, self.clock.now()):
             outcomes = [None] * len(claimed)  # too late to send: each fails as expired
         else:
@@ -120,7 +122,10 @@ class Deliverer:
         return await self._outcomes[delivery.type].submit(sent)
 
     async def _hand_back(
-        self, delivery: Delivery, claimed: list[str], sends: Sequence[asyncio.Future[SendOutcome]]
+        self,
+        delivery: Delivery,
+        claimed: list[str],
+        sends: Sequence[asyncio.Future[FailoverResult]],
     ) -> None:
         """Settle what the operators answered; put the rest back to PENDING, due now.
 
@@ -150,7 +155,7 @@ class Deliverer:
 
     async def _send(
         self, delivery: Delivery, recipient: str, gate: asyncio.Semaphore
-    ) -> SendOutcome:
+    ) -> FailoverResult:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
         async with gate, self._calls[delivery.type]:
             return await send_with_failover(sms, self.operators, self.breaker)
@@ -170,7 +175,7 @@ class Deliverer:
         # the first delivery sends, the other finds nothing to do.
         return [claimed.pop(sms, []) for sms in sms_identifiers]
 
-    async def _record_group(self, group: Sequence[_Sent]) -> list[DeliveryReport]:
+    async def _record_group(self, group: Sequence[_Sent]) -> list[DeliveryCounts]:
         now = self.clock.now()
         settlements = []
         for sent in group:
@@ -194,7 +199,7 @@ class Deliverer:
             statuses = [v.status for v in verdicts]
             self._report(sent.delivery, [s for s in statuses if s.terminal], now)
             done, failed = statuses.count(SmsStatus.DONE), statuses.count(SmsStatus.FAILED)
-            reports.append(DeliveryReport(
+            reports.append(DeliveryCounts(
                 done, failed, len(sent.delivery.recipients) - done - failed,
                 statuses.count(SmsStatus.PENDING),
             ))

@@ -69,8 +69,9 @@ class Accepted:
         }
 
 
-class Sends(Protocol):
-    """What the API needs of a sender: SmsSender, or CoalescingSender around one."""
+class Sender(Protocol):
+    """What accepts a send: the use case (SmsSender) or a decorator around it
+    (GroupCommit; the API's admission gate)."""
 
     async def send(self, command: SendSms) -> Accepted: ...
 

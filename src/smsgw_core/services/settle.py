@@ -19,7 +19,7 @@ from datetime import datetime
 from smsgw_core.ledger import Transaction, TransactionType, refund_id
 from smsgw_core.messages import SmsStatus
 from smsgw_core.outbox import Delivery
-from smsgw_core.ports import Outcome, UnitOfWork
+from smsgw_core.ports import RecipientFinish, UnitOfWork
 from smsgw_core.validity import FailureReason
 
 
@@ -46,7 +46,7 @@ async def settle(
     """Apply each verdict whose recipient is still SENDING; return the applied ones,
     per settlement. The caller commits."""
     outcomes = [
-        Outcome(s.delivery.sms_identifier, v.recipient, v.status, v.provider)
+        RecipientFinish(s.delivery.sms_identifier, v.recipient, v.status, v.provider)
         for s in settlements for v in s.verdicts
     ]
     moved = iter(await uow.messages.finish_many(outcomes, now))

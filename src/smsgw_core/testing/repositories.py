@@ -16,7 +16,7 @@ from smsgw_core.errors import (
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.outbox import Delivery, OutboxEvent
-from smsgw_core.ports import Backlog, HistoryFilter, Outcome, ParkedEvent, StoredResponse
+from smsgw_core.ports import Backlog, HistoryFilter, ParkedEvent, RecipientFinish, StoredResponse
 from smsgw_core.testing.state import InMemoryState, OutboxRow
 
 if TYPE_CHECKING:
@@ -113,13 +113,13 @@ class InMemoryMessages(_Repo):
             claimed.setdefault(m.sms_identifier, []).append(m.recipient)
         return claimed
 
-    async def finish_many(self, outcomes: Sequence[Outcome], at: datetime) -> list[bool]:
+    async def finish_many(self, outcomes: Sequence[RecipientFinish], at: datetime) -> list[bool]:
         for o in outcomes:
             if o.status is SmsStatus.SENDING:
                 raise InvalidTransition(SmsStatus.SENDING.value, o.status.value)
         return [self._finish(o, at) for o in outcomes]
 
-    def _finish(self, outcome: Outcome, at: datetime) -> bool:
+    def _finish(self, outcome: RecipientFinish, at: datetime) -> bool:
         for index, (i, m) in enumerate(self.s.messages):
             if m.sms_identifier == outcome.sms_identifier and m.recipient == outcome.recipient:
                 if m.status is not SmsStatus.SENDING:

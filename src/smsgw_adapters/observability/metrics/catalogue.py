@@ -1,43 +1,18 @@
-"""The gateway's Prometheus metrics: the catalogue of docs/observability.md.
-
-`Metrics` owns every metric of the catalogue but the HTTP ones (the API's
-Litestar middleware makes those) on one registry; the process-wide default
-registry is the one `/metrics` and the metrics port serve. The rest of this
-module feeds it:
-
-- `PrometheusTelemetry`, the core's Telemetry port: money, finished
-  recipients and outbox publishing, reported after they are committed;
-- `MeasuredBreaker`, a decorator of the core's CircuitBreaker port: every try
-  sent to an operator, with its latency and outcome;
-- hooks for the adapters: `Metrics.queues` observes a bus (RabbitMQ or
-  in-process), `Metrics.db_statement` the SQL engine's statements,
-  `Metrics.breaker_state_changed` a ResilientBreaker's circuits and
-  `Metrics.outbox_backlog` the periodic backlog reading;
-- `MetricsHttpServer`, the registry over HTTP for processes without the API.
-
-Every label takes values from a small fixed set (or from configuration:
-operator and queue names), so no series grows with traffic. Known label
-values are created at zero up front, so a counter is there before its first
-event; gauges appear only in the processes that set them (the backlog in
-relay/serve, a circuit's state where operators are called).
-"""
+"""Every catalogued metric but the HTTP ones, on one registry (docs/observability.md)."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Final
-from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import start_http_server
 
+from smsgw_adapters.observability.metrics.queues import QueueCounters, priority_label
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.operators import CircuitOpen, OperatorError
-from smsgw_core.ports import Backlog, CircuitBreaker
+from smsgw_core.ports import Backlog
 
 # An SQL statement: sub-millisecond on SQLite, a few ms on a loaded MySQL.
 DB_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -53,51 +28,6 @@ OUTCOMES: Final = ("ok", "transient", "permanent", "open")
 OPERATIONS: Final = ("select", "insert", "update", "delete", "other")
 BREAKER_STATES: Final = {"closed": 0, "half-opened": 1, "half-open": 1, "open": 2, "opened": 2}
 FINAL_STATUSES: Final = (SmsStatus.DONE, SmsStatus.FAILED)
-
-
-def priority_label(priority: int) -> str:
-    """The outbox priority as its message type (express/normal)."""
-    for kind in MessageType:
-        if kind.priority == priority:
-            return kind.value
-    return str(priority)
-
-
-class QueueCounters:
-    """Observes a bus: the RabbitMQ adapter's QueueObserver and the in-process bus's."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        def counter(name: str, doc: str) -> Counter:
-            return Counter(name, doc, ["queue"], registry=registry)
-
-        self._published = counter("smsgw_queue_published_total",
-                                  "Messages published to a queue and confirmed by the broker.")
-        self._consumed = counter("smsgw_queue_consumed_total",
-                                 "Messages of a queue handled and acknowledged.")
-        self._redelivered = counter("smsgw_queue_redelivered_total",
-                                    "Messages of a queue received again (redelivered flag).")
-        self._dead_lettered = counter("smsgw_queue_dead_lettered_total",
-                                      "Messages of a queue moved to the dead-letter queue.")
-
-    def declare(self, queues: Iterable[str]) -> QueueCounters:
-        """Create the series of `queues` at zero; returns self, the observer to hand over."""
-        for queue in queues:
-            for counter in (self._published, self._consumed, self._redelivered,
-                            self._dead_lettered):
-                counter.labels(queue)
-        return self
-
-    def published(self, queue: str) -> None:
-        self._published.labels(queue).inc()
-
-    def consumed(self, queue: str) -> None:
-        self._consumed.labels(queue).inc()
-
-    def redelivered(self, queue: str) -> None:
-        self._redelivered.labels(queue).inc()
-
-    def dead_lettered(self, queue: str) -> None:
-        self._dead_lettered.labels(queue).inc()
 
 
 class Metrics:
@@ -245,98 +175,3 @@ def _age(oldest: datetime | None, now: datetime) -> float:
     if oldest.tzinfo is None:  # stored as UTC without a zone
         oldest = oldest.replace(tzinfo=UTC)
     return max(0.0, (now - oldest).total_seconds())
-
-
-class PrometheusTelemetry:
-    """The core's Telemetry port on `Metrics`: what the use cases committed."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._m = metrics
-
-    def ledger(self, type: TransactionType, amount: int, count: int = 1) -> None:
-        self._m.ledger_transactions.labels(type.value).inc(max(0, count))
-        self._m.ledger_amount_units.labels(type.value).inc(abs(amount))
-
-    def finished(self, type: MessageType, status: SmsStatus, seconds: float | None) -> None:
-        self._m.recipients_finished.labels(type.value, status.value.lower()).inc()
-        if seconds is not None:
-            self._m.accept_to_terminal_seconds.labels(type.value).observe(max(0.0, seconds))
-
-    def relayed(self, type: MessageType, published: int, failed: int, parked: int) -> None:
-        label = type.value
-        self._m.outbox_published.labels(label).inc(max(0, published))
-        self._m.outbox_publish_failures.labels(label).inc(max(0, failed))
-        self._m.outbox_parked.labels(label).inc(max(0, parked))
-
-
-class MeasuredBreaker:
-    """The CircuitBreaker port around any breaker, counting and timing operator sends.
-
-    Every try that reaches the operator is counted with its own latency and
-    outcome (ok, transient, permanent; an exception that is not an
-    OperatorError counts as transient, as failover treats it); a call the
-    circuit refuses without sending is counted as `open`. So a retried send
-    shows as two tries, and `open` shows how much traffic a circuit turned away.
-    """
-
-    def __init__(
-        self, inner: CircuitBreaker, metrics: Metrics, operators: Iterable[str] = ()
-    ) -> None:
-        self._inner = inner
-        self._metrics = metrics
-        metrics.declare_operators(operators)
-
-    @property
-    def inner(self) -> CircuitBreaker:
-        return self._inner
-
-    async def call(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
-        metrics = self._metrics
-
-        async def measured() -> str:
-            started = time.perf_counter()
-            try:
-                result = await send()
-            except OperatorError as exc:
-                outcome = "transient" if exc.transient else "permanent"
-                metrics.operator_send(operator, outcome, time.perf_counter() - started)
-                raise
-            except Exception:
-                metrics.operator_send(operator, "transient", time.perf_counter() - started)
-                raise
-            metrics.operator_send(operator, "ok", time.perf_counter() - started)
-            return result
-
-        started = time.perf_counter()
-        try:
-            return await self._inner.call(operator, measured)
-        except CircuitOpen:
-            metrics.operator_send(operator, "open", time.perf_counter() - started)
-            raise
-
-
-class MetricsHttpServer:
-    """`registry` over HTTP (any path, `/metrics` included) on a daemon thread."""
-
-    def __init__(self, port: int, host: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY):
-        self.host = host
-        self.port = port
-        self._registry = registry
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Bind and serve; raises OSError when the port cannot be bound."""
-        self._server, self._thread = start_http_server(
-            self.port, addr=self.host, registry=self._registry
-        )
-        self.port = int(self._server.server_address[1])
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None

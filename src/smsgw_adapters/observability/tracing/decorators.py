@@ -1,0 +1,137 @@
+"""Tracing as decorators around ports: the bus, the delivery handler, an operator.
+
+The adapters they wrap import nothing of this package: the spans are put
+around them where the ports are wired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
+
+from opentelemetry.trace import Span, SpanKind
+
+from smsgw_adapters.observability.tracing.delivery_log import operator_span
+from smsgw_adapters.observability.tracing.names import (
+    DELIVER_SPAN,
+    DONE,
+    FAILED,
+    OUTCOME,
+    PUBLISH_SPAN,
+    SKIPPED,
+)
+from smsgw_adapters.observability.tracing.propagation import carrier_of
+from smsgw_adapters.observability.tracing.spans import (
+    child_span,
+    delivery_attributes,
+    fail,
+    start_child_span,
+)
+from smsgw_adapters.observability.tracing.state import enabled
+from smsgw_core.operators import OutgoingSms
+from smsgw_core.outbox import Delivery
+from smsgw_core.ports import MessageBus, Operator
+
+T = TypeVar("T")
+
+
+class TracedBus:
+    """A MessageBus whose every published delivery gets a span `sms.publish`.
+
+    The span is a child of the delivery's trace (the accepting request), and the
+    delivery goes on with the span's own context in `Delivery.trace`: the
+    in-process bus carries it as is, RabbitBus also copies it into the message
+    headers. The batch is published in one call, as the inner bus expects.
+    """
+
+    def __init__(self, inner: MessageBus, system: str = "") -> None:
+        self.inner = inner
+        self.system = system  # messaging.system: "rabbitmq", "inprocess"
+
+    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+        if not enabled():
+            await self.inner.publish(deliveries)
+            return
+        spans: list[Span] = []
+        traced: list[Delivery] = []
+        for delivery in deliveries:
+            attributes = delivery_attributes(delivery)
+            if self.system:
+                attributes["messaging.system"] = self.system
+            span = start_child_span(
+                PUBLISH_SPAN, delivery.trace, kind=SpanKind.PRODUCER, attributes=attributes
+            )
+            spans.append(span)
+            traced.append(replace(delivery, trace=carrier_of(span)))
+        try:
+            await self.inner.publish(traced)
+        except BaseException as exc:
+            for span in spans:
+                fail(span, exc, "failed")
+            raise
+        else:
+            for span in spans:
+                span.set_attribute(OUTCOME, "published")
+        finally:
+            for span in spans:
+                span.end()
+
+
+def traced_handler(
+    handler: Callable[[Delivery], Awaitable[T]],
+) -> Callable[[Delivery], Awaitable[T]]:
+    """`handler` (Deliverer.deliver) run inside a span `sms.deliver`, child of the
+    delivery's carrier (`Delivery.trace`; RabbitConsumer puts the message headers' there)."""
+
+    async def deliver(delivery: Delivery) -> T:
+        if not enabled():
+            return await handler(delivery)
+        with child_span(
+            DELIVER_SPAN, delivery.trace, kind=SpanKind.CONSUMER,
+            attributes=delivery_attributes(delivery),
+        ) as span:
+            try:
+                result = await handler(delivery)
+            except BaseException:
+                span.set_attribute(OUTCOME, "error")
+                raise
+            _report_delivery(span, result)
+            return result
+
+    return deliver
+
+
+def _report_delivery(span: Span, report: object) -> None:
+    counts = {key: getattr(report, name, None) for key, name in
+              ((DONE, "done"), (FAILED, "failed"), (SKIPPED, "skipped"))}
+    if not all(isinstance(v, int) for v in counts.values()):
+        span.set_attribute(OUTCOME, "handled")
+        return
+    for key, value in counts.items():
+        span.set_attribute(key, int(value or 0))
+    done, failed = int(counts[DONE] or 0), int(counts[FAILED] or 0)
+    outcome = ("partial" if done and failed else "delivered" if done
+               else "failed" if failed else "skipped")
+    span.set_attribute(OUTCOME, outcome)
+
+
+class TracedOperator:
+    """An Operator whose every try gets a client span `sms.operator.send` and a
+    delivery log line (`operator_span`); the log line is written with tracing off too.
+
+    The span is current while the inner operator sends, so an HTTP operator
+    passes its context on in the request headers (the global propagator's
+    `inject`) and adds its own attributes to it (`trace.get_current_span()`).
+    """
+
+    def __init__(self, inner: Operator) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def send(self, sms: OutgoingSms) -> str:
+        with operator_span(self.inner.name, sms):
+            return await self.inner.send(sms)

@@ -1,0 +1,63 @@
+"""The trace context as a W3C carrier (`traceparent`, `tracestate`): a plain
+`dict[str, str]` the core stores opaquely, and message or HTTP headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span
+
+from smsgw_adapters.observability.tracing.state import enabled
+
+
+def capture() -> dict[str, str]:
+    """The current trace context as a carrier (for SendSms.trace); {} with no span or when off."""
+    if not enabled():
+        return {}
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def inject(headers: MutableMapping[str, Any], span: Span | None = None) -> MutableMapping[str, Any]:
+    """Add the trace context (of `span`, or the current one) to HTTP or message headers."""
+    if enabled():
+        context = trace.set_span_in_context(span) if span is not None else None
+        propagate.inject(headers, context=context)
+    return headers
+
+
+def carrier_of(span: Span) -> dict[str, str]:
+    """The carrier whose extraction makes `span` the parent."""
+    carrier: dict[str, str] = {}
+    inject(carrier, span)
+    return carrier
+
+
+def carrier_from_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
+    """The trace fields (traceparent, tracestate, baggage) among message headers."""
+    if not headers:
+        return {}
+    carrier: dict[str, str] = {}
+    for name in propagated_fields():
+        value = headers.get(name)
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if isinstance(value, str) and value:
+            carrier[name] = value
+    return carrier
+
+
+def propagated_fields() -> frozenset[str]:
+    """The header names the configured propagator reads and writes."""
+    return frozenset(propagate.get_global_textmap().fields)
+
+
+def extract(carrier: Mapping[str, str] | None) -> Context | None:
+    """The context a carrier names (None for an empty one: the span becomes a root)."""
+    if not carrier:
+        return None
+    return propagate.extract(carrier, context=Context())
