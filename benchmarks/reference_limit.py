@@ -19,7 +19,7 @@ against MariaDB's session counters), on a connection with autocommit off
 COMMITTED, utf8mb4 and the FOUND_ROWS client flag:
 
     INSERT INTO sms_status (...)           one PENDING row
-    INSERT INTO outbox_events (...)        the delivery as JSON, as Delivery.to_payload()
+    INSERT INTO outbox_events (...)        the delivery as JSON, as smsgw_adapters.codec writes it
     INSERT INTO user_transactions (...)    the charge row
     UPDATE user_balances SET balance = balance + -cost, last_updated = ?
         WHERE user_id = ? AND balance + -cost >= 0     (no row: refused, ROLLBACK)

@@ -10,10 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from smsgw_core.messages import MessageType
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import MessageBus
 
-DeliveryHandler = Callable[[Delivery], Awaitable[object]]
+DeliveryHandler = Callable[[DeliveryJob], Awaitable[object]]
 
 
 class Bus(MessageBus, Protocol):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from smsgw_core.messages import MessageType
 
@@ -12,7 +11,7 @@ SMS_SEND = "sms.send"
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class DeliveryJob:
     """The message the bus carries to a worker: one accepted SMS, all its recipients."""
 
     sms_identifier: str
@@ -30,35 +29,9 @@ class Delivery:
     def priority(self) -> int:
         return self.type.priority
 
-    def to_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "sms_identifier": self.sms_identifier,
-            "user_id": self.user_id,
-            "type": self.type.value,
-            "text": self.text,
-            "recipients": list(self.recipients),
-            "unit_share": self.unit_share,
-        }
-        if self.accepted_at is not None:
-            payload["accepted_at"] = self.accepted_at.isoformat()
-        if self.trace:
-            payload["trace"] = dict(self.trace)
-        return payload
 
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> Delivery:
-        accepted_at = payload.get("accepted_at")
-        trace = payload.get("trace") or {}
-        return cls(
-            sms_identifier=str(payload["sms_identifier"]),
-            user_id=int(payload["user_id"]),
-            type=MessageType(payload["type"]),
-            text=str(payload["text"]),
-            recipients=tuple(str(r) for r in payload["recipients"]),
-            unit_share=int(payload["unit_share"]),
-            accepted_at=datetime.fromisoformat(accepted_at) if accepted_at else None,
-            trace={str(k): str(v) for k, v in dict(trace).items()},
-        )
+class UndecodablePayload(ValueError):
+    """A stored or received payload that is not a delivery: it can never be one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +39,18 @@ class OutboxEvent:
     id: int
     aggregate_id: str
     event_type: str
-    payload: dict[str, Any]
+    # Decoded by the adapter that read it (the payload's format is the adapters'):
+    # the delivery, or why the stored payload is none.
+    content: DeliveryJob | UndecodablePayload
     priority: int
     attempts: int
     created_at: datetime
 
-    def delivery(self) -> Delivery:
-        return Delivery.from_payload(self.payload)
+    def delivery(self) -> DeliveryJob:
+        """The event's delivery; raises UndecodablePayload when it has none."""
+        if isinstance(self.content, UndecodablePayload):
+            raise self.content
+        return self.content
 
 
 @dataclass(frozen=True, slots=True)

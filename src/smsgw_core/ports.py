@@ -15,7 +15,7 @@ from typing import Any, Protocol, Self
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.operators import OutgoingSms
-from smsgw_core.outbox import Delivery, OutboxEvent
+from smsgw_core.outbox import DeliveryJob, OutboxEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ class MessageRepository(Protocol):
 
 
 class OutboxRepository(Protocol):
-    async def add(self, deliveries: Sequence[Delivery], at: datetime) -> None: ...
+    async def add(self, deliveries: Sequence[DeliveryJob], at: datetime) -> None: ...
 
     async def claim_due(
         self, now: datetime, limit: int, lease_until: datetime, priority: int | None = None
@@ -231,7 +231,7 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
 class MessageBus(Protocol):
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+    async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         """Return once every delivery is durably accepted by the bus, or raise."""
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import MessageRepository, RecipientFinish
 
 # Whole seconds: the original schema's DATETIME columns keep no fraction on MySQL.
@@ -38,8 +38,8 @@ def messages(
 def delivery(
     sms_identifier: str, *recipients: str, user_id: int = 1,
     type: MessageType = MessageType.NORMAL,
-) -> Delivery:
-    return Delivery(
+) -> DeliveryJob:
+    return DeliveryJob(
         sms_identifier, user_id, type, f"hello from {sms_identifier} ✓",
         tuple(recipients or ("+989120000001",)), 1,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +24,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, DeliveryMode
 from contract_helpers import delivery
 from tests.services import RABBITMQ_URL, need_rabbitmq, unique_name
 
+from smsgw_adapters import codec
 from smsgw_adapters.bus import Bus, Consumer
 from smsgw_adapters.inprocess import InProcessBus, InProcessConsumer
 from smsgw_adapters.rabbit import (
@@ -36,9 +36,9 @@ from smsgw_adapters.rabbit import (
     RabbitTopology,
 )
 from smsgw_core.messages import MessageType
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 
-Handler = Callable[[Delivery], Awaitable[object]]
+Handler = Callable[[DeliveryJob], Awaitable[object]]
 WAIT_S = 15.0  # bound on any wait for something that should happen
 
 
@@ -194,13 +194,13 @@ async def rabbit() -> AsyncIterator[RabbitBackend]:
 class Recorder:
     """A handler that records what it handled, optionally slowly or failing first."""
 
-    handled: list[Delivery] = field(default_factory=list)
+    handled: list[DeliveryJob] = field(default_factory=list)
     pause_s: float = 0.0
     failures_left: int = 0
-    attempts: list[Delivery] = field(default_factory=list)
+    attempts: list[DeliveryJob] = field(default_factory=list)
     normal_gate: asyncio.Event | None = None  # normal deliveries wait for it
 
-    async def __call__(self, found: Delivery) -> None:
+    async def __call__(self, found: DeliveryJob) -> None:
         self.attempts.append(found)
         if self.failures_left > 0:
             self.failures_left -= 1
@@ -212,11 +212,11 @@ class Recorder:
         self.handled.append(found)
 
 
-def normal(sms: str) -> Delivery:
+def normal(sms: str) -> DeliveryJob:
     return delivery(sms, "+989120000001", "+989120000002")
 
 
-def express(sms: str) -> Delivery:
+def express(sms: str) -> DeliveryJob:
     return delivery(sms, "+989120000003", type=MessageType.EXPRESS)
 
 
@@ -269,9 +269,9 @@ async def test_stop_lets_an_in_flight_handler_finish_and_takes_nothing_new(
     backend: Backend,
 ) -> None:
     started, release = asyncio.Event(), asyncio.Event()
-    finished: list[Delivery] = []
+    finished: list[DeliveryJob] = []
 
-    async def slow(found: Delivery) -> None:
+    async def slow(found: DeliveryJob) -> None:
         started.set()
         await release.wait()
         finished.append(found)
@@ -326,7 +326,7 @@ async def test_messages_are_persistent_json_with_the_sms_id_as_message_id(
         assert message.delivery_mode == DeliveryMode.PERSISTENT
         assert message.message_id == "stable"
         assert message.content_type == "application/json"
-        assert Delivery.from_payload(json.loads(message.body)) == sent
+        assert codec.decode(message.body) == sent
 
 
 async def test_each_type_goes_to_its_own_queue(rabbit: RabbitBackend) -> None:
@@ -435,7 +435,7 @@ async def test_stop_with_a_stuck_handler_leaves_its_message_for_a_new_consumer(
 ) -> None:
     started = asyncio.Event()
 
-    async def stuck(found: Delivery) -> None:
+    async def stuck(found: DeliveryJob) -> None:
         started.set()
         await asyncio.Event().wait()
 

@@ -6,11 +6,11 @@ import asyncio
 
 from smsgw_adapters.inprocess import InProcessBus
 from smsgw_core.messages import MessageType
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 
 
-def delivery(sms: str, kind: MessageType) -> Delivery:
-    return Delivery(sms, 1, kind, "hi", ("09121234567",), 1)
+def delivery(sms: str, kind: MessageType) -> DeliveryJob:
+    return DeliveryJob(sms, 1, kind, "hi", ("09121234567",), 1)
 
 
 async def test_express_is_taken_before_waiting_normal_deliveries() -> None:

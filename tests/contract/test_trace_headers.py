@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import aio_pika
 import pytest
@@ -11,7 +10,8 @@ from contract_helpers import delivery
 from test_bus_contract import eventually, rabbit_backend
 from tests.services import RABBITMQ_URL
 
-from smsgw_core.outbox import Delivery
+from smsgw_adapters import codec
+from smsgw_core.outbox import DeliveryJob
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ async def test_the_delivery_trace_goes_in_the_message_headers() -> None:
 async def test_the_consumer_takes_the_trace_from_the_headers() -> None:
     seen: dict[str, dict[str, str]] = {}
 
-    async def handler(d: Delivery) -> None:
+    async def handler(d: DeliveryJob) -> None:
         seen[d.sms_identifier] = d.trace
 
     async with rabbit_backend() as backend:
@@ -54,9 +54,9 @@ async def test_the_consumer_takes_the_trace_from_the_headers() -> None:
                 ("sms-b", {}, {"traceparent": TRACEPARENT}),
                 ("sms-n", {}, {}),
             ):
-                payload = dataclasses.replace(delivery(sms), trace=body_trace).to_payload()
+                body = codec.encode(dataclasses.replace(delivery(sms), trace=body_trace))
                 await channel.default_exchange.publish(
-                    aio_pika.Message(json.dumps(payload).encode(), headers=headers,
+                    aio_pika.Message(body, headers=headers,
                                      message_id=sms),
                     routing_key=backend.topology.normal_queue,
                 )

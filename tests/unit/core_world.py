@@ -11,7 +11,7 @@ from typing import Any
 
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import MessageType, RecipientMessage
-from smsgw_core.outbox import Delivery, RetryPolicy
+from smsgw_core.outbox import DeliveryJob, RetryPolicy
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.deliver import Deliverer
@@ -112,7 +112,7 @@ def outbox_rows(world: World) -> list[Any]:
 
 async def accepted_delivery(
     world: World, recipients: tuple[str, ...] = (N1,), type: MessageType = MessageType.NORMAL
-) -> Delivery:
+) -> DeliveryJob:
     await send(world, recipients, type=type)
     start = len(world.bus.published)
     await world.relay.relay_once()

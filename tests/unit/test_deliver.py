@@ -20,10 +20,11 @@ from core_world import (
     fund,
 )
 
+from smsgw_adapters import codec
 from smsgw_core.ledger import TransactionType, refund_id
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.deliver import DeliveryCounts
 from smsgw_core.testing import CountingCircuitBreaker, FakeClock, always
@@ -188,6 +189,6 @@ async def test_free_messages_fail_without_a_refund_row() -> None:
 
 
 def test_delivery_payload_round_trip() -> None:
-    delivery = Delivery("sms-1", 3, MessageType.EXPRESS, "hi €", (N1, N3), 6)
-    assert Delivery.from_payload(delivery.to_payload()) == delivery
+    delivery = DeliveryJob("sms-1", 3, MessageType.EXPRESS, "hi €", (N1, N3), 6)
+    assert codec.from_document(codec.to_document(delivery)) == delivery
     assert delivery.priority == 10

@@ -31,7 +31,7 @@ from smsgw_app.config import ConfigError, Settings
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import Backlog
 from smsgw_core.testing import CountingCircuitBreaker, FakeClock, ScriptedOperator, always
 
@@ -232,8 +232,8 @@ async def test_the_in_process_bus_reports_published_and_handled_deliveries(
 ) -> None:
     bus = InProcessBus(observer=metrics.queues.declare(InProcessBus().lanes))
     assert value(metrics, "smsgw_queue_redelivered_total", queue="inprocess-normal") == 0
-    express = Delivery("s1", 1, MessageType.EXPRESS, "hi", ("0912000001",), 1, NOW)
-    normal = Delivery("s2", 1, MessageType.NORMAL, "hi", ("0912000001",), 1, NOW)
+    express = DeliveryJob("s1", 1, MessageType.EXPRESS, "hi", ("0912000001",), 1, NOW)
+    normal = DeliveryJob("s2", 1, MessageType.NORMAL, "hi", ("0912000001",), 1, NOW)
     await bus.publish([normal, express])
     taken = await bus.take()
     bus.done(taken)

@@ -18,7 +18,7 @@ from core_world import (
 )
 
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.outbox import RetryPolicy
+from smsgw_core.outbox import RetryPolicy, UndecodablePayload
 from smsgw_core.services.relay import RelayReport
 
 # --- relay ----------------------------------------------------------------------------
@@ -155,7 +155,8 @@ async def test_an_undecodable_event_is_parked_at_once_and_the_rest_published(
     await send(world)
     [_, bad] = sorted(world.db.state.outbox)
     world.db.state.outbox[bad].event = replace(
-        world.db.state.outbox[bad].event, payload={"sms_identifier": "x"}
+        world.db.state.outbox[bad].event,
+        content=UndecodablePayload("not a delivery: Object missing required field `user_id`"),
     )
     report = await world.relay.relay_once()
     assert report == RelayReport(published=1, retried=0, parked=1)

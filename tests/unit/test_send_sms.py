@@ -25,7 +25,7 @@ from smsgw_core.errors import (
 )
 from smsgw_core.ledger import TransactionType, charge_id
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.send_sms import Accepted, SendSms
 
@@ -46,7 +46,7 @@ async def test_send_charges_and_records_pending_rows_and_one_event(world: World)
     assert event_row.status == "pending"
     assert event_row.event.priority == 0
     assert event_row.event.aggregate_id == accepted.sms_identifier
-    assert event_row.event.delivery() == Delivery(
+    assert event_row.event.delivery() == DeliveryJob(
         accepted.sms_identifier, U, MessageType.NORMAL, "hello", (N1, N2, N3), unit_share=1,
         accepted_at=world.clock.now(),
     )

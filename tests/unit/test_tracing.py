@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from smsgw_adapters.observability import tracing
 from smsgw_core.messages import MessageType
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.services.deliver import DeliveryCounts
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -30,8 +30,8 @@ def _off_after() -> Iterator[None]:
     tracing.install(None)
 
 
-def delivery(trace_carrier: dict[str, str] | None = None, sms: str = "sms-1") -> Delivery:
-    return Delivery(sms, 7, MessageType.EXPRESS, "hello", ("+989121234567", "0912000001"), 3,
+def delivery(trace_carrier: dict[str, str] | None = None, sms: str = "sms-1") -> DeliveryJob:
+    return DeliveryJob(sms, 7, MessageType.EXPRESS, "hello", ("+989121234567", "0912000001"), 3,
                     trace=trace_carrier or {})
 
 
@@ -41,10 +41,10 @@ def by_name(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
 
 class RecordingBus:
     def __init__(self, fail: bool = False) -> None:
-        self.published: list[Delivery] = []
+        self.published: list[DeliveryJob] = []
         self.fail = fail
 
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+    async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         if self.fail:
             raise RuntimeError("broker away")
         self.published.extend(deliveries)
@@ -225,7 +225,7 @@ async def test_traced_bus_off_passes_deliveries_unchanged() -> None:
 async def test_traced_handler_runs_inside_sms_deliver(spans: InMemorySpanExporter) -> None:
     seen: list[str] = []
 
-    async def deliver(d: Delivery) -> DeliveryCounts:
+    async def deliver(d: DeliveryJob) -> DeliveryCounts:
         seen.append(tracing.capture()["traceparent"])
         return DeliveryCounts(done=1, failed=1, skipped=0)
 
@@ -251,7 +251,7 @@ async def test_traced_handler_runs_inside_sms_deliver(spans: InMemorySpanExporte
 async def test_deliver_outcomes(
     spans: InMemorySpanExporter, report: DeliveryCounts | None, outcome: str
 ) -> None:
-    async def deliver(d: Delivery) -> DeliveryCounts | None:
+    async def deliver(d: DeliveryJob) -> DeliveryCounts | None:
         return report
 
     await tracing.traced_handler(deliver)(delivery())
@@ -260,7 +260,7 @@ async def test_deliver_outcomes(
 
 
 async def test_a_failing_handler_marks_its_span(spans: InMemorySpanExporter) -> None:
-    async def deliver(d: Delivery) -> None:
+    async def deliver(d: DeliveryJob) -> None:
         raise ConnectionError("database away")
 
     with pytest.raises(ConnectionError):

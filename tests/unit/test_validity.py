@@ -20,7 +20,7 @@ from core_world import World
 from smsgw_core.ledger import TransactionType, refund_id
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
-from smsgw_core.outbox import Delivery, RetryPolicy
+from smsgw_core.outbox import DeliveryJob, RetryPolicy
 from smsgw_core.services.accounts import TopUp
 from smsgw_core.services.deliver import DeliveryCounts
 from smsgw_core.services.relay import RelayReport
@@ -160,7 +160,7 @@ class FastWorkerBus:
         self.world: World | None = None
         self.reports: list[DeliveryCounts] = []
 
-    async def publish(self, deliveries: list[Delivery]) -> None:
+    async def publish(self, deliveries: list[DeliveryJob]) -> None:
         assert self.world is not None
         for delivery in deliveries:
             self.reports.append(await self.world.deliverer.deliver(delivery))

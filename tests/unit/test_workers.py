@@ -10,13 +10,13 @@ from core_world import World
 from smsgw_adapters.inprocess import InProcessBus, InProcessConsumer
 from smsgw_app.workers import OutboxJanitor
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.services.accounts import TopUp
 from smsgw_core.services.send_sms import SendSms
 
 
-def _delivery(sms: str) -> Delivery:
-    return Delivery(sms, 1, MessageType.NORMAL, "hi", ("09120000001",), 1)
+def _delivery(sms: str) -> DeliveryJob:
+    return DeliveryJob(sms, 1, MessageType.NORMAL, "hi", ("09120000001",), 1)
 
 
 async def test_a_delivery_that_raised_goes_back_on_the_bus_and_is_handled() -> None:
@@ -25,7 +25,7 @@ async def test_a_delivery_that_raised_goes_back_on_the_bus_and_is_handled() -> N
     done = asyncio.Event()
     failures = [RuntimeError("database away")]
 
-    async def deliver(delivery: Delivery) -> None:
+    async def deliver(delivery: DeliveryJob) -> None:
         if failures:
             raise failures.pop()
         handled.append(delivery.sms_identifier)

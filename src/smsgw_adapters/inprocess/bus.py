@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from smsgw_core.messages import MessageType
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 
 LANES = {kind: f"inprocess-{kind.value}" for kind in MessageType}
 
@@ -31,7 +31,7 @@ class BusObserver(Protocol):
 
 class InProcessBus:
     def __init__(self, capacity: int = 10_000, observer: BusObserver | None = None) -> None:
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Delivery]] = asyncio.PriorityQueue(
+        self._queue: asyncio.PriorityQueue[tuple[int, int, DeliveryJob]] = asyncio.PriorityQueue(
             capacity
         )
         self._order = itertools.count()
@@ -42,19 +42,19 @@ class InProcessBus:
     def lanes(self) -> tuple[str, ...]:
         return tuple(LANES.values())
 
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+    async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         for delivery in deliveries:
             await self._queue.put((-delivery.priority, next(self._order), delivery))
             self._ready[delivery.type] += 1
             if self._observer is not None:
                 self._observer.published(LANES[delivery.type])
 
-    async def take(self) -> Delivery:
+    async def take(self) -> DeliveryJob:
         _, _, delivery = await self._queue.get()
         self._ready[delivery.type] -= 1
         return delivery
 
-    def done(self, handled: Delivery | None = None) -> None:
+    def done(self, handled: DeliveryJob | None = None) -> None:
         """Close out a taken delivery; pass it when it was handled, to count it consumed."""
         self._queue.task_done()
         if handled is not None and self._observer is not None:

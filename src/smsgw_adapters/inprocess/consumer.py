@@ -15,7 +15,7 @@ import logging
 
 from smsgw_adapters.bus import DeliveryHandler
 from smsgw_adapters.inprocess.bus import InProcessBus
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 
 log = logging.getLogger("smsgw.workers")
 
@@ -79,8 +79,8 @@ class InProcessConsumer:
         finally:
             stop.cancel()
 
-    async def _handle(self, delivery: Delivery) -> None:
-        handled: Delivery | None = None
+    async def _handle(self, delivery: DeliveryJob) -> None:
+        handled: DeliveryJob | None = None
         try:
             await self._handler(delivery)
             handled = delivery

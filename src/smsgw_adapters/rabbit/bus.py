@@ -23,7 +23,7 @@ from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
 from smsgw_core.messages import MessageType
-from smsgw_core.outbox import SMS_SEND, Delivery
+from smsgw_core.outbox import SMS_SEND, DeliveryJob
 
 
 class PublishFailed(Exception):
@@ -72,7 +72,7 @@ class RabbitBus:
         connection = self._connection
         return connection is not None and connection.connected.is_set()
 
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+    async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         results = await asyncio.gather(
             *(self._publish_one(d) for d in deliveries), return_exceptions=True
         )
@@ -87,7 +87,7 @@ class RabbitBus:
                 + "; ".join(failures[:5])
             )
 
-    async def _publish_one(self, delivery: Delivery) -> None:
+    async def _publish_one(self, delivery: DeliveryJob) -> None:
         queue = self.topology.queue_for(delivery.type)
         # The trace context (W3C traceparent…) the relay's publish span put in the
         # delivery goes in the headers too, where any AMQP-aware tracer looks for it.

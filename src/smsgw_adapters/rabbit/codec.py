@@ -1,12 +1,13 @@
-"""The wire format of a delivery: UTF-8 JSON of `Delivery.to_payload()`."""
+"""What a RabbitMQ message carries: the delivery (smsgw_adapters.codec), its trace
+headers, and the reasons a dead-lettered one holds."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from smsgw_core.outbox import Delivery
+from smsgw_adapters import codec
+from smsgw_core.outbox import DeliveryJob, UndecodablePayload
 
 CONTENT_TYPE = "application/json"
 # Headers a dead-lettered message carries, so whoever inspects the queue sees why.
@@ -43,18 +44,12 @@ class PoisonMessage(Exception):
         self.reason = reason
 
 
-def encode(delivery: Delivery) -> bytes:
-    return json.dumps(delivery.to_payload(), ensure_ascii=False, separators=(",", ":")).encode()
+def encode(delivery: DeliveryJob) -> bytes:
+    return codec.encode(delivery)
 
 
-def decode(body: bytes) -> Delivery:
+def decode(body: bytes) -> DeliveryJob:
     try:
-        payload = json.loads(body)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise PoisonMessage(f"body is not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise PoisonMessage(f"body is JSON {type(payload).__name__}, not an object")
-    try:
-        return Delivery.from_payload(payload)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PoisonMessage(f"not a delivery: {type(exc).__name__}: {exc}") from exc
+        return codec.decode(body)
+    except UndecodablePayload as exc:
+        raise PoisonMessage(str(exc)) from exc

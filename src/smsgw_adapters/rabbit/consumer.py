@@ -4,7 +4,7 @@ Express and normal are separate subscribers (each on its own channel, with its
 own prefetch and its own workers), so a normal backlog never delays express.
 
 For each message:
-- it decodes to a Delivery: the handler runs, and the message is acked only
+- it decodes to a DeliveryJob: the handler runs, and the message is acked only
   after the handler returns (the handler commits its effect before returning);
 - the handler raises: the message is nacked with requeue, after a backoff that
   grows with the broker's `x-delivery-count` (no hot loop). It never leaves the

@@ -8,11 +8,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from smsgw_adapters import codec
 from smsgw_adapters.sql.messages import UNFINISHED
 from smsgw_adapters.sql.repository import SqlRepository
 from smsgw_adapters.sql.schema import outbox_events, sms_status
 from smsgw_core.messages import SmsStatus
-from smsgw_core.outbox import SMS_SEND, Delivery, OutboxEvent
+from smsgw_core.outbox import SMS_SEND, DeliveryJob, OutboxEvent, UndecodablePayload
 from smsgw_core.ports import Backlog, ParkedEvent
 
 _out = outbox_events.c
@@ -24,13 +25,13 @@ _INSERT = outbox_events.insert()
 
 
 class SqlOutbox(SqlRepository):
-    async def add(self, deliveries: Sequence[Delivery], at: datetime) -> None:
+    async def add(self, deliveries: Sequence[DeliveryJob], at: datetime) -> None:
         if not deliveries:
             return
         await self._conn.execute(_INSERT, [
             {
                 "aggregate_type": AGGREGATE_TYPE, "aggregate_id": d.sms_identifier,
-                "event_type": SMS_SEND, "payload": d.to_payload(), "priority": d.priority,
+                "event_type": SMS_SEND, "payload": codec.to_document(d), "priority": d.priority,
                 "status": PENDING, "attempts": 0, "next_run_at": at, "created_at": at,
                 "updated_at": at,
             }
@@ -205,12 +206,19 @@ def _unfinished() -> sa.Exists:
     return _has_recipients(_sms.status.in_(UNFINISHED))
 
 
+def _content(payload: Any) -> DeliveryJob | UndecodablePayload:
+    try:
+        return codec.from_document(payload)
+    except UndecodablePayload as exc:
+        return exc  # the relay parks it, with this reason
+
+
 def _event(row: sa.Row[Any]) -> OutboxEvent:
     return OutboxEvent(
         id=row.id,
         aggregate_id=row.aggregate_id,
         event_type=row.event_type,
-        payload=row.payload,
+        content=_content(row.payload),
         priority=row.priority,
         attempts=row.attempts + 1,
         created_at=row.created_at,

@@ -28,7 +28,7 @@ from smsgw_core.failover import FailoverResult, send_with_failover
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import OutgoingSms
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWork, UnitOfWorkFactory
 from smsgw_core.services.coalesce import Coalescer
 from smsgw_core.services.settle import Settlement, Verdict, settle
@@ -51,7 +51,7 @@ class DeliveryCounts:
 
 @dataclass(frozen=True, slots=True)
 class _Sent:
-    delivery: Delivery
+    delivery: DeliveryJob
     outcomes: list[tuple[str, FailoverResult | None]]  # per claimed recipient; None: not sent
 
 
@@ -101,7 +101,7 @@ class Deliverer:
         self._outcomes = {kind: Coalescer(self._record_group) for kind in MessageType}
         self._calls = {kind: asyncio.Semaphore(self.max_calls) for kind in MessageType}
 
-    async def deliver(self, delivery: Delivery) -> DeliveryCounts:
+    async def deliver(self, delivery: DeliveryJob) -> DeliveryCounts:
         claimed = await self._claims[delivery.type].submit(delivery.sms_identifier)
         if not claimed:
             return DeliveryCounts(0, 0, len(delivery.recipients))
@@ -123,7 +123,7 @@ class Deliverer:
 
     async def _hand_back(
         self,
-        delivery: Delivery,
+        delivery: DeliveryJob,
         claimed: list[str],
         sends: Sequence[asyncio.Future[FailoverResult]],
     ) -> None:
@@ -154,7 +154,7 @@ class Deliverer:
         self._report(delivery, [v.status for v in applied if v.status.terminal], now)
 
     async def _send(
-        self, delivery: Delivery, recipient: str, gate: asyncio.Semaphore
+        self, delivery: DeliveryJob, recipient: str, gate: asyncio.Semaphore
     ) -> FailoverResult:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
         async with gate, self._calls[delivery.type]:
@@ -224,7 +224,7 @@ class Deliverer:
                 "errors": "; ".join(first)[:1000],
             })
 
-    def _report(self, delivery: Delivery, finished: list[SmsStatus], now: datetime) -> None:
+    def _report(self, delivery: DeliveryJob, finished: list[SmsStatus], now: datetime) -> None:
         accepted = delivery.accepted_at
         seconds = (now - accepted).total_seconds() if accepted is not None else None
         for status in finished:

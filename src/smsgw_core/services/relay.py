@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
-from smsgw_core.outbox import Delivery, OutboxEvent, RetryPolicy
+from smsgw_core.outbox import DeliveryJob, OutboxEvent, RetryPolicy, UndecodablePayload
 from smsgw_core.ports import Clock, MessageBus, UnitOfWork, UnitOfWorkFactory
 from smsgw_core.services.settle import Settlement, Verdict, settle
 from smsgw_core.telemetry import NoTelemetry, Telemetry
@@ -63,8 +63,8 @@ class OutboxRelay:
         if poison:
             await self._park(poison)
             self._report(parked=[e for e, _ in poison])
-        expired: list[tuple[OutboxEvent, Delivery]] = []
-        live: list[tuple[OutboxEvent, Delivery]] = []
+        expired: list[tuple[OutboxEvent, DeliveryJob]] = []
+        live: list[tuple[OutboxEvent, DeliveryJob]] = []
         for pair in deliveries:
             (expired if self.validity.expired(pair[0].created_at, now) else live).append(pair)
         if expired:
@@ -121,7 +121,7 @@ class OutboxRelay:
 
         await self._commit(retry)
 
-    async def _expire(self, expired: list[tuple[OutboxEvent, Delivery]]) -> None:
+    async def _expire(self, expired: list[tuple[OutboxEvent, DeliveryJob]]) -> None:
         """Fail and refund, as expired, what these SMS still have unfinished.
 
         Recipients SENDING within their lease are left to the delivery that holds
@@ -180,12 +180,12 @@ class OutboxRelay:
 
 def _decode(
     events: list[OutboxEvent],
-) -> tuple[list[tuple[OutboxEvent, Delivery]], list[tuple[OutboxEvent, str]]]:
-    good: list[tuple[OutboxEvent, Delivery]] = []
+) -> tuple[list[tuple[OutboxEvent, DeliveryJob]], list[tuple[OutboxEvent, str]]]:
+    good: list[tuple[OutboxEvent, DeliveryJob]] = []
     poison: list[tuple[OutboxEvent, str]] = []
     for event in events:
         try:
             good.append((event, event.delivery()))
-        except (KeyError, TypeError, ValueError) as exc:
-            poison.append((event, f"undecodable payload: {type(exc).__name__}: {exc}"))
+        except UndecodablePayload as exc:
+            poison.append((event, f"undecodable payload: {exc}"))
     return good, poison

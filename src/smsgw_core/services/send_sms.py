@@ -23,7 +23,7 @@ from smsgw_core.errors import (
 )
 from smsgw_core.ledger import Transaction, TransactionType, charge_id
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus, normalize_recipients
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import (
     Clock,
     IdGenerator,
@@ -79,7 +79,7 @@ class Sender(Protocol):
 @dataclass(frozen=True, slots=True)
 class _Sale:
     accepted: Accepted
-    delivery: Delivery
+    delivery: DeliveryJob
     charge: Transaction
     rows: list[RecipientMessage]
 
@@ -195,7 +195,7 @@ class SmsSender:
         recipients = normalize_recipients(command.recipients)
         priced = quote(command.text, recipients, command.type, self.tariff)
         sms_identifier = self.ids.new_id()
-        delivery = Delivery(
+        delivery = DeliveryJob(
             sms_identifier, command.customer_id, command.type, command.text,
             tuple(recipients), priced.share(), now, command.trace,
         )

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from smsgw_core.ledger import Transaction, TransactionType, refund_id
 from smsgw_core.messages import SmsStatus
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import RecipientFinish, UnitOfWork
 from smsgw_core.validity import FailureReason
 
@@ -35,7 +35,7 @@ class Verdict:
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    delivery: Delivery
+    delivery: DeliveryJob
     verdicts: Sequence[Verdict]
     retry_at: datetime | None = None  # when deferred (PENDING) recipients are tried again
 
@@ -69,7 +69,7 @@ async def settle(
 
 
 def refund(
-    delivery: Delivery, recipient: str, reason: FailureReason | None, at: datetime
+    delivery: DeliveryJob, recipient: str, reason: FailureReason | None, at: datetime
 ) -> Transaction:
     why = (reason or FailureReason.REJECTED).value
     return Transaction(

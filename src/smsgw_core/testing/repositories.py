@@ -15,7 +15,7 @@ from smsgw_core.errors import (
 )
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
-from smsgw_core.outbox import Delivery, OutboxEvent
+from smsgw_core.outbox import DeliveryJob, OutboxEvent
 from smsgw_core.ports import Backlog, HistoryFilter, ParkedEvent, RecipientFinish, StoredResponse
 from smsgw_core.testing.state import InMemoryState, OutboxRow
 
@@ -142,11 +142,11 @@ class InMemoryMessages(_Repo):
 
 
 class InMemoryOutbox(_Repo):
-    async def add(self, deliveries: Sequence[Delivery], at: datetime) -> None:
+    async def add(self, deliveries: Sequence[DeliveryJob], at: datetime) -> None:
         for delivery in deliveries:
             event_id = self.s.take_id()
             event = OutboxEvent(
-                event_id, delivery.sms_identifier, "sms.send", delivery.to_payload(),
+                event_id, delivery.sms_identifier, "sms.send", delivery,
                 delivery.priority, 0, at,
             )
             self.s.outbox[event_id] = OutboxRow(event, run_at=at, updated_at=at)

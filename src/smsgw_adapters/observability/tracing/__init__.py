@@ -8,8 +8,8 @@ here is a shortcut that costs next to nothing (an `if`).
 The trace context travels as a W3C carrier (`traceparent`, `tracestate`), a
 plain `dict[str, str]` the core stores opaquely (`propagation`):
 
-    API request span ──capture()──► SendSms.trace ─► Delivery.trace (outbox payload)
-      └ sms.publish   (TracedBus, child of Delivery.trace; its own context replaces it,
+    API request span ──capture()──► SendSms.trace ─► DeliveryJob.trace (outbox payload)
+      └ sms.publish   (TracedBus, child of DeliveryJob.trace; its own context replaces it,
          │              and RabbitMQ carries it in the message headers too)
          └ sms.deliver   (traced_handler, child of the message's carrier)
             └ sms.operator.send  (one per try; HTTP operators inject it into the request)

@@ -30,7 +30,7 @@ from smsgw_adapters.observability.tracing.spans import (
 )
 from smsgw_adapters.observability.tracing.state import enabled
 from smsgw_core.operators import OutgoingSms
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import MessageBus, Operator
 
 T = TypeVar("T")
@@ -40,7 +40,7 @@ class TracedBus:
     """A MessageBus whose every published delivery gets a span `sms.publish`.
 
     The span is a child of the delivery's trace (the accepting request), and the
-    delivery goes on with the span's own context in `Delivery.trace`: the
+    delivery goes on with the span's own context in `DeliveryJob.trace`: the
     in-process bus carries it as is, RabbitBus also copies it into the message
     headers. The batch is published in one call, as the inner bus expects.
     """
@@ -49,12 +49,12 @@ class TracedBus:
         self.inner = inner
         self.system = system  # messaging.system: "rabbitmq", "inprocess"
 
-    async def publish(self, deliveries: Sequence[Delivery]) -> None:
+    async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         if not enabled():
             await self.inner.publish(deliveries)
             return
         spans: list[Span] = []
-        traced: list[Delivery] = []
+        traced: list[DeliveryJob] = []
         for delivery in deliveries:
             attributes = delivery_attributes(delivery)
             if self.system:
@@ -79,12 +79,12 @@ class TracedBus:
 
 
 def traced_handler(
-    handler: Callable[[Delivery], Awaitable[T]],
-) -> Callable[[Delivery], Awaitable[T]]:
+    handler: Callable[[DeliveryJob], Awaitable[T]],
+) -> Callable[[DeliveryJob], Awaitable[T]]:
     """`handler` (Deliverer.deliver) run inside a span `sms.deliver`, child of the
-    delivery's carrier (`Delivery.trace`; RabbitConsumer puts the message headers' there)."""
+    delivery's carrier (`DeliveryJob.trace`; RabbitConsumer puts the message headers' there)."""
 
-    async def deliver(delivery: Delivery) -> T:
+    async def deliver(delivery: DeliveryJob) -> T:
         if not enabled():
             return await handler(delivery)
         with child_span(

@@ -17,7 +17,7 @@ from smsgw_adapters.observability.tracing.names import (
 )
 from smsgw_adapters.observability.tracing.propagation import extract
 from smsgw_adapters.observability.tracing.state import tracer as current_tracer
-from smsgw_core.outbox import Delivery
+from smsgw_core.outbox import DeliveryJob
 
 NO_SPAN: contextlib.nullcontext[Span] = contextlib.nullcontext(trace.INVALID_SPAN)
 
@@ -57,7 +57,7 @@ def start_child_span(
     return tracer.start_span(name, context=context, kind=kind, attributes=attributes)
 
 
-def delivery_attributes(delivery: Delivery) -> dict[str, str | int]:
+def delivery_attributes(delivery: DeliveryJob) -> dict[str, str | int]:
     return {
         USER_ID: delivery.user_id,
         SMS_IDENTIFIER: delivery.sms_identifier,
