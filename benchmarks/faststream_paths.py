@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -86,7 +87,9 @@ async def drain(queue: str, count: int, build: str) -> tuple[float, float]:
         if seen == count:
             done.set()
 
-    broker = RabbitBroker(URL, apply_types=build == "faststream", graceful_timeout=None)
+    # As the gateway's brokers: the per-message "Received"/"Processed" lines at DEBUG.
+    broker = RabbitBroker(URL, apply_types=build == "faststream", graceful_timeout=None,
+                          log_level=logging.DEBUG)
     target = RabbitQueue(queue, durable=True)
     if build == "ours":
         async def raw(message: Any) -> Any:
