@@ -26,7 +26,7 @@ from smsgw_adapters.observability import MeasuredBreaker, Metrics
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError
 from smsgw_core.ports import CircuitBreaker
-from smsgw_core.testing import CountingCircuitBreaker, FakeClock
+from smsgw_core.testing import CountingCircuitBreaker, FakeClock, FakeTicks
 
 THRESHOLD = 3
 RESET_S = 5.0
@@ -35,19 +35,6 @@ TRANSIENT, PERMANENT = ErrorClass.TRANSIENT, ErrorClass.PERMANENT
 
 class Clock(Protocol):
     def advance(self, seconds: float) -> None: ...
-
-
-class Ticks:
-    """The ResilientBreaker's monotonic clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeClockSeconds:
@@ -64,7 +51,7 @@ async def no_wait(_: float) -> None:
     return None
 
 
-def resilient(clock: Ticks) -> ResilientBreaker:
+def resilient(clock: FakeTicks) -> ResilientBreaker:
     return ResilientBreaker(
         window_s=60.0, min_calls=THRESHOLD, failure_rate=1.0, reset_s=RESET_S,
         attempts=2, sleep=no_wait, clock=clock,
@@ -72,7 +59,7 @@ def resilient(clock: Ticks) -> ResilientBreaker:
 
 
 def make_resilient() -> tuple[CircuitBreaker, Clock]:
-    clock = Ticks()
+    clock = FakeTicks()
     return resilient(clock), clock
 
 
@@ -85,7 +72,7 @@ def make_fake() -> tuple[CircuitBreaker, Clock]:
 
 
 def make_measured() -> tuple[CircuitBreaker, Clock]:
-    clock = Ticks()
+    clock = FakeTicks()
     return MeasuredBreaker(resilient(clock), Metrics(CollectorRegistry()), ["A", "B"]), clock
 
 

@@ -18,6 +18,7 @@ from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.history import History
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
+from smsgw_core.telemetry import RecordingTelemetry
 from smsgw_core.testing import (
     CountingCircuitBreaker,
     FakeClock,
@@ -40,17 +41,21 @@ class World:
     bus: RecordingBus = field(default_factory=RecordingBus)
     a: ScriptedOperator = field(default_factory=lambda: ScriptedOperator("A"))
     b: ScriptedOperator = field(default_factory=lambda: ScriptedOperator("B"))
+    telemetry: RecordingTelemetry = field(default_factory=RecordingTelemetry)
     breaker_threshold: int = 1000
 
     def __post_init__(self) -> None:
         self.breaker = CountingCircuitBreaker(
             self.clock, threshold=self.breaker_threshold, reset=timedelta(seconds=30)
         )
-        self.sender = SmsSender(self.db.uow, self.clock, self.ids, self.tariff)
-        self.accounts = Accounts(self.db.uow, self.clock, self.ids)
-        self.relay = OutboxRelay(self.db.uow, self.bus, self.clock, self.policy, self.validity)
+        seen = self.telemetry  # what every use case reported, after its commits
+        self.sender = SmsSender(self.db.uow, self.clock, self.ids, self.tariff, telemetry=seen)
+        self.accounts = Accounts(self.db.uow, self.clock, self.ids, telemetry=seen)
+        self.relay = OutboxRelay(
+            self.db.uow, self.bus, self.clock, self.policy, self.validity, telemetry=seen
+        )
         self.deliverer = Deliverer(
-            self.db.uow, self.clock, [self.a, self.b], self.breaker, self.validity
+            self.db.uow, self.clock, [self.a, self.b], self.breaker, self.validity, telemetry=seen
         )
         self.history = History(self.db.uow)
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from core_world import World, fund
 
 from smsgw_core.errors import InsufficientBalance, InvalidRequest
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType
 from smsgw_core.operators import ErrorClass, OutgoingSms
-from smsgw_core.pricing import Tariff
-from smsgw_core.services.accounts import Accounts, TopUp
 from smsgw_core.services.deliver import Deliverer, DeliveryCounts
 from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.relay import OutboxRelay
@@ -23,15 +22,15 @@ from smsgw_core.testing import (
     InMemoryDatabase,
     RecordingBus,
     ScriptedOperator,
-    SequentialIds,
 )
 
 
 async def _world(balance: int) -> tuple[InMemoryDatabase, SmsSender, RecordingTelemetry]:
-    db, clock, ids, seen = InMemoryDatabase(), FakeClock(), SequentialIds(), RecordingTelemetry()
-    await Accounts(db.uow, clock, ids).top_up(TopUp(1, balance))
-    await Accounts(db.uow, clock, ids).top_up(TopUp(2, 100))
-    return db, SmsSender(db.uow, clock, ids, Tariff(), telemetry=seen), seen
+    """The core on fakes with customer 1 holding `balance` and customer 2 holding 100."""
+    world = World()
+    await fund(world, balance, user=1)
+    await fund(world, 100, user=2)
+    return world.db, world.sender, world.telemetry
 
 
 async def test_send_many_answers_each_command_and_writes_only_the_accepted() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smsgw_adapters.rabbit.codec import carrier_from_headers
+from smsgw_adapters.trace_carrier import carrier_from_headers
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

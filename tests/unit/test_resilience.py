@@ -16,7 +16,7 @@ from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_app.config import ConfigError, Settings
 from smsgw_core.failover import send_with_failover
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
-from smsgw_core.testing import Behaviour, ScriptedOperator, always
+from smsgw_core.testing import Behaviour, FakeTicks, ScriptedOperator, always
 
 SMS = OutgoingSms("+989120000001", "hello", "sms-1:+989120000001")
 TRANSIENT, PERMANENT = ErrorClass.TRANSIENT, ErrorClass.PERMANENT
@@ -40,19 +40,6 @@ def every(n: int, failing: int = 1) -> Behaviour:
     return answer
 
 
-class Ticks:
-    """A monotonic clock moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class RecordingSleep:
     def __init__(self) -> None:
         self.waits: list[float] = []
@@ -65,7 +52,7 @@ class Breaker:
     """A ResilientBreaker with its clock, its sleep and the state changes it reported."""
 
     def __init__(self, **options: object) -> None:
-        self.clock = Ticks()
+        self.clock = FakeTicks()
         self.sleep = RecordingSleep()
         self.changes: list[str] = []
         options = {"attempts": 1, "sleep": self.sleep, **options}
@@ -362,7 +349,7 @@ async def test_a_failing_state_listener_does_not_break_a_send() -> None:
         raise RuntimeError("metrics bug")
 
     resilient = ResilientBreaker(attempts=1, min_calls=1, failure_rate=1.0,
-                                 clock=Ticks(), on_state_change=broken)
+                                 clock=FakeTicks(), on_state_change=broken)
     operator = ScriptedOperator("A", always(TRANSIENT))
     with pytest.raises(OperatorError):
         await resilient.call("A", partial(operator.send, SMS))

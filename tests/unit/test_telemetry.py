@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from core_world import World, fund, send
 
 from smsgw_core.errors import InsufficientBalance
 from smsgw_core.ledger import TransactionType
@@ -12,12 +13,10 @@ from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import ErrorClass
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
-from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SendSms, SmsSender
 from smsgw_core.telemetry import RecordingTelemetry
 from smsgw_core.testing import (
-    CountingCircuitBreaker,
     FakeClock,
     InMemoryDatabase,
     RecordingBus,
@@ -27,19 +26,16 @@ from smsgw_core.testing import (
 
 
 async def test_money_statuses_and_publishing_are_reported_after_commit() -> None:
-    db, clock, ids, bus, seen = (InMemoryDatabase(), FakeClock(), SequentialIds(),
-                                 RecordingBus(), RecordingTelemetry())
-    await Accounts(db.uow, clock, ids, seen).top_up(TopUp(1, 10))
-    sender = SmsSender(db.uow, clock, ids, Tariff(), telemetry=seen)
-    await sender.send(SendSms(1, "hi", ("09120000001", "09120000002"), MessageType.EXPRESS))
+    world = World(a=ScriptedOperator("A", lambda sms: "ok" if sms.recipient.endswith("1")
+                                     else ErrorClass.PERMANENT))
+    seen = world.telemetry
+    await fund(world, 10, user=1)
+    await send(world, ("09120000001", "09120000002"), "hi", MessageType.EXPRESS, user=1)
     with pytest.raises(InsufficientBalance):  # rolled back: not reported
-        await sender.send(SendSms(1, "hi", ("09120000003", "09120000004"), MessageType.EXPRESS))
-    await OutboxRelay(db.uow, bus, clock, telemetry=seen).relay_once()
-    clock.advance(timedelta(seconds=2))
-    a = ScriptedOperator("A", lambda sms: "ok" if sms.recipient.endswith("1") else
-                         ErrorClass.PERMANENT)
-    await Deliverer(db.uow, clock, [a], CountingCircuitBreaker(clock),
-                    telemetry=seen).deliver(bus.published[0])
+        await send(world, ("09120000003", "09120000004"), "hi", MessageType.EXPRESS, user=1)
+    await world.relay.relay_once()
+    world.clock.advance(timedelta(seconds=2))
+    await world.deliverer.deliver(world.bus.published[0])
 
     assert seen.ledger_moves == [
         (TransactionType.TOPUP, 10, 1), (TransactionType.CHARGE, 6, 1),

@@ -18,10 +18,11 @@ from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel
 from pamqp.commands import Basic
 
-from smsgw_adapters.rabbit.codec import CONTENT_TYPE, TRACE_FIELDS, carrier_from_headers, encode
+from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode
 from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
+from smsgw_adapters.trace_carrier import TRACE_FIELDS, carrier_from_headers
 from smsgw_core.messages import MessageType
 from smsgw_core.outbox import SMS_SEND, DeliveryJob
 

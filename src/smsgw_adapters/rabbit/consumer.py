@@ -39,14 +39,13 @@ from smsgw_adapters.rabbit.bus import RabbitBus
 from smsgw_adapters.rabbit.codec import (
     DEAD_LETTER_REASON,
     DEAD_LETTER_SOURCE,
-    TRACE_FIELDS,
     PoisonMessage,
-    carrier_from_headers,
     decode,
 )
 from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import dead_letter_queue, work_queue
+from smsgw_adapters.trace_carrier import TRACE_FIELDS, carrier_from_headers
 
 log = logging.getLogger("smsgw.rabbit")
 

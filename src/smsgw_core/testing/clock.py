@@ -17,6 +17,19 @@ class FakeClock:
         self.current += delta
 
 
+class FakeTicks:
+    """A monotonic clock (`() -> float` seconds, as time.monotonic) moved by hand,
+    for what measures intervals rather than dates: the ResilientBreaker's window."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 class SequentialIds:
     def __init__(self, prefix: str = "sms") -> None:

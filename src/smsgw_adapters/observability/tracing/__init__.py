@@ -16,16 +16,13 @@ plain `dict[str, str]` the core stores opaquely (`propagation`):
 
 Spans carry `smsgw.*` attributes (`names`): user_id, sms_identifier, type,
 operator, outcome. The spans wrap ports from outside (`decorators`); the
-operator's span comes with the delivery log line (`delivery_log`).
+operator's span comes with the delivery log line (`delivery_log`, its TracedOperator).
 Tests and benchmarks install a provider of their own with `install()`.
 """
 
-from smsgw_adapters.observability.tracing.decorators import (
-    TracedBus,
-    TracedOperator,
-    traced_handler,
-)
+from smsgw_adapters.observability.tracing.decorators import TracedBus, traced_handler
 from smsgw_adapters.observability.tracing.delivery_log import (
+    TracedOperator,
     delivery_log,
     operator_span,
     sms_identifier_of,

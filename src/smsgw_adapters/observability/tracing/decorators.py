@@ -1,4 +1,5 @@
-"""Tracing as decorators around ports: the bus, the delivery handler, an operator.
+"""Tracing as decorators around ports: the bus and the delivery handler (an
+operator's is `delivery_log.TracedOperator`, beside the span it opens).
 
 The adapters they wrap import nothing of this package: the spans are put
 around them where the ports are wired.
@@ -12,7 +13,6 @@ from typing import TypeVar
 
 from opentelemetry.trace import Span, SpanKind
 
-from smsgw_adapters.observability.tracing.delivery_log import operator_span
 from smsgw_adapters.observability.tracing.names import (
     DELIVER_SPAN,
     DONE,
@@ -29,9 +29,8 @@ from smsgw_adapters.observability.tracing.spans import (
     start_child_span,
 )
 from smsgw_adapters.observability.tracing.state import enabled
-from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import DeliveryJob
-from smsgw_core.ports import MessageBus, Operator
+from smsgw_core.ports import MessageBus
 
 T = TypeVar("T")
 
@@ -114,24 +113,3 @@ def _report_delivery(span: Span, report: object) -> None:
     outcome = ("partial" if done and failed else "delivered" if done
                else "failed" if failed else "skipped")
     span.set_attribute(OUTCOME, outcome)
-
-
-class TracedOperator:
-    """An Operator whose every try gets a client span `sms.operator.send` and a
-    delivery log line (`operator_span`); the log line is written with tracing off too.
-
-    The span is current while the inner operator sends, so an HTTP operator
-    passes its context on in the request headers (the global propagator's
-    `inject`) and adds its own attributes to it (`trace.get_current_span()`).
-    """
-
-    def __init__(self, inner: Operator) -> None:
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def send(self, sms: OutgoingSms) -> str:
-        with operator_span(self.inner.name, sms):
-            return await self.inner.send(sms)

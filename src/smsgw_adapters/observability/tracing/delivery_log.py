@@ -1,4 +1,5 @@
-"""One try of one operator for one recipient: a client span and a log line."""
+"""One try of one operator for one recipient: a client span and a log line,
+put around every operator by `TracedOperator`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from smsgw_adapters.observability.tracing.names import (
 from smsgw_adapters.observability.tracing.spans import NO_SPAN, fail
 from smsgw_adapters.observability.tracing.state import tracer as current_tracer
 from smsgw_core.operators import OperatorError, OutgoingSms
+from smsgw_core.ports import Operator
 
 delivery_log = logging.getLogger("smsgw.delivery")
 
@@ -67,3 +69,24 @@ def operator_span(operator: str, sms: OutgoingSms) -> contextlib.AbstractContext
     With tracing off only the line is written.
     """
     return _operator_call(operator, sms, current_tracer())
+
+
+class TracedOperator:
+    """An Operator whose every try gets a client span `sms.operator.send` and a
+    delivery log line (`operator_span`); the log line is written with tracing off too.
+
+    The span is current while the inner operator sends, so an HTTP operator
+    passes its context on in the request headers (the global propagator's
+    `inject`) and adds its own attributes to it (`trace.get_current_span()`).
+    """
+
+    def __init__(self, inner: Operator) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def send(self, sms: OutgoingSms) -> str:
+        with operator_span(self.inner.name, sms):
+            return await self.inner.send(sms)

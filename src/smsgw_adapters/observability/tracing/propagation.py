@@ -10,6 +10,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span
 
+from smsgw_adapters import trace_carrier
 from smsgw_adapters.observability.tracing.state import enabled
 
 
@@ -38,17 +39,8 @@ def carrier_of(span: Span) -> dict[str, str]:
 
 
 def carrier_from_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
-    """The trace fields (traceparent, tracestate, baggage) among message headers."""
-    if not headers:
-        return {}
-    carrier: dict[str, str] = {}
-    for name in propagated_fields():
-        value = headers.get(name)
-        if isinstance(value, bytes):
-            value = value.decode("ascii", "replace")
-        if isinstance(value, str) and value:
-            carrier[name] = value
-    return carrier
+    """The configured propagator's fields among message headers."""
+    return trace_carrier.carrier_from_headers(headers, propagated_fields())
 
 
 def propagated_fields() -> frozenset[str]:
