@@ -200,7 +200,7 @@ def test_the_balance_stops_at_its_maximum(shared_gateway: Gateway, user_id: int)
         view = c.get("/balance", params={"user_id": user_id}).json()
         send = c.post("/sms/send", json={**SEND, "customer_id": user_id})
     assert (full.status_code, full.json()) == (200, "done")
-    assert over.status_code == 400 and over.json()["message"].startswith("balance:"), over.text
+    assert over.status_code == 409 and over.json()["message"].startswith("balance:"), over.text
     assert after == before
     assert view["balance"] == MAX_BALANCE and len(view["transactions"]) == 1
     assert send.status_code == 200 and send.json()["cost"] == 1  # sends are not free

@@ -6,11 +6,18 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, MediaType, Response, get, post
-from litestar.params import HeaderParameter, Parameter
+from litestar.params import HeaderParameter
 
 from smsgw_app.api.body import JsonBody
 from smsgw_app.api.document import errors
-from smsgw_app.api.query import SEED_PAGE, UserId, integers_in_query, page_size
+from smsgw_app.api.query import (
+    SEED_PAGE,
+    Cursor,
+    UserId,
+    cursor_text,
+    integers_in_query,
+    page_size,
+)
 from smsgw_app.api.schemas import (
     BalanceResponse,
     GoTransactionType,
@@ -53,10 +60,9 @@ class BalanceController(Controller):
         accounts: Accounts,
         user_id: UserId,
         limit: Annotated[int, page_size()] = SEED_PAGE,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the page before")]
-        = None,
+        cursor: Cursor = None,
     ) -> BalanceResponse:
-        page = PageRequest.parse(limit, cursor)
+        page = PageRequest.parse(limit, cursor_text(cursor))
         try:
             view = await accounts.view(user_id, page)
         except UnknownAccount:

@@ -27,6 +27,7 @@ from litestar.status_codes import (
 )
 
 from smsgw_core.errors import (
+    BalanceLimit,
     DomainError,
     IdempotencyConflict,
     InsufficientBalance,
@@ -44,6 +45,9 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     InsufficientBalance: HTTP_402_PAYMENT_REQUIRED,
     UnknownAccount: HTTP_404_NOT_FOUND,
     IdempotencyConflict: HTTP_409_CONFLICT,
+    # An InvalidRequest with a status of its own (the most derived class is looked
+    # up first): the request is valid, the account is full.
+    BalanceLimit: HTTP_409_CONFLICT,
     Overloaded: HTTP_503_SERVICE_UNAVAILABLE,  # with Retry-After, see _headers
     # The database is down or kept giving the transaction up: nothing is wrong
     # with the request, so clients retry it (they retry 503, not 500).

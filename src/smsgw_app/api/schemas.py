@@ -123,5 +123,12 @@ class ErrorResponse(msgspec.Struct):
 
 
 class HealthResponse(msgspec.Struct):
-    status: str
+    status: Literal["ok", "ready"]
     checks: dict[str, str] = {}
+
+
+class NotReadyResponse(msgspec.Struct):
+    """/readyz's 503: which checks fail, each with its reason."""
+
+    message: str
+    checks: dict[str, str]

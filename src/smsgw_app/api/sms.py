@@ -12,7 +12,14 @@ from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import AdmittedSender
 from smsgw_app.api.body import JsonBody
 from smsgw_app.api.document import errors
-from smsgw_app.api.query import SEED_PAGE, UserId, integers_in_query, page_size
+from smsgw_app.api.query import (
+    SEED_PAGE,
+    Cursor,
+    UserId,
+    cursor_text,
+    integers_in_query,
+    page_size,
+)
 from smsgw_app.api.schemas import (
     GoStatus,
     HistoryResponse,
@@ -91,10 +98,9 @@ class SmsController(Controller):
         )] = None,
         sms_identifier: str | None = None,
         limit: Annotated[int, page_size()] = SEED_PAGE,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the page before")]
-        = None,
+        cursor: Cursor = None,
     ) -> HistoryResponse:
-        page = PageRequest.parse(limit, cursor)
+        page = PageRequest.parse(limit, cursor_text(cursor))
         if status and status not in STATUSES:
             return HistoryResponse([], None)
         query = HistoryFilter(user_id, STATUSES[status] if status else None,
