@@ -67,7 +67,7 @@ def test_every_operator_failing_defers_then_expires_and_refunds_each_recipient_o
     for sms_identifier in shares:
         rows = gateway.wait_terminal(sms_identifier, user_id)
         assert {(r["status"], r["provider"]) for r in rows} == {("failed", "")}
-    descriptions = {t["description"] for t in api_balance(gateway, user_id)["transactions"]
+    descriptions = {t["Description"] for t in api_balance(gateway, user_id)["transactions"]
                     if t["TransactionType"] == "Corrective"}
     assert descriptions == {f"refund: {n} undeliverable (expired)" for n in NUMBERS}
 

@@ -23,7 +23,8 @@ def located(body: bytes, model: type[msgspec.Struct] = SendSmsRequest) -> Invali
 @pytest.mark.parametrize(("change", "expected"), [
     ({"customer_id": "7"}, InvalidField("customer_id", "Expected `int`, got `str`")),
     ({"customer_id": 0}, InvalidField("customer_id", "Expected `int` >= 1")),
-    ({"recipients": ["09120000001", 5]}, InvalidField("recipients[1]", "Expected `str`, got `int`")),
+    ({"recipients": ["09120000001", 5]},
+     InvalidField("recipients[1]", "Expected `str`, got `int`")),
     ({"recipients": []}, InvalidField("recipients", "Expected `array` of length >= 1")),
     ({"type": "x"}, InvalidField("type", "Invalid enum value 'x'")),
     ({"customer_id": None, "text": 5}, InvalidField("customer_id", "Expected `int`, got `null`")),

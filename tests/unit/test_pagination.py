@@ -5,7 +5,6 @@ On the in-memory fakes (tests/unit/core_world.py); assertions are on state.
 
 from __future__ import annotations
 
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
