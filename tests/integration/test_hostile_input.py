@@ -93,12 +93,13 @@ SWEEP: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("POST /balance/add", {"content": b'"top up"'}, 400, "body"),
     ("POST /balance/add", {"content": b'{"user_id":7,"balance":10,"description":"\xff\xfe"}'},
      400, None),
-    # types: money and ids are integers, strictly
+    # types: money and ids are integers, strictly (a whole 7.0 is 7: see below)
     ("POST /sms/send", {"content": with_(SEND, customer_id="7")}, 400, "customer_id"),
-    ("POST /sms/send", {"content": with_(SEND, customer_id=7.0)}, 400, "customer_id"),
+    ("POST /sms/send", {"content": with_(SEND, customer_id=7.5)}, 400, "customer_id"),
     ("POST /sms/send", {"content": with_(SEND, customer_id=True)}, 400, "customer_id"),
     ("POST /balance/add", {"content": with_(TOP_UP, balance="10")}, 400, "balance"),
-    ("POST /balance/add", {"content": with_(TOP_UP, balance=10.0)}, 400, "balance"),
+    ("POST /balance/add", {"content": with_(TOP_UP, balance=10.5)}, 400, "balance"),
+    ("POST /balance/add", {"content": b'{"user_id":7,"balance":1e-400}'}, 400, "balance"),
     ("POST /balance/add", {"content": with_(TOP_UP, balance=[10])}, 400, "balance"),
     ("POST /balance/add", {"content": with_(TOP_UP, user_id="7")}, 400, "user_id"),
     ("POST /balance/add", {"content": with_(TOP_UP, description=7)}, 400, "description"),
@@ -125,11 +126,15 @@ SWEEP: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("GET /balance", {"params": {"user_id": 7, "limit": -(2**63)}}, 400, "limit"),
     ("GET /balance", {"params": {"user_id": 7, "cursor": encode_cursor(INT64_MAX + 1)}},
      400, "cursor"),
-    # integers in a query are plain integers, not numbers that happen to be whole
-    ("GET /balance", {"params": {"user_id": "7.0"}}, 400, "user_id"),
-    ("GET /balance", {"params": {"user_id": "1e3"}}, 400, "user_id"),
+    # integers in a query are integers: whole numbers only, exactly read
+    ("GET /balance", {"params": {"user_id": "7.5"}}, 400, "user_id"),
+    ("GET /balance", {"params": {"user_id": "1e-3"}}, 400, "user_id"),
+    ("GET /balance", {"params": {"user_id": "1e999999999"}}, 400, "user_id"),
+    ("GET /balance", {"params": {"user_id": "9007199254740993.0"}}, 400, "user_id"),  # no float
+    ("GET /balance", {"params": {"user_id": "0x10"}}, 400, "user_id"),
     ("GET /sms/history", {"params": {"user_id": " 7"}}, 400, "user_id"),
-    ("GET /sms/history", {"params": {"user_id": 7, "limit": "5.0"}}, 400, "limit"),
+    ("GET /sms/history", {"params": {"user_id": 7, "limit": "5.5"}}, 400, "limit"),
+    ("GET /sms/history", {"params": {"user_id": 7, "cursor": "5.5"}}, 400, "cursor"),
     # size
     ("POST /sms/send", {"content": with_(SEND, text="x" * 1_000_000)}, 400, "text"),
     ("POST /sms/send", {"content": with_(SEND, recipients=["09121234567"] * 100_000)},
@@ -234,6 +239,30 @@ def test_long_strings_in_a_query_only_match_nothing(
     with shared_gateway.client() as c:
         r = c.get("/sms/history", params={"user_id": user_id, "sms_identifier": "é" * 5_000})
     assert r.status_code == 200 and r.json() == {"history": [], "next_cursor": None}
+
+
+def test_a_whole_number_spelled_as_a_float_is_that_integer_exactly(
+    shared_gateway: Gateway, user_id: int
+) -> None:
+    """JSON Schema, and so the document, calls 10.0 the integer 10: so does the
+    gateway, reading the spelling as a decimal (never through a float)."""
+    big = 2**53 + 1 + user_id  # a float would make it 2**53 + user_id or so
+    with httpx.Client(base_url=shared_gateway.url, timeout=30) as c:
+        spelled = [
+            c.post("/balance/add", headers=JSON,
+                   content=f'{{"user_id":{user_id}.0,"balance":1e1}}'.encode()),
+            c.post("/balance/add", headers=JSON,
+                   content=f'{{"user_id":{user_id},"balance":2.50e1}}'.encode()),
+            c.post("/balance/add", headers=JSON,
+                   content=f'{{"user_id":{big}.0,"balance":5.0}}'.encode()),
+        ]
+        mine = c.get("/balance", params={"user_id": f"{user_id}.0"})
+        exact = c.get("/balance", params={"user_id": big})
+        sent = c.post("/sms/send", headers=JSON, content=with_(SEND, customer_id=float(user_id)))
+    assert [(r.status_code, r.json()) for r in spelled] == [(200, "done")] * 3
+    assert mine.status_code == 200 and mine.json()["balance"] == 35
+    assert exact.json()["balance"] == 5  # the account is exactly the id written
+    assert sent.status_code == 200, sent.text
 
 
 def test_a_cursor_at_the_int64_edge_is_served(shared_gateway: Gateway, user_id: int) -> None:
