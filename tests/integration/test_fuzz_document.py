@@ -5,7 +5,8 @@ its cases from it, every phase (examples, boundary coverage, fuzzing,
 stateful) and every check on: no 5xx, only documented statuses, bodies that
 match their schemas, what the document calls valid accepted and what it
 calls invalid refused, 405s with Allow. Sends it generated as valid are made
-by funded customers (fuzz_hooks), so at least some must have been accepted.
+by customers it tops up first (fuzz_hooks, named by schemathesis.toml, as when
+it is run by hand from the project root), so many must have been accepted.
 SMSGW_FUZZ_SEED and SMSGW_FUZZ_EXAMPLES change the run (e.g. to look for
 more than make test does).
 """
@@ -28,7 +29,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-FUNDED = list(range(7_000_000_001, 7_000_000_006))
 SEED = os.environ.get("SMSGW_FUZZ_SEED", "20261203")  # fixed: make test is reproducible
 EXAMPLES = os.environ.get("SMSGW_FUZZ_EXAMPLES", "60")
 
@@ -49,37 +49,21 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             gateway.stop()
 
 
-def withdrawals(gateway: Gateway, user_id: int) -> int:
-    """How many sends `user_id` was charged for, read page by page."""
-    count, cursor = 0, None
-    with gateway.client() as c:
-        while True:
-            params: dict[str, int] = {"user_id": user_id}
-            if cursor is not None:
-                params["cursor"] = int(cursor)
-            page = c.get("/balance", params=params).json()
-            count += sum(t["TransactionType"] == "withdrawal" for t in page["transactions"])
-            if (cursor := page["next_cursor"]) is None:
-                return count
-
-
 def test_the_fuzzer_finds_nothing_and_valid_sends_are_accepted(
     fuzzed: Gateway, tmp_path: Path
 ) -> None:
-    for user_id in FUNDED:
-        fuzzed.top_up(user_id, 10**12)
     run = subprocess.run(
         [str(SCHEMATHESIS), "run", f"{fuzzed.url}/swagger/openapi.json",
          "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
          "--generation-database", "none", "--workers", "1",
          "--report", "junit", "--report-dir", str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": str(ROOT / "tests/integration/fuzz_hooks.py"),
-             "SMSGW_FUZZ_CUSTOMERS": ",".join(map(str, FUNDED)), "NO_COLOR": "1"},
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "NO_COLOR": "1"},
     )
     report = run.stdout[-12_000:] + run.stderr[-4_000:]
     assert run.returncode == 0, report
     assert "No issues found" in run.stdout, report
     fuzzed.check_alive()
-    accepted = sum(withdrawals(fuzzed, user_id) for user_id in FUNDED)
-    assert accepted >= 10, (accepted, report)
+    [(charged,)] = fuzzed.query(
+        "SELECT COUNT(*) FROM user_transactions WHERE transaction_type = 'charge'")
+    assert int(charged) >= 50, (charged, report)
