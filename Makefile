@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run migrate test lint typecheck layers pytest test-unit test-contract test-integration bench chaos clean
+.PHONY: install run migrate test lint typecheck layers pytest test-unit test-contract test-integration fuzz bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ test-contract: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
+# The schema-driven fuzzer against a running gateway (`make run` in another shell),
+# every check on; schemathesis.toml adds the hook that tops up each valid send's
+# customer. FUZZ_ARGS e.g. "--max-examples 500 --seed 1".
+FUZZ_URL  ?= http://$(HOST):$(PORT)
+FUZZ_ARGS ?=
+fuzz: $(STAMP)
+	$(BIN)/schemathesis run $(FUZZ_URL)/swagger/openapi.json --checks all --generation-database none $(FUZZ_ARGS)
+
 # Performance on this machine against MariaDB and RabbitMQ (see benchmarks/run.py).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
@@ -58,4 +66,4 @@ chaos: $(STAMP)
 	timeout 600 $(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache .schemathesis

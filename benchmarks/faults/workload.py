@@ -89,7 +89,7 @@ def client_loop(load: Load, urls: list[str], users: list[int], until: float,
                 retryable = (outcome in ("refused", "timeout", "connection")
                              or outcome.startswith("5"))
                 if not retryable:
-                    break  # 402 (spent), 409, 422: an answer, final
+                    break  # 402 (spent), 409, 400: an answer, final
                 if key is None and outcome != "refused":  # a refused one was not sent at all
                     with load.lock:
                         load.unknown += 1

@@ -58,6 +58,14 @@ class DuplicateIdempotencyKey(DomainError):
     """Raised by the repository when a concurrent request stored the key first."""
 
 
+class BalanceLimit(InvalidRequest):
+    """A valid top-up the account cannot take now: its balance would pass the
+    maximum. (A conflict with the account's state, not a malformed request.)"""
+
+    def __init__(self, maximum: int) -> None:
+        super().__init__("balance", f"the balance would pass the maximum of {maximum}")
+
+
 class InvalidCursor(InvalidRequest):
     def __init__(self) -> None:
         super().__init__("cursor", "is not a cursor this service issued")

@@ -23,7 +23,13 @@ from datetime import datetime
 from smsgw_core.errors import InvalidRequest, InvalidTransition
 
 MAX_RECIPIENTS = 1000
-_PHONE = re.compile(r"\+?[0-9]{7,15}")
+# A text's limit is in characters, as Twilio's: a JSON Schema can state it, and
+# a client can check it, where a segment count depends on the encoding. The
+# worst 1600 characters (all outside the BMP) make 49 UCS-2 segments.
+MAX_TEXT_LENGTH = 1600
+# Exactly this, with nothing around it: no spaces, no separators.
+PHONE_NUMBER = r"\+?[0-9]{7,15}"
+_PHONE = re.compile(PHONE_NUMBER)
 
 
 class MessageType(enum.Enum):
@@ -96,10 +102,9 @@ def normalize_recipients(recipients: Iterable[str]) -> list[str]:
     """
     seen: dict[str, None] = {}
     invalid: list[str] = []
-    for raw in recipients:
-        number = raw.strip()
+    for number in recipients:
         if not _PHONE.fullmatch(number):
-            invalid.append(raw)
+            invalid.append(number)
         else:
             seen.setdefault(number, None)
     if invalid:

@@ -12,7 +12,6 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from smsgw_core.errors import InvalidRequest
 from smsgw_core.messages import MessageType
 
 GSM7_BASIC = frozenset(
@@ -20,8 +19,6 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
-
-MAX_SEGMENTS = 10
 
 
 class Encoding(enum.Enum):
@@ -99,11 +96,4 @@ def quote(
     text: str, recipients: Sequence[str], message_type: MessageType, tariff: Tariff
 ) -> Quote:
     """Price a request; `recipients` must already be distinct."""
-    segmentation = segment(text)
-    if segmentation.segments > MAX_SEGMENTS:
-        raise InvalidRequest(
-            "text",
-            f"needs {segmentation.segments} segments ({segmentation.encoding.value}); "
-            f"the limit is {MAX_SEGMENTS}",
-        )
-    return Quote(segmentation, len(recipients), tariff.price(message_type))
+    return Quote(segment(text), len(recipients), tariff.price(message_type))

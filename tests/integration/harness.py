@@ -165,7 +165,7 @@ class Gateway:
             with self.client() as c:
                 rows = c.get("/sms/history", params={"user_id": user_id,
                                                      "sms_identifier": sms_identifier}).json()
-            items = rows["items"]
+            items = rows["history"]
             ok = items and all(r["status"] in ("done", "failed") for r in items)
             return items if ok else None
         return list(wait_until(done, timeout=timeout))

@@ -89,5 +89,5 @@ def test_every_route_answers_503_while_the_database_is_gone_and_recovers(
     assert recovered.json()["cost"] == 1
     ledger = api_balance(gateway, user_id)
     # Nothing the outage refused was applied behind the client's back.
-    assert ledger["balance"] == sum(t["amount"] for t in ledger["transactions"])
+    assert ledger["balance"] == sum(t["Amount"] for t in ledger["transactions"])
     assert ledger["balance"] == 99

@@ -67,8 +67,8 @@ def test_every_operator_failing_defers_then_expires_and_refunds_each_recipient_o
     for sms_identifier in shares:
         rows = gateway.wait_terminal(sms_identifier, user_id)
         assert {(r["status"], r["provider"]) for r in rows} == {("failed", "")}
-    descriptions = {t["description"] for t in api_balance(gateway, user_id)["transactions"]
-                    if t["type"] == "refund"}
+    descriptions = {t["Description"] for t in api_balance(gateway, user_id)["transactions"]
+                    if t["TransactionType"] == "Corrective"}
     assert descriptions == {f"refund: {n} undeliverable (expired)" for n in NUMBERS}
 
     expected = sorted(
@@ -84,8 +84,8 @@ def test_every_operator_failing_defers_then_expires_and_refunds_each_recipient_o
     gateway.stop()
     gateway.start()
     second_look = api_balance(gateway, user_id)
-    refunds = [t for t in second_look["transactions"] if t["type"] == "refund"]
-    assert sorted((t["transaction_id"], t["amount"]) for t in refunds) == expected
+    refunds = [t for t in second_look["transactions"] if t["TransactionType"] == "Corrective"]
+    assert sorted((t["transaction_id"], t["Amount"]) for t in refunds) == expected
     assert second_look["balance"] == 50
     assert sorted(transactions(gateway, user_id, "refund")) == expected
     assert db_balance(gateway, user_id) == 50

@@ -126,10 +126,19 @@ def test_invalid_numbers(number: str) -> None:
 
 def test_duplicates_are_merged_keeping_first_order() -> None:
     got = normalize_recipients(
-        ["09128582812", "+989121234567", "09128582812", " 091285284834 ", "+989121234567",
+        ["09128582812", "+989121234567", "09128582812", "091285284834", "+989121234567",
          "091285284834"]
     )
     assert got == ["09128582812", "+989121234567", "091285284834"]
+
+
+@pytest.mark.parametrize(
+    "padded", [" 09121234567", "09121234567 ", "09121234567\n", "0912 1234567"])
+def test_a_number_is_exactly_digits_with_nothing_around_them(padded: str) -> None:
+    # The document's pattern says so, and a client reads it: what it calls
+    # invalid is refused, not quietly repaired.
+    with pytest.raises(InvalidRequest):
+        normalize_recipients([padded])
 
 
 def test_local_and_international_forms_are_not_merged() -> None:

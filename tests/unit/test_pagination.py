@@ -5,8 +5,6 @@ On the in-memory fakes (tests/unit/core_world.py); assertions are on state.
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,8 +38,7 @@ def test_page_request_defaults_and_limits() -> None:
     "cursor",
     ["garbage!", "%%%", "YWJj", encode_cursor(0), encode_cursor(-4), "cA", "p12",
      encode_cursor(2**63), encode_cursor(10**19 - 1),  # past BIGINT: no row has it
-     base64.urlsafe_b64encode(b"p+5").decode(), base64.urlsafe_b64encode(b"p1_0").decode(),
-     base64.urlsafe_b64encode(b"p 7").decode()],
+     "+5", "1_0", " 7", "7 ", "07", "٣", "cDEy"],  # cDEy: an old base64 cursor
 )
 def test_bad_cursors_name_the_cursor_field(cursor: str) -> None:
     with pytest.raises(InvalidRequest) as err:

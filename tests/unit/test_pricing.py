@@ -6,12 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw_core.errors import InvalidRequest
-from smsgw_core.messages import MessageType
+from smsgw_core.messages import MAX_TEXT_LENGTH, MessageType
 from smsgw_core.pricing import (
     GSM7_BASIC,
     GSM7_EXTENSION,
-    MAX_SEGMENTS,
     Encoding,
     Tariff,
     quote,
@@ -127,15 +125,12 @@ def test_gsm_extension_chars_count_one_unit_in_ucs2() -> None:
 # --- quote and tariff -----------------------------------------------------------------
 
 
-def test_more_than_ten_segments_is_refused_naming_text() -> None:
-    assert quote("a" * 1530, ["1234567"], MessageType.NORMAL, Tariff()).segments == MAX_SEGMENTS
-    with pytest.raises(InvalidRequest) as err:
-        quote("a" * 1531, ["1234567"], MessageType.NORMAL, Tariff())
-    assert err.value.field == "text"
-    assert "11" in err.value.reason
-    with pytest.raises(InvalidRequest) as err:
-        quote("ж" * 671, ["1234567"], MessageType.EXPRESS, Tariff())
-    assert err.value.field == "text"
+def test_the_longest_text_prices_every_segment() -> None:
+    # The limit is MAX_TEXT_LENGTH characters (checked by SendSmsService), not
+    # a segment count: the worst such text, all outside the BMP, is 49 parts.
+    assert quote("a" * MAX_TEXT_LENGTH, ["1234567"], MessageType.NORMAL, Tariff()).segments == 11
+    worst = quote("😀" * MAX_TEXT_LENGTH, ["1234567"], MessageType.EXPRESS, Tariff())
+    assert (worst.segments, worst.cost) == (49, 49 * 3)
 
 
 def test_default_tariff() -> None:
@@ -176,10 +171,6 @@ def test_quote_property(
     numbers = [f"+98912{i:07d}" for i in range(recipients)]
     tariff = Tariff(normal, express)
     seg = segment(text)
-    if seg.segments > MAX_SEGMENTS:
-        with pytest.raises(InvalidRequest):
-            quote(text, numbers, message_type, tariff)
-        return
     q = quote(text, numbers, message_type, tariff)
     price = express if message_type is MessageType.EXPRESS else normal
     assert q.cost == seg.segments * recipients * price

@@ -7,14 +7,13 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.api.balance import BalanceController
+from smsgw_app.api.document import openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
 from smsgw_app.api.sms import SmsController
@@ -53,7 +52,8 @@ def create_app(services: ApiServices) -> Litestar:
 
     return Litestar(
         plugins=_tracing_plugins(),
-        route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController],
+        route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController,
+                        swagger_assets()],
         dependencies={
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the
@@ -65,13 +65,7 @@ def create_app(services: ApiServices) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework
         middleware=[prometheus.middleware],
-        openapi_config=OpenAPIConfig(
-            title="smsgw",
-            version="0.1.0",
-            description="Prepaid SMS gateway: charge, accept durably, deliver with failover.",
-            path="/swagger",
-            render_plugins=[SwaggerRenderPlugin(path=["/", "/index.html"])],
-        ),
+        openapi_config=openapi_config(version="0.1.0"),
     )
 
 

@@ -1,24 +1,52 @@
-"""/balance: the balance with its transactions, and top-ups."""
+"""/balance: the balance with its transactions, and top-ups, as the Go service answers them."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
-from litestar.params import HeaderParameter, Parameter
+import msgspec
+from litestar import Controller, MediaType, Response, get, post
+from litestar.params import HeaderParameter
 
 from smsgw_app.api.body import JsonBody
-from smsgw_app.api.query import integers_in_query
-from smsgw_app.api.schemas import BalanceResponse, TopUpRequest, TopUpResponse, TransactionRow
-from smsgw_core.pagination import MAX_POSITION, PageRequest
+from smsgw_app.api.document import errors
+from smsgw_app.api.query import (
+    SEED_PAGE,
+    Cursor,
+    UserId,
+    cursor_text,
+    integers_in_query,
+    page_size,
+)
+from smsgw_app.api.schemas import (
+    BalanceResponse,
+    GoTransactionType,
+    TopUpDone,
+    TopUpRequest,
+    TransactionRow,
+)
+from smsgw_core.errors import UnknownAccount
+from smsgw_core.ledger import Transaction, TransactionType
+from smsgw_core.pagination import PageRequest
 from smsgw_core.services.accounts import Accounts, TopUp
+from smsgw_core.services.send_sms import MAX_IDEMPOTENCY_KEY
 
 IdempotencyKey = Annotated[
     str | None,
-    HeaderParameter(name="Idempotency-Key", required=False,
-              description="Retry-safe top-ups (1-100 characters): the same key and body "
-              "return the first answer and credit once; another body is 409."),
+    HeaderParameter(
+        name="Idempotency-Key", required=False, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
+        description=f"Retry-safe top-ups (1-{MAX_IDEMPOTENCY_KEY} characters): the same key "
+        "and body return the first answer and credit once; another body is 409.",
+    ),
 ]
+
+DONE = msgspec.json.encode("done")
+
+GO_TYPE: dict[TransactionType, GoTransactionType] = {
+    TransactionType.TOPUP: "deposit",
+    TransactionType.CHARGE: "withdrawal",  # its amount is negative, as the Go service's
+    TransactionType.REFUND: "Corrective",
+}
 
 
 class BalanceController(Controller):
@@ -26,28 +54,34 @@ class BalanceController(Controller):
     tags = ["balance"]
 
     @get("/", operation_id="getBalance", guards=[integers_in_query],
-         summary="Balance and transactions, newest first")
+         responses=errors(400, 503), summary="Balance and transactions, newest first")
     async def show(
         self,
         accounts: Accounts,
-        user_id: Annotated[int, Parameter(ge=1, le=MAX_POSITION)],
-        limit: Annotated[int | None, Parameter(description="1-1000, default 100")] = None,
-        cursor: str | None = None,
+        user_id: UserId,
+        limit: Annotated[int, page_size()] = SEED_PAGE,
+        cursor: Cursor = None,
     ) -> BalanceResponse:
-        view = await accounts.view(user_id, PageRequest.parse(limit, cursor))
-        rows = [
-            TransactionRow(t.transaction_id, t.amount, t.type.value, t.description,
-                           t.created_at.isoformat())
-            for t in view.transactions.items
-        ]
-        return BalanceResponse(view.user_id, view.balance, rows, view.transactions.next_cursor)
+        page = PageRequest.parse(limit, cursor_text(cursor))
+        try:
+            view = await accounts.view(user_id, page)
+        except UnknownAccount:
+            # As the Go service: a customer never topped up has nothing, not no account.
+            return BalanceResponse(0, [], None)
+        rows = [_row(t) for t in view.transactions.items]
+        return BalanceResponse(view.balance, rows, view.transactions.next_cursor)
 
     @post("/add", operation_id="addBalance", status_code=200, dto=JsonBody[TopUpRequest],
-          return_dto=None, summary="Top up (creates the account when new)")
+          return_dto=None, responses=errors(400, 409, 413, 415, 503),
+          summary="Top up (creates the account when new); answers \"done\"")
     async def add(
         self, data: TopUpRequest, accounts: Accounts, idempotency_key: IdempotencyKey = None
-    ) -> TopUpResponse:
-        balance = await accounts.top_up(
-            TopUp(data.user_id, data.balance, data.description, idempotency_key)
-        )
-        return TopUpResponse(data.user_id, balance)
+    ) -> Response[TopUpDone]:
+        await accounts.top_up(TopUp(data.user_id, data.balance, data.description, idempotency_key))
+        # Encoded here: Litestar sends a str as it is, and the answer is the JSON string
+        # "done". The annotation is what the document shows; the bytes are its encoding.
+        return Response(DONE, media_type=MediaType.JSON)  # type: ignore[arg-type]
+
+
+def _row(t: Transaction) -> TransactionRow:
+    return TransactionRow(t.amount, GO_TYPE[t.type], t.description, t.transaction_id)

@@ -6,10 +6,17 @@ any site can make a browser POST text/plain or a form without a CORS
 preflight, so accepting those would let it send SMS and top up; and money and
 ids must be what they say. Routes taking a body name `JsonBody[Schema]` as
 their DTO.
+
+One spelling is the same number, though: JSON Schema (and so the OpenAPI
+document, and the clients and fuzzers that read it) calls 10.0 and 1e1 the
+integer 10. A body refused as it came is read once more with each whole number
+so spelled written as the integer it is, exactly (read as a decimal, never
+through a float); "10" and 10.5 are still refused.
 """
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -25,6 +32,40 @@ T = TypeVar("T", bound=msgspec.Struct)
 # application/json and the structured-syntax suffix (application/problem+json, …): none
 # of them is a CORS "simple" type, so a browser must ask before sending one cross-site.
 ACCEPTED = "application/json or application/*+json (charset utf-8, if any)"
+
+
+# Past 10**19 (> 2**63) no integer field takes the number anyway; the cap keeps
+# int() from writing out 1e999999999.
+_WHOLE_DIGITS = 19
+_AS_DECIMALS = msgspec.json.Decoder(float_hook=Decimal)
+_DECIMALS_AS_NUMBERS = msgspec.json.Encoder(decimal_format="number")
+
+
+def with_whole_numbers(body: bytes) -> bytes | None:
+    """`body` with its whole numbers spelled as floats written as integers, or
+    None when it has none (or cannot be read without a schema)."""
+    try:
+        tree = _AS_DECIMALS.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    changed = False
+    # A body that is not an object is refused whatever its numbers.
+    pending: list[Any] = [tree] if isinstance(tree, dict | list) else []
+    while pending:  # by hand: a deep body must not cost a deep Python stack
+        node = pending.pop()
+        slots: Any = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(slots):
+            if isinstance(value, dict | list):
+                pending.append(value)
+            elif isinstance(value, Decimal) and _is_whole(value):
+                node[key] = int(value)
+                changed = True
+    return _DECIMALS_AS_NUMBERS.encode(tree) if changed else None
+
+
+def _is_whole(number: Decimal) -> bool:
+    return (number.is_finite() and number.adjusted() < _WHOLE_DIGITS
+            and number == number.to_integral_value())
 
 
 class UnsupportedMediaType(HTTPException):
@@ -50,16 +91,23 @@ class JsonBody(MsgspecDTO[T], Generic[T]):
         require_json(self.asgi_connection.headers.get("content-type"))
         try:
             return msgspec.json.decode(value, type=self.model_type)
+        except msgspec.ValidationError:
+            return self._decode(with_whole_numbers(value) or value)
+        except msgspec.DecodeError as exc:
+            raise ClientException(f"malformed JSON body: {exc}") from None
+        except RecursionError:  # msgspec's own depth guard, not a crash
+            raise ClientException("malformed JSON body: nested too deeply") from None
+
+    def _decode(self, value: bytes) -> Any:
+        """Decode `value` (valid JSON), naming the field at fault when it does not fit."""
+        try:
+            return msgspec.json.decode(value, type=self.model_type)
         except msgspec.ValidationError as exc:
             found = invalid_field(value, self.model_type, exc)
             raise ValidationException(
                 f"{found.path}: {found.reason}",
                 extra=[{"key": found.path, "message": found.reason, "source": "body"}],
             ) from exc
-        except msgspec.DecodeError as exc:
-            raise ClientException(f"malformed JSON body: {exc}") from None
-        except RecursionError:  # msgspec's own depth guard, not a crash
-            raise ClientException("malformed JSON body: nested too deeply") from None
 
     @classmethod
     def create_openapi_schema(

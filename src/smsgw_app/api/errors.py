@@ -1,4 +1,8 @@
-"""The one table from errors to HTTP responses. Every error body is {"message": ...}."""
+"""The one table from errors to HTTP responses. Every error body is {"message": ...}.
+
+Every invalid request is a 400, as the Go service answers one (the seed
+routes' clients know no 422); the message names the field.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,12 @@ from litestar.status_codes import (
     HTTP_402_PAYMENT_REQUIRED,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
-    HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
 from smsgw_core.errors import (
+    BalanceLimit,
     DomainError,
     IdempotencyConflict,
     InsufficientBalance,
@@ -37,10 +41,13 @@ from smsgw_core.errors import (
 log = logging.getLogger("smsgw.api")
 
 DOMAIN_STATUS: dict[type[DomainError], int] = {
-    InvalidRequest: HTTP_422_UNPROCESSABLE_ENTITY,
+    InvalidRequest: HTTP_400_BAD_REQUEST,
     InsufficientBalance: HTTP_402_PAYMENT_REQUIRED,
     UnknownAccount: HTTP_404_NOT_FOUND,
     IdempotencyConflict: HTTP_409_CONFLICT,
+    # An InvalidRequest with a status of its own (the most derived class is looked
+    # up first): the request is valid, the account is full.
+    BalanceLimit: HTTP_409_CONFLICT,
     Overloaded: HTTP_503_SERVICE_UNAVAILABLE,  # with Retry-After, see _headers
     # The database is down or kept giving the transaction up: nothing is wrong
     # with the request, so clients retry it (they retry 503, not 500).
@@ -86,15 +93,23 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
     problems = _problems(exc)
     if any(key == EMPTY_BODY for key, _ in problems):
         return _message("malformed JSON body: the body is empty", HTTP_400_BAD_REQUEST)
-    return _message(_describe_validation(exc, problems), HTTP_422_UNPROCESSABLE_ENTITY)
+    return _message(_describe_validation(exc, problems), HTTP_400_BAD_REQUEST)
 
 
 def _problems(exc: ValidationException) -> list[tuple[str, str]]:
     """(field, reason) of every problem the exception lists: Litestar's own for
     parameters, JsonBody's for a body (see body_errors)."""
     extra = exc.extra if isinstance(exc.extra, list) else []
-    return [(str(e.get("key", "?")), str(e.get("message", ""))) for e in extra
-            if isinstance(e, dict)]
+    return [(_field_name(e), str(e.get("message", ""))) for e in extra if isinstance(e, dict)]
+
+
+def _field_name(problem: dict[str, Any]) -> str:
+    key = str(problem.get("key", "?"))
+    if problem.get("source") == "header":
+        # Litestar names a header by its parameter (idempotency_key); the client
+        # sent Idempotency-Key, and that is the name it should read.
+        return "-".join(word.capitalize() for word in key.split("_"))
+    return key
 
 
 def _describe_validation(exc: ValidationException, problems: list[tuple[str, str]]) -> str:
@@ -119,7 +134,8 @@ def client_error(request: Request[Any, Any, Any], exc: HTTPException) -> Respons
                      request.method, request.url.path)
             return _message("request incomplete: the client disconnected", HTTP_400_BAD_REQUEST)
         return server_error(request, exc)
-    return _message(str(exc.detail), exc.status_code)
+    # exc.headers: a 405's Allow, above all.
+    return _message(str(exc.detail), exc.status_code, exc.headers or None)
 
 
 def server_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

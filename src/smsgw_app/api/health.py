@@ -8,9 +8,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from smsgw_app.api.schemas import HealthResponse
+from smsgw_app.api.schemas import HealthResponse, NotReadyResponse
 
 log = logging.getLogger("smsgw.health")
 
@@ -25,7 +26,13 @@ async def healthz() -> HealthResponse:
 
 
 @get("/readyz", operation_id="readyz",
-     summary="Readiness: database reachable and migrated, broker connected")
+     summary="Readiness: database reachable and migrated, broker connected",
+     responses={
+         200: ResponseSpec(HealthResponse, description="Every check passes",
+                           generate_examples=False),
+         503: ResponseSpec(NotReadyResponse, description="A check fails: its reason",
+                           generate_examples=False),
+     })
 async def readyz(readiness_checks: dict[str, ReadinessCheck]) -> Response[Any]:
     checks: dict[str, str] = {}
     for name, check in readiness_checks.items():
@@ -40,6 +47,6 @@ async def readyz(readiness_checks: dict[str, ReadinessCheck]) -> Response[Any]:
     failing = [name for name, result in checks.items() if result != "ok"]
     if failing:
         log.warning("not ready: %s", checks)
-        body = {"message": f"not ready: {', '.join(failing)}", "checks": checks}
-        return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
-    return Response({"status": "ready", "checks": checks}, status_code=HTTP_200_OK)
+        refusal = NotReadyResponse(f"not ready: {', '.join(failing)}", checks)
+        return Response(refusal, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(HealthResponse("ready", checks), status_code=HTTP_200_OK)

@@ -1,4 +1,4 @@
-"""/sms: send, and the per-recipient history."""
+"""/sms: send, and the per-recipient history, as the Go service answers them."""
 
 from __future__ import annotations
 
@@ -11,24 +11,46 @@ from litestar.params import HeaderParameter, Parameter
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import AdmittedSender
 from smsgw_app.api.body import JsonBody
-from smsgw_app.api.query import integers_in_query
-from smsgw_app.api.schemas import HistoryResponse, HistoryRow, SendSmsRequest, SendSmsResponse
+from smsgw_app.api.document import errors
+from smsgw_app.api.query import (
+    SEED_PAGE,
+    Cursor,
+    UserId,
+    cursor_text,
+    integers_in_query,
+    page_size,
+)
+from smsgw_app.api.schemas import (
+    GoStatus,
+    HistoryResponse,
+    HistoryRow,
+    SendSmsRequest,
+    SendSmsResponse,
+)
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
-from smsgw_core.pagination import MAX_POSITION, PageRequest
+from smsgw_core.pagination import PageRequest
 from smsgw_core.ports import HistoryFilter
 from smsgw_core.services.history import History
-from smsgw_core.services.send_sms import SendSms
+from smsgw_core.services.send_sms import MAX_IDEMPOTENCY_KEY, SendSms
 
 log = logging.getLogger("smsgw.api")
 
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
-        name="Idempotency-Key", required=False,
-        description="Retry-safe sends: the same key and body return the first answer "
-        "and charge once; the same key with another body is 409.",
+        name="Idempotency-Key", required=False, min_length=1, max_length=MAX_IDEMPOTENCY_KEY,
+        description=f"Retry-safe sends (1-{MAX_IDEMPOTENCY_KEY} characters): the same key "
+        "and body return the first answer and charge once; another body is 409.",
     ),
 ]
+
+# A status is matched exactly, as the Go service matches it: one it never writes
+# (its Postman collection asks for `init`) answers an empty history.
+GO_STATUS: dict[SmsStatus, GoStatus] = {
+    SmsStatus.PENDING: "pending", SmsStatus.SENDING: "sending",
+    SmsStatus.DONE: "done", SmsStatus.FAILED: "failed",
+}
+STATUSES = {name: status for status, name in GO_STATUS.items()}
 
 
 class SmsController(Controller):
@@ -36,7 +58,8 @@ class SmsController(Controller):
     tags = ["sms"]
 
     @post("/send", operation_id="sendSms", status_code=200, dto=JsonBody[SendSmsRequest],
-          return_dto=None, summary="Charge the balance and queue one text for every recipient")
+          return_dto=None, responses=errors(400, 402, 409, 413, 415, 503),
+          summary="Charge the balance and queue one text for every recipient")
     async def send(
         self,
         data: SendSmsRequest,
@@ -65,26 +88,29 @@ class SmsController(Controller):
         )
 
     @get("/history", operation_id="smsHistory", guards=[integers_in_query],
-         summary="Per-recipient status, newest first")
+         responses=errors(400, 503), summary="Per-recipient status, newest first")
     async def history(
         self,
         history: History,
-        user_id: Annotated[int, Parameter(ge=1, le=MAX_POSITION)],
-        status: Annotated[str | None, Parameter(description="pending|sending|done|failed")] = None,
+        user_id: UserId,
+        status: Annotated[str | None, Parameter(
+            description="pending, sending, done or failed; any other matches nothing",
+        )] = None,
         sms_identifier: str | None = None,
-        limit: Annotated[int | None, Parameter(description="1-1000, default 100")] = None,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the page before")]
-        = None,
+        limit: Annotated[int, page_size()] = SEED_PAGE,
+        cursor: Cursor = None,
     ) -> HistoryResponse:
-        query = HistoryFilter(
-            user_id, SmsStatus.parse(status) if status else None, sms_identifier or None
-        )
-        page = await history.query(query, PageRequest.parse(limit, cursor))
-        return HistoryResponse([_row(m) for m in page.items], page.next_cursor)
+        page = PageRequest.parse(limit, cursor_text(cursor))
+        if status and status not in STATUSES:
+            return HistoryResponse([], None)
+        query = HistoryFilter(user_id, STATUSES[status] if status else None,
+                              sms_identifier or None)
+        found = await history.query(query, page)
+        return HistoryResponse([_row(m) for m in found.items], found.next_cursor)
 
 
 def _row(m: RecipientMessage) -> HistoryRow:
     return HistoryRow(
-        m.user_id, m.sms_identifier, m.recipient, m.type.value, m.status.value.lower(),
-        m.provider, m.created_at.isoformat(), m.updated_at.isoformat(),
+        m.user_id, m.sms_identifier, m.recipient, m.type.value, GO_STATUS[m.status], m.provider,
+        m.created_at.isoformat(), m.updated_at.isoformat(),
     )

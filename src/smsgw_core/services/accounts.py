@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from smsgw_core.errors import (
+    BalanceLimit,
     DuplicateIdempotencyKey,
     DuplicateTransaction,
     IdempotencyConflict,
@@ -107,9 +108,7 @@ class Accounts:
             balance = await uow.ledger.balance(command.user_id)
             assert balance is not None
             if balance > MAX_BALANCE:
-                raise InvalidRequest(  # leaving the unit of work rolls the credit back
-                    "balance", f"the balance would pass the maximum of {MAX_BALANCE}"
-                )
+                raise BalanceLimit(MAX_BALANCE)  # leaving the unit of work rolls the credit back
             if key is not None:
                 stored = StoredResponse(command.fingerprint(), {"balance": balance})
                 await uow.idempotency.add(_key_owner(command.user_id), key, stored, now)

@@ -22,7 +22,13 @@ from smsgw_core.errors import (
     InvalidRequest,
 )
 from smsgw_core.ledger import Transaction, TransactionType, charge_id
-from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus, normalize_recipients
+from smsgw_core.messages import (
+    MAX_TEXT_LENGTH,
+    MessageType,
+    RecipientMessage,
+    SmsStatus,
+    normalize_recipients,
+)
 from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import (
     Clock,
@@ -185,6 +191,8 @@ class SmsSender:
             raise InvalidRequest("customer_id", "must be a positive integer")
         if not command.text:
             raise InvalidRequest("text", "must not be empty")
+        if len(command.text) > MAX_TEXT_LENGTH:
+            raise InvalidRequest("text", f"at most {MAX_TEXT_LENGTH} characters")
         key = command.idempotency_key
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest("Idempotency-Key", f"must be 1-{MAX_IDEMPOTENCY_KEY} characters")

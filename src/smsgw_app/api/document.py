@@ -1,0 +1,78 @@
+"""What the OpenAPI document says beyond what Litestar derives from the handlers.
+
+Every status a route can answer, with the body it really has ({"message"}),
+and the Swagger UI served from a packaged copy of its assets: the gateway
+often runs where operators connect, on networks that reach no CDN.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from litestar.datastructures import CacheControlHeader
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.router import Router
+from litestar.static_files import create_static_files_router
+
+from smsgw_app.api.schemas import ErrorResponse
+
+DOCUMENT_PATH = "/swagger"
+ASSETS_PATH = f"{DOCUMENT_PATH}/assets"
+
+
+def _assets() -> Path:
+    """swagger-ui-py's copy of swagger-ui-dist (5.x reads OpenAPI 3.1, which Litestar
+    writes), found without importing the package (it imports jinja2 and YAML)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    assert spec is not None and spec.submodule_search_locations, "swagger-ui-py is a dependency"
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+_WHY: dict[int, str] = {
+    400: "Invalid request: malformed JSON, or a missing or invalid field or query "
+         "parameter, named in the message",
+    402: "The balance does not cover the cost, or the customer has never been topped up",
+    409: "The Idempotency-Key was used before with another body",
+    413: "The body is larger than the server takes",
+    415: "The body is not declared as JSON (application/json or application/*+json)",
+    503: "Overloaded or the database is unavailable: nothing was written; retry "
+         "after the Retry-After header's seconds",
+}
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error answers of a route, each {"message": "..."}."""
+    return {status: ResponseSpec(ErrorResponse, description=_WHY[status],
+                                 generate_examples=False) for status in statuses}
+
+
+def openapi_config(version: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="smsgw",
+        version=version,
+        description="Prepaid SMS gateway: charge, accept durably, deliver with failover.",
+        path=DOCUMENT_PATH,
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path=["/", "/index.html"],
+                js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+                css_url=f"{ASSETS_PATH}/swagger-ui.css",
+                standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' href='{ASSETS_PATH}/favicon-32x32.png'>",
+            ),
+            # doc.json is where the Go service's swag serves it.
+            JsonRenderPlugin(path=["/openapi.json", "/doc.json"]),
+        ],
+    )
+
+
+def swagger_assets() -> Router:
+    return create_static_files_router(
+        path=ASSETS_PATH, directories=[_assets()], name="swagger-assets",
+        include_in_schema=False,
+        # They change only with the package: a browser may keep them a day.
+        cache_control=CacheControlHeader(max_age=86_400),
+    )
