@@ -80,6 +80,11 @@ class Forbidden(DomainError):
     or another customer's account)."""
 
 
+class NotFound(DomainError):
+    """No such thing for this caller: another customer's is not found either (its
+    existence is not revealed)."""
+
+
 class InvalidCursor(InvalidRequest):
     def __init__(self) -> None:
         super().__init__("cursor", "is not a cursor this service issued")

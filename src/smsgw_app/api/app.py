@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -17,7 +18,11 @@ from smsgw_app.api.document import openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
 from smsgw_app.api.sms import SmsController
+from smsgw_app.api.v1.auth import AUTHENTICATOR
+from smsgw_app.api.v1.balance import BalanceV1Controller
+from smsgw_app.api.v1.messages import MessagesController
 from smsgw_core.services.accounts import Accounts
+from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.history import History
 from smsgw_core.services.send_sms import Sender
 
@@ -30,6 +35,7 @@ class ApiServices:
     history: History
     accounts: Accounts
     readiness_checks: dict[str, ReadinessCheck]
+    authenticator: Authenticator
     admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
 
 
@@ -52,8 +58,10 @@ def create_app(services: ApiServices) -> Litestar:
 
     return Litestar(
         plugins=_tracing_plugins(),
-        route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController,
+        route_handlers=[SmsController, BalanceController, MessagesController,
+                        BalanceV1Controller, healthz, readyz, MetricsController,
                         swagger_assets()],
+        state=State({AUTHENTICATOR: services.authenticator}),
         dependencies={
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the
