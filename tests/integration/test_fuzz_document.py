@@ -29,6 +29,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+SMSGW_COMMAND = Path(sys.executable).with_name("smsgw")
+FUZZ_CUSTOMER = 9_000_000_001
 SEED = os.environ.get("SMSGW_FUZZ_SEED", "20261203")  # fixed: make test is reproducible
 EXAMPLES = os.environ.get("SMSGW_FUZZ_EXAMPLES", "60")
 
@@ -49,16 +51,26 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             gateway.stop()
 
 
+def customer_key(gateway: Gateway, customer: int) -> str:
+    made = subprocess.run([str(SMSGW_COMMAND), "keys", "create", "--customer", str(customer)],
+                          env=gateway.env, capture_output=True, text=True, timeout=60,
+                          check=True)
+    return made.stdout.strip().splitlines()[-1]
+
+
 def test_the_fuzzer_finds_nothing_and_valid_sends_are_accepted(
     fuzzed: Gateway, tmp_path: Path
 ) -> None:
+    # /v1 with a customer's key (and, run without it, the "ignored auth" check).
+    key = customer_key(fuzzed, FUZZ_CUSTOMER)
     run = subprocess.run(
         [str(SCHEMATHESIS), "run", f"{fuzzed.url}/swagger/openapi.json",
          "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
          "--generation-database", "none", "--workers", "1",
+         "-H", f"Authorization: Bearer {key}",
          "--report", "junit", "--report-dir", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", "SMSGW_FUZZ_CUSTOMER": str(FUZZ_CUSTOMER)},
     )
     report = run.stdout[-12_000:] + run.stderr[-4_000:]
     assert run.returncode == 0, report
@@ -66,4 +78,8 @@ def test_the_fuzzer_finds_nothing_and_valid_sends_are_accepted(
     fuzzed.check_alive()
     [(charged,)] = fuzzed.query(
         "SELECT COUNT(*) FROM user_transactions WHERE transaction_type = 'charge'")
-    assert int(charged) >= 50, (charged, report)
+    [(as_customer,)] = fuzzed.query(
+        "SELECT COUNT(*) FROM user_transactions WHERE transaction_type = 'charge'"
+        " AND user_id = ?", FUZZ_CUSTOMER)
+    assert int(charged) >= 50 and int(as_customer) >= 10, (charged, as_customer, report)
+    assert key not in report
