@@ -206,6 +206,13 @@ class CustomerRepository(Protocol):
     async def add(self, customer: Customer) -> bool:
         """Store a new customer; False (storing nothing) when its id exists."""
 
+    async def highest_id(self) -> int:
+        """The highest id a customer or an account has (0: none): a new customer's
+        id must be above it, or it would inherit a seed route's account."""
+
+    async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
+        """False when there is no such customer."""
+
 
 class KeyRepository(Protocol):
     async def add(self, key: ApiKey) -> None: ...

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from smsgw_adapters.sql.repository import SqlRepository
-from smsgw_adapters.sql.schema import api_keys, customers
+from smsgw_adapters.sql.schema import api_keys, customers, user_balances
 from smsgw_core.customers import Customer
 from smsgw_core.keys import ApiKey
 
@@ -34,6 +34,19 @@ class SqlCustomers(SqlRepository):
         except IntegrityError:
             return False
         return True
+
+    async def highest_id(self) -> int:
+        found = await self._conn.execute(sa.select(
+            sa.func.coalesce(sa.select(sa.func.max(_c.id)).scalar_subquery(), 0),
+            sa.func.coalesce(sa.select(sa.func.max(user_balances.c.user_id))
+                             .scalar_subquery(), 0)))
+        customers_max, accounts_max = found.one()
+        return max(int(customers_max), int(accounts_max))
+
+    async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
+        done = await self._conn.execute(customers.update().where(_c.id == customer_id)
+                                        .values(max_recipients_per_s=max_recipients_per_s))
+        return bool(done.rowcount)
 
 
 class SqlKeys(SqlRepository):

@@ -20,6 +20,17 @@ class InMemoryCustomers(_Repo):
         self.s.customers[customer.id] = customer
         return True
 
+    async def highest_id(self) -> int:
+        return max([0, *self.s.customers, *self.s.balances])
+
+    async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
+        customer = self.s.customers.get(customer_id)
+        if customer is None:
+            return False
+        self.s.customers[customer_id] = replace(
+            customer, max_recipients_per_s=max_recipients_per_s)
+        return True
+
 
 class InMemoryKeys(_Repo):
     async def add(self, key: ApiKey) -> None:

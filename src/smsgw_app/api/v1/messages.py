@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, HttpMethod, Response, get, post, route
+from litestar import Controller, get, post
 from litestar.params import Parameter
 
 from smsgw_adapters.observability import tracing
@@ -85,14 +85,6 @@ class MessagesController(Controller):
         found = await history.query(query, page)
         return MessagesPage([_row(m) for m in found.items], found.next_cursor)
 
-
-    @route("/", http_method=[HttpMethod.OPTIONS], include_in_schema=False, status_code=204)
-    async def allowed(self) -> Response[None]:
-        # Litestar 2's own OPTIONS answer names only the first method of a path that
-        # has several (litestar#4169, fixed in 3): this one's are stated here. It must
-        # be the path's first handler (a controller's are taken in name order), or
-        # Litestar adds its own before it.
-        return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
 
 
 def _state(m: RecipientMessage) -> RecipientState:
