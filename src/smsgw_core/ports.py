@@ -206,9 +206,10 @@ class CustomerRepository(Protocol):
     async def add(self, customer: Customer) -> bool:
         """Store a new customer; False (storing nothing) when its id exists."""
 
-    async def highest_id(self) -> int:
-        """The highest id a customer or an account has (0: none): a new customer's
-        id must be above it, or it would inherit a seed route's account."""
+    async def free_id(self, highest: int) -> int | None:
+        """An id (at most `highest`) no customer and no account has: one above all
+        of them when there is one, else the lowest free; None when all are taken.
+        (A new customer must not inherit an account the seed routes made.)"""
 
     async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
         """False when there is no such customer."""

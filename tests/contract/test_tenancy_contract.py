@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contract_helpers import T0, at
+from contract_helpers import T0, at, topup
 
 from smsgw_core.customers import Customer
 from smsgw_core.keys import ApiKey
@@ -68,3 +68,33 @@ async def test_a_key_is_revoked_once(uow_factory: UnitOfWorkFactory) -> None:
     async with uow_factory() as uow:
         revoked = await uow.keys.get("00000000000000c3")
     assert revoked is not None and revoked.revoked_at == at(10.5) and revoked.is_revoked
+
+
+async def test_a_free_id_is_above_every_customer_and_account_else_the_lowest_gap(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    async with uow_factory() as uow:
+        assert await uow.customers.free_id(10) == 1
+        await uow.customers.add(Customer(3, "", T0))
+        await uow.ledger.apply(topup("t5", 5, 1))
+        assert await uow.customers.free_id(10) == 6
+        await uow.ledger.apply(topup("t10", 10, 1))  # the top is taken
+        assert await uow.customers.free_id(10) == 1
+        for taken in (1, 2):
+            await uow.customers.add(Customer(taken, "", T0))
+        assert await uow.customers.free_id(10) == 4
+        for taken in (4, 6, 7, 8, 9):
+            await uow.ledger.apply(topup(f"t{taken}", taken, 1))
+        assert await uow.customers.free_id(10) is None
+
+
+async def test_a_limit_is_set_and_cleared(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        await uow.customers.add(Customer(9, "n", T0))
+        assert await uow.customers.set_limit(9, 50)
+        assert not await uow.customers.set_limit(10, 50)
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.customers.get(9) == Customer(9, "n", T0, 50)
+        assert await uow.customers.set_limit(9, None)
+        assert await uow.customers.get(9) == Customer(9, "n", T0, None)

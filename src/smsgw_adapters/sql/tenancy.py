@@ -16,6 +16,13 @@ from smsgw_core.keys import ApiKey
 _c = customers.c
 _k = api_keys.c
 
+_LOWEST_GAP = sa.text(
+    "SELECT MIN(t.id + 1) FROM (SELECT 0 AS id UNION ALL SELECT id FROM customers"
+    " UNION ALL SELECT user_id FROM user_balances) t"
+    " WHERE t.id < :highest"
+    " AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = t.id + 1)"
+    " AND NOT EXISTS (SELECT 1 FROM user_balances b WHERE b.user_id = t.id + 1)")
+
 
 class SqlCustomers(SqlRepository):
     async def get(self, customer_id: int) -> Customer | None:
@@ -35,13 +42,19 @@ class SqlCustomers(SqlRepository):
             return False
         return True
 
-    async def highest_id(self) -> int:
+    async def free_id(self, highest: int) -> int | None:
         found = await self._conn.execute(sa.select(
             sa.func.coalesce(sa.select(sa.func.max(_c.id)).scalar_subquery(), 0),
             sa.func.coalesce(sa.select(sa.func.max(user_balances.c.user_id))
                              .scalar_subquery(), 0)))
-        customers_max, accounts_max = found.one()
-        return max(int(customers_max), int(accounts_max))
+        above = max(int(n) for n in found.one()) + 1
+        if above <= highest:
+            return above
+        # Every id up to the top is someone's, or one was taken at the top: the
+        # lowest gap (each step an index lookup).
+        gap = await self._conn.execute(_LOWEST_GAP, {"highest": highest})
+        lowest = gap.scalar()
+        return None if lowest is None else int(lowest)
 
     async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
         done = await self._conn.execute(customers.update().where(_c.id == customer_id)

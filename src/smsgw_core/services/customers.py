@@ -36,14 +36,15 @@ class Customers:
         self.clock = clock
 
     async def create(self, name: str) -> Customer:
-        """A customer with the next free id: above every customer's and account's."""
+        """A customer with a free id: above every customer's and account's while
+        there is one (ids are BIGINT: effectively always)."""
         check_name(name)
 
         async def store(uow: UnitOfWork) -> Customer | None:
-            next_id = await uow.customers.highest_id() + 1
-            if next_id > MAX_POSITION:
+            free = await uow.customers.free_id(MAX_POSITION)
+            if free is None:
                 raise InvalidRequest("id", "no customer id is left")
-            customer = Customer(next_id, name, self.clock.now())
+            customer = Customer(free, name, self.clock.now())
             if not await uow.customers.add(customer):
                 return None
             await uow.commit()

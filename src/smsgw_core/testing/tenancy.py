@@ -20,8 +20,12 @@ class InMemoryCustomers(_Repo):
         self.s.customers[customer.id] = customer
         return True
 
-    async def highest_id(self) -> int:
-        return max([0, *self.s.customers, *self.s.balances])
+    async def free_id(self, highest: int) -> int | None:
+        taken = {*self.s.customers, *self.s.balances}
+        if (above := max(taken, default=0) + 1) <= highest:
+            return above
+        return next((c + 1 for c in sorted({0, *taken}) if c < highest and c + 1 not in taken),
+                    None)
 
     async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
         customer = self.s.customers.get(customer_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 
 from smsgw_app.api.body import JsonBody
@@ -124,10 +124,9 @@ class KeysController(Controller):
 
     @delete("/{key_id:str}", operation_id="v1RevokeKey", status_code=204,
             responses=errors(*ADMIN_ERRORS, 404, 503), summary="Revoke a key for good")
-    async def revoke(self, key_id: str, keys: Keys) -> Response[None]:
+    async def revoke(self, key_id: str, keys: Keys) -> None:
         if not await keys.revoke(key_id):
             raise NotFound(f"no key {key_id[:64]!r} that is not revoked already")
-        return Response(None, status_code=204)
 
 
 def _body(view: CustomerView) -> CustomerBody:
