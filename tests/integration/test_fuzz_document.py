@@ -24,12 +24,12 @@ import pytest
 
 from tests.integration.conftest import gateway_env
 from tests.integration.harness import Gateway
+from tests.integration.helpers import new_key
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-SMSGW_COMMAND = Path(sys.executable).with_name("smsgw")
 FUZZ_CUSTOMER = 9_000_000_001
 SEED = os.environ.get("SMSGW_FUZZ_SEED", "20261203")  # fixed: make test is reproducible
 EXAMPLES = os.environ.get("SMSGW_FUZZ_EXAMPLES", "60")
@@ -49,13 +49,6 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             yield gateway
         finally:
             gateway.stop()
-
-
-def new_key(gateway: Gateway, *owner: str) -> str:
-    made = subprocess.run([str(SMSGW_COMMAND), "keys", "create", *owner],
-                          env=gateway.env, capture_output=True, text=True, timeout=60,
-                          check=True)
-    return made.stdout.strip().splitlines()[-1]
 
 
 def fuzz(gateway: Gateway, key: str, report_dir: Path, *only: str) -> str:

@@ -8,8 +8,6 @@ never sees, charges or finds this customer's things.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,11 @@ import httpx
 import pytest
 
 from tests.integration.harness import Gateway, GatewayFactory
+from tests.integration.helpers import new_key, revoke_key
 
 pytestmark = pytest.mark.slow
 
-SMSGW_COMMAND = Path(sys.executable).with_name("smsgw")
 SEND = {"text": "hi", "recipients": ["09121234567"]}
-
-
-def new_key(gateway: Gateway, *owner: str) -> str:
-    made = subprocess.run([str(SMSGW_COMMAND), "keys", "create", *owner], env=gateway.env,
-                          capture_output=True, text=True, timeout=60, check=True)
-    return made.stdout.strip().splitlines()[-1]
-
-
-def revoke(gateway: Gateway, key: str) -> None:
-    key_id = key.split("_")[1]
-    subprocess.run([str(SMSGW_COMMAND), "keys", "revoke", key_id], env=gateway.env,
-                   capture_output=True, text=True, timeout=60, check=True)
 
 
 def bearer(key: str | None) -> dict[str, str]:
@@ -52,7 +38,7 @@ def test_every_route_with_every_kind_of_key(shared_gateway: Gateway, user_id: in
         shared_gateway, "--customer", str(other))
     admin = new_key(shared_gateway, "--admin")
     revoked = new_key(shared_gateway, "--customer", str(me))
-    revoke(shared_gateway, revoked)  # never used: no process holds it in memory
+    revoke_key(shared_gateway, revoked)  # never used: no process holds it in memory
     malformed = own[:-1]
     shared_gateway.top_up(me, 100)
     shared_gateway.top_up(other, 100)
@@ -124,7 +110,7 @@ def test_a_revocation_reaches_every_api_process_within_2_s(
         with httpx.Client(timeout=5) as c:
             for url in urls:  # each process has now read the key and keeps it
                 assert c.get(f"{url}/v1/balance", headers=bearer(key)).status_code == 200
-            revoke(first, key)
+            revoke_key(first, key)
             revoked_at = time.monotonic()
             seen: dict[str, float] = {}
             while len(seen) < len(urls) and time.monotonic() - revoked_at < 10:

@@ -1,5 +1,5 @@
-"""Issuing, listing and revoking API keys (the `smsgw keys` commands and, later,
-the admin routes)."""
+"""Issuing, listing and revoking API keys (the `smsgw keys` commands and the
+admin routes)."""
 
 from __future__ import annotations
 
