@@ -121,6 +121,7 @@ async def run(
         async with processes.started(settings) as container:
             services = ApiServices(
                 container.sms_sender(), container.history(), container.accounts(), {},
+                container.authenticator(), container.customers(), container.keys(),
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))
             results: dict[str, list[float]] = {mode: [] for mode in modes}

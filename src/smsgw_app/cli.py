@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
 
     outbox_admin.add_arguments(commands.add_parser(
         "outbox", help="list parked outbox events, or requeue them"))
+    from smsgw_app import keys_admin
+
+    keys_admin.add_arguments(commands.add_parser(
+        "keys", help="create, list or revoke API keys"))
     sim = commands.add_parser("operator-sim", help="play an upstream operator over HTTP")
     sim.add_argument("--name", required=True)
     sim.add_argument("--host", default="127.0.0.1")
@@ -149,7 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"smsgw: configuration error: {exc}", file=sys.stderr)
         return 2
-    logs.configure_logging(settings.log_level, settings.log_format)
+    # Commands whose stdout is their answer (a key, a listing) log to stderr.
+    answers = args.command in ("keys", "outbox")
+    logs.configure_logging(settings.log_level, settings.log_format,
+                           sys.stderr if answers else None)
     try:
         tracing.configure_tracing(service_name=SERVICE_NAMES.get(args.command, "smsgw"))
     except tracing.TracingConfigError as exc:
@@ -162,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from smsgw_app import outbox_admin
 
             return asyncio.run(outbox_admin.run(args, settings))
+        if args.command == "keys":
+            from smsgw_app import keys_admin
+
+            return asyncio.run(keys_admin.run(args, settings))
         return _run(args, settings)
     finally:
         tracing.shutdown()  # flush the spans still batched

@@ -8,6 +8,8 @@ are Resources beside the objects, started by `processes.started`.
 
 from __future__ import annotations
 
+import time
+
 from dependency_injector import containers, providers
 
 from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTelemetry
@@ -22,12 +24,15 @@ from smsgw_app.wakeup import Wakeup
 from smsgw_core.outbox import RetryPolicy
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
+from smsgw_core.services.authenticate import Authenticator
+from smsgw_core.services.customers import Customers
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.history import History
+from smsgw_core.services.keys import Keys
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_sms import SmsSender
-from smsgw_core.system import SystemClock, UuidIds
+from smsgw_core.system import SystemClock, SystemTokens, UuidIds
 
 
 class Container(containers.DeclarativeContainer):
@@ -91,6 +96,9 @@ class Container(containers.DeclarativeContainer):
     )
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
+    authenticator = providers.Singleton(Authenticator, uow, time.monotonic)
+    customers = providers.Singleton(Customers, uow, clock)
+    keys = providers.Singleton(Keys, uow, clock, providers.Singleton(SystemTokens))
     # The bus as the relay uses it: a span "sms.publish" per delivery when tracing.
     traced_bus = providers.Singleton(TracedBus, bus, system=bus_kind)
     relay = providers.Factory(
@@ -116,7 +124,8 @@ class Container(containers.DeclarativeContainer):
         broker=providers.Callable(assembly.broker_check, bus),
     )
     api_services = providers.Singleton(
-        assembly.ApiServices, sender, history, accounts, readiness, admission
+        assembly.ApiServices, sender, history, accounts, readiness, authenticator, customers,
+        keys, admission
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)

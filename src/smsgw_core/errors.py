@@ -66,6 +66,25 @@ class BalanceLimit(InvalidRequest):
         super().__init__("balance", f"the balance would pass the maximum of {maximum}")
 
 
+class Unauthenticated(DomainError):
+    """No key, or one that proves nothing: missing, malformed, unknown or revoked.
+    The reason is for the log; the client is told only that it needs a key."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("a valid API key is required: Authorization: Bearer <key>")
+        self.reason = reason
+
+
+class Forbidden(DomainError):
+    """A valid key, for something it may not do (a customer key on an admin route,
+    or another customer's account)."""
+
+
+class NotFound(DomainError):
+    """No such thing for this caller: another customer's is not found either (its
+    existence is not revealed)."""
+
+
 class InvalidCursor(InvalidRequest):
     def __init__(self) -> None:
         super().__init__("cursor", "is not a cursor this service issued")

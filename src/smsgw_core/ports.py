@@ -12,6 +12,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from smsgw_core.customers import Customer
+from smsgw_core.keys import ApiKey
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.operators import OutgoingSms
@@ -198,6 +200,33 @@ class IdempotencyRepository(Protocol):
         """Raises DuplicateIdempotencyKey if the key is already stored."""
 
 
+class CustomerRepository(Protocol):
+    async def get(self, customer_id: int) -> Customer | None: ...
+
+    async def add(self, customer: Customer) -> bool:
+        """Store a new customer; False (storing nothing) when its id exists."""
+
+    async def free_id(self, highest: int) -> int | None:
+        """An id (at most `highest`) no customer and no account has: one above all
+        of them when there is one, else the lowest free; None when all are taken.
+        (A new customer must not inherit an account the seed routes made.)"""
+
+    async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
+        """False when there is no such customer."""
+
+
+class KeyRepository(Protocol):
+    async def add(self, key: ApiKey) -> None: ...
+
+    async def get(self, key_id: str) -> ApiKey | None: ...
+
+    async def listed(self, customer_id: int | None) -> list[ApiKey]:
+        """The keys of one customer, or every key (None), oldest first."""
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        """Revoked from `at` on; False when no such key, or revoked already."""
+
+
 class UnitOfWork(Protocol):
     # Read-only properties, not attributes: a mutable protocol attribute is
     # invariant, so no implementation with its own repository classes would match.
@@ -212,6 +241,12 @@ class UnitOfWork(Protocol):
 
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def keys(self) -> KeyRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

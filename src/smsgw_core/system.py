@@ -1,7 +1,9 @@
-"""The real clock and id source: what production wires behind the Clock and Ids ports."""
+"""The real clock, id source and random tokens: what production wires behind the
+Clock, IdGenerator and Tokens ports."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime
 
@@ -11,7 +13,16 @@ class SystemClock:
         return datetime.now(UTC)
 
 
-
 class UuidIds:
     def new_id(self) -> str:
         return str(uuid.uuid4())
+
+
+class SystemTokens:
+    """From the operating system's CSPRNG (the secrets module)."""
+
+    def hex(self, nbytes: int) -> str:
+        return secrets.token_hex(nbytes)
+
+    def urlsafe(self, nbytes: int) -> str:
+        return secrets.token_urlsafe(nbytes)

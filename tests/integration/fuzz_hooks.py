@@ -5,12 +5,16 @@ have a balance: a generated customer id is nobody's, and its send is rightly a
 402. So before each send the fuzzer generated as valid, this tops its customer
 up through POST /balance/add (the id as generated, so edge ids are sent too),
 and the send must then be accepted. Sends generated as invalid are left alone:
-their refusal is the point. schemathesis.toml at the project root names this
-file, so `schemathesis run URL/swagger/openapi.json` run from there uses it.
+their refusal is the point. On /v1 the customer is the key's: the run's
+`-H "Authorization: Bearer KEY"` names a customer key, and SMSGW_FUZZ_CUSTOMER
+its customer, whom this tops up before each valid POST /v1/messages.
+schemathesis.toml at the project root names this file, so
+`schemathesis run URL/swagger/openapi.json` run from there uses it.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -20,14 +24,21 @@ import schemathesis
 TOP_UP = 1_000_000
 
 
+def _top_up(case: Any, customer: int) -> None:
+    # A balance already near its maximum answers 409; it is enough for a send.
+    httpx.post(f"{case.operation.schema.get_base_url()}/balance/add",
+               json={"user_id": customer, "balance": TOP_UP}, timeout=30)
+
+
 @schemathesis.hook
 def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     meta = case.meta
-    if (case.operation.label != "POST /sms/send" or meta is None
-            or not meta.generation.mode.is_positive):
+    if meta is None or not meta.generation.mode.is_positive:
+        return
+    if case.operation.label == "POST /v1/messages" and os.environ.get("SMSGW_FUZZ_CUSTOMER"):
+        _top_up(case, int(os.environ["SMSGW_FUZZ_CUSTOMER"]))
+    if case.operation.label != "POST /sms/send":
         return
     customer = case.body.get("customer_id") if isinstance(case.body, dict) else None
     if isinstance(customer, int | float) and not isinstance(customer, bool):
-        # A balance already near its maximum answers 409; it is enough for a send.
-        httpx.post(f"{case.operation.schema.get_base_url()}/balance/add",
-                   json={"user_id": int(customer), "balance": TOP_UP}, timeout=30)
+        _top_up(case, int(customer))

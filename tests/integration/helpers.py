@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from tests.integration.harness import Gateway, wait_until
+
+SMSGW_COMMAND = Path(sys.executable).with_name("smsgw")
 
 TERMINAL = ("DONE", "FAILED")
 
@@ -73,3 +78,15 @@ def wait_db_terminal(gateway: Gateway, user_ids: list[int], timeout: float = 60)
 
 def refund_id(sms_identifier: str, recipient: str) -> str:
     return f"refund:{sms_identifier}:{recipient}"
+
+
+def new_key(gateway: Gateway, *owner: str) -> str:
+    """A key made with `smsgw keys create OWNER…` against the gateway's database."""
+    made = subprocess.run([str(SMSGW_COMMAND), "keys", "create", *owner], env=gateway.env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return made.stdout.strip().splitlines()[-1]
+
+
+def revoke_key(gateway: Gateway, key: str) -> None:
+    subprocess.run([str(SMSGW_COMMAND), "keys", "revoke", key.split("_")[1]], env=gateway.env,
+                   capture_output=True, text=True, timeout=60, check=True)

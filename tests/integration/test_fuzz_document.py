@@ -24,11 +24,13 @@ import pytest
 
 from tests.integration.conftest import gateway_env
 from tests.integration.harness import Gateway
+from tests.integration.helpers import new_key
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+FUZZ_CUSTOMER = 9_000_000_001
 SEED = os.environ.get("SMSGW_FUZZ_SEED", "20261203")  # fixed: make test is reproducible
 EXAMPLES = os.environ.get("SMSGW_FUZZ_EXAMPLES", "60")
 
@@ -49,21 +51,36 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             gateway.stop()
 
 
-def test_the_fuzzer_finds_nothing_and_valid_sends_are_accepted(
-    fuzzed: Gateway, tmp_path: Path
-) -> None:
+def fuzz(gateway: Gateway, key: str, report_dir: Path, *only: str) -> str:
+    """One run with this key on the operations `only` selects; its report, on success."""
     run = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{fuzzed.url}/swagger/openapi.json",
+        [str(SCHEMATHESIS), "run", f"{gateway.url}/swagger/openapi.json",
          "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
-         "--generation-database", "none", "--workers", "1",
-         "--report", "junit", "--report-dir", str(tmp_path)],
+         "--generation-database", "none", "--workers", "1", *only,
+         "-H", f"Authorization: Bearer {key}",
+         "--report", "junit", "--report-dir", str(report_dir)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", "SMSGW_FUZZ_CUSTOMER": str(FUZZ_CUSTOMER)},
     )
     report = run.stdout[-12_000:] + run.stderr[-4_000:]
     assert run.returncode == 0, report
     assert "No issues found" in run.stdout, report
+    assert key not in report
+    return report
+
+
+def test_the_fuzzer_finds_nothing_and_valid_sends_are_accepted(
+    fuzzed: Gateway, tmp_path: Path
+) -> None:
+    # The seed routes and /v1's customer routes with a customer's key, the admin
+    # routes with an admin key; each run also sends without it ("ignored auth").
+    customer = new_key(fuzzed, "--customer", str(FUZZ_CUSTOMER))
+    report = fuzz(fuzzed, customer, tmp_path / "customer", "--exclude-tag", "v1 admin")
+    fuzz(fuzzed, new_key(fuzzed, "--admin"), tmp_path / "admin", "--include-tag", "v1 admin")
     fuzzed.check_alive()
     [(charged,)] = fuzzed.query(
         "SELECT COUNT(*) FROM user_transactions WHERE transaction_type = 'charge'")
-    assert int(charged) >= 50, (charged, report)
+    [(as_customer,)] = fuzzed.query(
+        "SELECT COUNT(*) FROM user_transactions WHERE transaction_type = 'charge'"
+        " AND user_id = ?", FUZZ_CUSTOMER)
+    assert int(charged) >= 50 and int(as_customer) >= 10, (charged, as_customer, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -17,8 +18,12 @@ from smsgw_core.errors import Overloaded
 from smsgw_core.ports import Backlog
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts, TopUp
+from smsgw_core.services.authenticate import Authenticator
+from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
+from smsgw_core.services.keys import Keys
 from smsgw_core.services.send_sms import SendSms, SmsSender
+from smsgw_core.system import SystemTokens
 from smsgw_core.testing import FakeClock, InMemoryDatabase, SequentialIds
 
 # the existing controllers' parameter style, not this module's concern
@@ -103,7 +108,9 @@ async def test_an_overloaded_send_is_503_with_retry_after_and_writes_nothing() -
     await accounts.top_up(TopUp(1, 100))
     gate = BacklogGate(limit=1, retry_after_s=3)
     app = create_app(ApiServices(SmsSender(db.uow, clock, ids, Tariff()), History(db.uow),
-                                 accounts, {}, gate))
+                                 accounts, {}, Authenticator(db.uow, time.monotonic),
+                                 Customers(db.uow, clock), Keys(db.uow, clock, SystemTokens()),
+                                 gate))
     async with AsyncTestClient(app) as client:
         assert (await client.post("/sms/send", json=SEND)).status_code == 200
         gate.update(reading(0, 2), clock.now())

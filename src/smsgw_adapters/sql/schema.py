@@ -93,3 +93,25 @@ idempotency_keys = sa.Table(
     sa.Column("response", sa.JSON(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(255), nullable=False, server_default=""),
+    sa.Column("max_recipients_per_s", sa.Integer(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.CHAR(16), primary_key=True),
+    sa.Column("customer_id", sa.BigInteger(), nullable=True),
+    sa.Column("name", sa.String(100), nullable=False, server_default=""),
+    sa.Column("secret_hash", sa.CHAR(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(fractional=True), nullable=False),
+    sa.Column("last_used_at", UtcDateTime(fractional=True), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(fractional=True), nullable=True),
+    sa.Index("idx_api_keys_customer", "customer_id", "created_at"),
+)

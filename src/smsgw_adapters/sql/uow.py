@@ -1,4 +1,4 @@
-"""The unit of work: one database transaction shared by the four repositories."""
+"""The unit of work: one database transaction shared by the repositories."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from smsgw_adapters.sql.idempotency import SqlIdempotency
 from smsgw_adapters.sql.ledger import SqlLedger
 from smsgw_adapters.sql.messages import SqlMessages
 from smsgw_adapters.sql.outbox import SqlOutbox
+from smsgw_adapters.sql.tenancy import SqlCustomers, SqlKeys
 from smsgw_core.errors import StorageUnavailable
 
 
@@ -30,6 +31,8 @@ class SqlUnitOfWork:
         self.messages = SqlMessages(self)
         self.outbox = SqlOutbox(self)
         self.idempotency = SqlIdempotency(self)
+        self.customers = SqlCustomers(self)
+        self.keys = SqlKeys(self)
 
     @property
     def connection(self) -> AsyncConnection:

@@ -6,19 +6,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from smsgw_adapters.observability import tracing
+from smsgw_app.api.allow import AllowEveryMethod
 from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.document import openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
 from smsgw_app.api.sms import SmsController
+from smsgw_app.api.v1.admin import CustomersController, KeysController
+from smsgw_app.api.v1.auth import AUTHENTICATOR
+from smsgw_app.api.v1.balance import BalanceV1Controller
+from smsgw_app.api.v1.messages import MessagesController
 from smsgw_core.services.accounts import Accounts
+from smsgw_core.services.authenticate import Authenticator
+from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
+from smsgw_core.services.keys import Keys
 from smsgw_core.services.send_sms import Sender
 
 
@@ -30,6 +39,9 @@ class ApiServices:
     history: History
     accounts: Accounts
     readiness_checks: dict[str, ReadinessCheck]
+    authenticator: Authenticator
+    customers: Customers
+    keys: Keys
     admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
 
 
@@ -52,19 +64,23 @@ def create_app(services: ApiServices) -> Litestar:
 
     return Litestar(
         plugins=_tracing_plugins(),
-        route_handlers=[SmsController, BalanceController, healthz, readyz, MetricsController,
-                        swagger_assets()],
+        route_handlers=[
+            SmsController, BalanceController, MessagesController, BalanceV1Controller,
+            CustomersController, KeysController, healthz, readyz, MetricsController,
+            swagger_assets(),
+        ],
+        state=State({AUTHENTICATOR: services.authenticator}),
         dependencies={
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the
             # send's own validation; so the gate is a decorator of the sender.
             "sender": value(AdmittedSender(services.admission, services.sender)),
             **{name: value(getattr(services, name))
-               for name in ("history", "accounts", "readiness_checks")},
+               for name in ("history", "accounts", "readiness_checks", "customers", "keys")},
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework
-        middleware=[prometheus.middleware],
+        middleware=[prometheus.middleware, AllowEveryMethod],
         openapi_config=openapi_config(version="0.1.0"),
     )
 

@@ -14,10 +14,19 @@ from litestar.datastructures import CacheControlHeader
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
 from smsgw_app.api.schemas import ErrorResponse
+
+# What every /v1 operation declares: a Bearer API key.
+SCHEME_NAME = "BearerKey"
+SECURITY: list[dict[str, list[str]]] = [{SCHEME_NAME: []}]
+_COMPONENTS = Components(security_schemes={SCHEME_NAME: SecurityScheme(
+    type="http", scheme="bearer",
+    description="An API key, from `smsgw keys create` or POST /v1/customers/{id}/keys",
+)})
 
 DOCUMENT_PATH = "/swagger"
 ASSETS_PATH = f"{DOCUMENT_PATH}/assets"
@@ -34,7 +43,12 @@ def _assets() -> Path:
 _WHY: dict[int, str] = {
     400: "Invalid request: malformed JSON, or a missing or invalid field or query "
          "parameter, named in the message",
+    401: "No API key, or one that is malformed, unknown or revoked "
+         "(with WWW-Authenticate: Bearer)",
     402: "The balance does not cover the cost, or the customer has never been topped up",
+    403: "The key may not do this: a customer key on an admin route, or an admin key "
+         "on a customer's",
+    404: "No such thing for this key (another customer's is not found either)",
     409: "The Idempotency-Key was used before with another body",
     413: "The body is larger than the server takes",
     415: "The body is not declared as JSON (application/json or application/*+json)",
@@ -55,6 +69,7 @@ def openapi_config(version: str) -> OpenAPIConfig:
         version=version,
         description="Prepaid SMS gateway: charge, accept durably, deliver with failover.",
         path=DOCUMENT_PATH,
+        components=_COMPONENTS,
         render_plugins=[
             SwaggerRenderPlugin(
                 path=["/", "/index.html"],

@@ -19,7 +19,9 @@ from litestar.exceptions import (
 )
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
     HTTP_402_PAYMENT_REQUIRED,
+    HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
@@ -29,12 +31,15 @@ from litestar.status_codes import (
 from smsgw_core.errors import (
     BalanceLimit,
     DomainError,
+    Forbidden,
     IdempotencyConflict,
     InsufficientBalance,
     InvalidRequest,
+    NotFound,
     Overloaded,
     StorageUnavailable,
     TransientConflict,
+    Unauthenticated,
     UnknownAccount,
 )
 
@@ -43,6 +48,9 @@ log = logging.getLogger("smsgw.api")
 DOMAIN_STATUS: dict[type[DomainError], int] = {
     InvalidRequest: HTTP_400_BAD_REQUEST,
     InsufficientBalance: HTTP_402_PAYMENT_REQUIRED,
+    Unauthenticated: HTTP_401_UNAUTHORIZED,  # with WWW-Authenticate, see _headers
+    Forbidden: HTTP_403_FORBIDDEN,
+    NotFound: HTTP_404_NOT_FOUND,
     UnknownAccount: HTTP_404_NOT_FOUND,
     IdempotencyConflict: HTTP_409_CONFLICT,
     # An InvalidRequest with a status of its own (the most derived class is looked
@@ -68,6 +76,8 @@ def _message(body: str, status: int, headers: dict[str, str] | None = None) -> R
 
 def _headers(exc: DomainError) -> dict[str, str] | None:
     """What some answers carry besides the body: when to retry an overloaded send."""
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": "Bearer"}
     if isinstance(exc, Overloaded):
         return {"Retry-After": str(exc.retry_after_s)}
     if isinstance(exc, StorageUnavailable | TransientConflict):
@@ -83,6 +93,10 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         body = (f"temporarily unavailable: the database cannot serve this request now; "
                 f"retry in {exc.retry_after_s} s")
+    if isinstance(exc, Unauthenticated):
+        # Why, for whoever reads the log (a key id at most, never a secret); the
+        # client only learns that it needs a valid key.
+        log.info("refused %s %s: %s", request.method, request.url.path, exc.reason)
     for cls in type(exc).__mro__:
         if cls in DOMAIN_STATUS:
             return _message(body, DOMAIN_STATUS[cls], _headers(exc))

@@ -45,19 +45,25 @@ PHONE_NUMBER_SCHEMA = {
 }
 
 
+# A message's fields, on the seed route and on /v1 alike.
+Text = Annotated[str, msgspec.Meta(
+    min_length=1, max_length=MAX_TEXT_LENGTH,
+    description=f"1-{MAX_TEXT_LENGTH} characters; charged per segment",
+)]
+Recipients = Annotated[list[str], msgspec.Meta(
+    min_length=1, max_length=MAX_RECIPIENTS, extra_json_schema={
+        "description": f"1-{MAX_RECIPIENTS} phone numbers; repeated numbers are sent once",
+        "extra": {"items": PHONE_NUMBER_SCHEMA},
+    },
+)]
+Kind = Literal["normal", "express"]
+
+
 class SendSmsRequest(msgspec.Struct):
     customer_id: PositiveId
-    text: Annotated[str, msgspec.Meta(
-        min_length=1, max_length=MAX_TEXT_LENGTH,
-        description=f"1-{MAX_TEXT_LENGTH} characters; charged per segment",
-    )]
-    recipients: Annotated[list[str], msgspec.Meta(
-        min_length=1, max_length=MAX_RECIPIENTS, extra_json_schema={
-            "description": f"1-{MAX_RECIPIENTS} phone numbers; repeated numbers are sent once",
-            "extra": {"items": PHONE_NUMBER_SCHEMA},
-        },
-    )]
-    type: Literal["normal", "express"] = "normal"
+    text: Text
+    recipients: Recipients
+    type: Kind = "normal"
 
 
 class SendSmsResponse(msgspec.Struct):

@@ -18,6 +18,7 @@ from smsgw_core.testing.repositories import (
     InMemoryOutbox,
 )
 from smsgw_core.testing.state import InMemoryState
+from smsgw_core.testing.tenancy import InMemoryCustomers, InMemoryKeys
 from smsgw_core.testing.uow import InMemoryDatabase, InMemoryUnitOfWork
 
 __all__ = [
@@ -25,8 +26,10 @@ __all__ = [
     "CountingCircuitBreaker",
     "FakeClock",
     "FakeTicks",
+    "InMemoryCustomers",
     "InMemoryDatabase",
     "InMemoryIdempotency",
+    "InMemoryKeys",
     "InMemoryLedger",
     "InMemoryMessages",
     "InMemoryOutbox",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from smsgw_core.customers import Customer
+from smsgw_core.keys import ApiKey
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage
 from smsgw_core.outbox import OutboxEvent
@@ -27,6 +29,8 @@ class InMemoryState:
     messages: list[tuple[int, RecipientMessage]] = field(default_factory=list)
     outbox: dict[int, OutboxRow] = field(default_factory=dict)
     idempotency: dict[tuple[int, str], StoredResponse] = field(default_factory=dict)
+    customers: dict[int, Customer] = field(default_factory=dict)
+    keys: dict[str, ApiKey] = field(default_factory=dict)
     next_id: int = 1
 
     def take_id(self) -> int:

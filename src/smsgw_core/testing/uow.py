@@ -14,6 +14,7 @@ from smsgw_core.testing.repositories import (
     InMemoryOutbox,
 )
 from smsgw_core.testing.state import InMemoryState
+from smsgw_core.testing.tenancy import InMemoryCustomers, InMemoryKeys
 
 
 class InMemoryDatabase:
@@ -44,6 +45,8 @@ class InMemoryUnitOfWork:
         self.messages = InMemoryMessages(self)
         self.outbox = InMemoryOutbox(self)
         self.idempotency = InMemoryIdempotency(self)
+        self.customers = InMemoryCustomers(self)
+        self.keys = InMemoryKeys(self)
 
     async def __aenter__(self) -> Self:
         await self.db.lock.acquire()

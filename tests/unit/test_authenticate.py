@@ -1,0 +1,110 @@
+"""The Authenticator: a Bearer key proven from memory, revocations seen within its TTL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from smsgw_core.errors import Unauthenticated
+from smsgw_core.ports import UnitOfWork
+from smsgw_core.services.authenticate import Authenticator
+from smsgw_core.services.keys import Keys, NewKey
+from smsgw_core.system import SystemTokens
+from smsgw_core.testing import FakeClock, FakeTicks, InMemoryDatabase
+
+
+class Counted:
+    """The in-memory database, counting the units of work (the round trips) opened."""
+
+    def __init__(self) -> None:
+        self.db = InMemoryDatabase()
+        self.opened = 0
+
+    def uow(self) -> UnitOfWork:
+        self.opened += 1
+        return self.db.uow()
+
+
+@pytest.fixture
+def store() -> Counted:
+    return Counted()
+
+
+async def make_key(store: Counted, customer: int | None = 7) -> tuple[Keys, str, str]:
+    keys = Keys(store.db.uow, FakeClock(), SystemTokens())
+    issued = await keys.create(NewKey(customer))
+    return keys, issued.key, issued.record.key_id
+
+
+async def test_a_key_is_read_once_per_ttl(store: Counted) -> None:
+    _, key, key_id = await make_key(store)
+    ticks = FakeTicks()
+    auth = Authenticator(store.uow, ticks, ttl_s=1.0)
+    for _ in range(50):
+        assert (await auth.authenticate(f"Bearer {key}")).key_id == key_id
+    assert store.opened == 1
+    ticks.advance(1.0)
+    await auth.authenticate(f"bearer  {key} ")  # the scheme in any case, spaces around
+    assert store.opened == 2
+
+
+@pytest.mark.parametrize("header", [
+    None, "", "Bearer", "Basic dXNlcjpwYXNz", "Bearer smsgw_x_y", "Token smsgw_" + "a" * 60,
+])
+async def test_no_key_or_a_malformed_one_is_refused_without_a_lookup(
+    store: Counted, header: str | None
+) -> None:
+    with pytest.raises(Unauthenticated):
+        await Authenticator(store.uow, FakeTicks()).authenticate(header)
+    assert store.opened == 0
+
+
+async def test_an_unknown_key_is_refused_and_remembered(store: Counted) -> None:
+    _, key, key_id = await make_key(store)
+    unknown = key.replace(key_id, "0" * 16)
+    auth = Authenticator(store.uow, FakeTicks())
+    for _ in range(20):
+        with pytest.raises(Unauthenticated) as refused:
+            await auth.authenticate(f"Bearer {unknown}")
+    assert "unknown key" in refused.value.reason and store.opened == 1
+
+
+async def test_another_secret_under_a_real_key_id_is_refused(store: Counted) -> None:
+    _, key, _ = await make_key(store)
+    forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    with pytest.raises(Unauthenticated) as refused:
+        await Authenticator(store.uow, FakeTicks()).authenticate(f"Bearer {forged}")
+    assert "wrong secret" in refused.value.reason
+
+
+async def test_a_revocation_is_seen_once_the_ttl_has_passed(store: Counted) -> None:
+    keys, key, key_id = await make_key(store)
+    ticks = FakeTicks()
+    auth = Authenticator(store.uow, ticks, ttl_s=1.0)
+    await auth.authenticate(f"Bearer {key}")
+    assert await keys.revoke(key_id)
+    ticks.advance(0.9)
+    await auth.authenticate(f"Bearer {key}")  # still in memory
+    ticks.advance(0.1)
+    with pytest.raises(Unauthenticated) as refused:
+        await auth.authenticate(f"Bearer {key}")
+    assert "revoked" in refused.value.reason
+
+
+async def test_concurrent_requests_share_one_lookup(store: Counted) -> None:
+    _, key, key_id = await make_key(store)
+    auth = Authenticator(store.uow, FakeTicks())
+    found = await asyncio.gather(*(auth.authenticate(f"Bearer {key}") for _ in range(25)))
+    assert {k.key_id for k in found} == {key_id} and store.opened == 1
+
+
+async def test_the_memory_is_bounded(store: Counted) -> None:
+    made = [await make_key(store, customer) for customer in (1, 2, 3)]
+    auth = Authenticator(store.uow, FakeTicks(), cache_size=2)
+    for _, key, _ in made:
+        await auth.authenticate(f"Bearer {key}")
+    await auth.authenticate(f"Bearer {made[2][1]}")  # still held
+    assert store.opened == 3
+    await auth.authenticate(f"Bearer {made[0][1]}")  # the oldest went
+    assert store.opened == 4
