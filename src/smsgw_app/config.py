@@ -68,6 +68,9 @@ Seconds = Annotated[float, Meta(gt=0)]
 Share = Annotated[float, Meta(gt=0, le=1)]
 QueueName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,200}$")]
 EventLoop = Literal["uvloop", "asyncio"]
+# The seed routes (the Go service's): open to anyone who reaches the port, as
+# the Go service's were (none), or behind the /v1 keys (key).
+LegacyAuth = Literal["none", "key"]
 
 def _env_name(field_name: str) -> str:
     return f"SMSGW_{field_name.upper()}"
@@ -120,6 +123,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     http_request_timeout_s: Seconds = 10.0
     http_idle_timeout_s: Seconds = 5.0
     http_max_connections: Count = 1000
+    legacy_auth: LegacyAuth = "none"
 
     @property
     def embedded_bus(self) -> bool:
@@ -162,6 +166,7 @@ _READINGS: dict[object, _Reading] = {
     # Any text is a string: only the constraint can fail.
     QueueName: _Reading(str, "", "use letters, digits, '.', '_' or '-'"),
     EventLoop: _Reading(str, "", "expected uvloop or asyncio"),
+    LegacyAuth: _Reading(str, "", "expected none or key"),
 }
 
 

@@ -125,7 +125,7 @@ class Container(containers.DeclarativeContainer):
     )
     api_services = providers.Singleton(
         assembly.ApiServices, sender, history, accounts, readiness, authenticator, customers,
-        keys, admission
+        keys, admission, legacy_auth=settings.provided.legacy_auth
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)

@@ -123,3 +123,44 @@ def test_a_revocation_reaches_every_api_process_within_2_s(
         assert max(seen.values()) <= 2.0, seen
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize("mode", ["serve"])
+def test_with_legacy_auth_key_the_seed_routes_take_the_customers_own_key(
+    make_gateway: GatewayFactory, mode: str
+) -> None:
+    gateway = make_gateway(SMSGW_LEGACY_AUTH="key")
+    me, other = 61, 62
+    own, admin = new_key(gateway, "--customer", str(me)), new_key(gateway, "--admin")
+    send = {"customer_id": me, "text": "hi", "recipients": ["09121234567"]}
+    with gateway.client() as c:
+        def answer(route: str, key: str | None, **kwargs: Any) -> int:
+            return call(c, route, key, **kwargs).status_code
+
+        top_up = {"json": {"user_id": me, "balance": 10}}
+        assert answer("POST /balance/add", None, **top_up) == 401
+        assert answer("POST /balance/add", own, **top_up) == 403
+        assert answer("POST /balance/add", admin, **top_up) == 200
+        for route, kwargs in {"POST /sms/send": {"json": send},
+                              "GET /sms/history": {"params": {"user_id": me}},
+                              "GET /balance": {"params": {"user_id": me}}}.items():
+            assert answer(route, None, **kwargs) == 401, route
+            assert answer(route, own[:-2], **kwargs) == 401, route
+            assert answer(route, admin, **kwargs) == 403, route
+            assert answer(route, own, **kwargs) == 200, route
+        someone_else = {"json": {**send, "customer_id": other}}
+        assert answer("POST /sms/send", own, **someone_else) == 403
+        assert answer("GET /balance", own, params={"user_id": other}) == 403
+        assert answer("GET /sms/history", own, params={"user_id": other}) == 403
+        balance = call(c, "GET /balance", own, params={"user_id": me}).json()["balance"]
+    assert balance == 9  # one send went through; the refused ones wrote nothing
+    assert "SMSGW_LEGACY_AUTH=none" not in gateway.logs()
+
+
+@pytest.mark.parametrize("mode", ["serve"])
+def test_open_seed_routes_are_said_once_at_start(make_gateway: GatewayFactory,
+                                                 mode: str) -> None:
+    gateway = make_gateway()
+    warnings = [line for line in gateway.logs().splitlines()
+                if "SMSGW_LEGACY_AUTH=none" in line]
+    assert len(warnings) == 1 and '"WARNING"' in warnings[0], warnings

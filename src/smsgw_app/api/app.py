@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
@@ -15,14 +16,15 @@ from smsgw_adapters.observability import tracing
 from smsgw_app.api.allow import AllowEveryMethod
 from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.api.balance import BalanceController
-from smsgw_app.api.document import openapi_config, swagger_assets
+from smsgw_app.api.document import SECURITY, openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
 from smsgw_app.api.sms import SmsController
 from smsgw_app.api.v1.admin import CustomersController, KeysController
-from smsgw_app.api.v1.auth import AUTHENTICATOR
+from smsgw_app.api.v1.auth import AUTHENTICATOR, LEGACY_AUTH
 from smsgw_app.api.v1.balance import BalanceV1Controller
 from smsgw_app.api.v1.messages import MessagesController
+from smsgw_app.config import LegacyAuth
 from smsgw_core.services.accounts import Accounts
 from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
@@ -43,7 +45,10 @@ class ApiServices:
     customers: Customers
     keys: Keys
     admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
+    legacy_auth: LegacyAuth = "none"  # SMSGW_LEGACY_AUTH
 
+
+log = logging.getLogger("smsgw.api")
 
 # Probes and scrapes are not worth a trace each.
 UNTRACED_PATHS = ["^/metrics", "^/healthz", "^/readyz", "^/swagger"]
@@ -59,17 +64,27 @@ def create_app(services: ApiServices) -> Litestar:
         app_name="smsgw", prefix="smsgw_http", group_path=True, exclude=["/metrics"]
     )
 
+    keyed = services.legacy_auth == "key"
+    if not keyed:
+        log.warning("SMSGW_LEGACY_AUTH=none: /sms/send, /sms/history, /balance and "
+                    "/balance/add are open to anyone who reaches this port (as the Go "
+                    "service's were); SMSGW_LEGACY_AUTH=key puts them behind API keys")
+
     def value(item: Any) -> Provide:
         return Provide(lambda: item, use_cache=True, sync_to_thread=False)
 
     return Litestar(
         plugins=_tracing_plugins(),
         route_handlers=[
-            SmsController, BalanceController, MessagesController, BalanceV1Controller,
+            # The seed routes: in the document behind the bearer scheme only when
+            # they are (else a client, or a fuzzer, would expect them to refuse).
+            Router("/", route_handlers=[SmsController, BalanceController],
+                   security=SECURITY if keyed else None),
+            MessagesController, BalanceV1Controller,
             CustomersController, KeysController, healthz, readyz, MetricsController,
             swagger_assets(),
         ],
-        state=State({AUTHENTICATOR: services.authenticator}),
+        state=State({AUTHENTICATOR: services.authenticator, LEGACY_AUTH: services.legacy_auth}),
         dependencies={
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the

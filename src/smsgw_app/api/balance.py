@@ -25,6 +25,7 @@ from smsgw_app.api.schemas import (
     TopUpRequest,
     TransactionRow,
 )
+from smsgw_app.api.v1.auth import AnyRequest, acting_for, seed_admin_key, seed_customer_key
 from smsgw_core.errors import UnknownAccount
 from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.pagination import PageRequest
@@ -53,15 +54,17 @@ class BalanceController(Controller):
     path = "/balance"
     tags = ["balance"]
 
-    @get("/", operation_id="getBalance", guards=[integers_in_query],
-         responses=errors(400, 503), summary="Balance and transactions, newest first")
+    @get("/", operation_id="getBalance", guards=[seed_customer_key, integers_in_query],
+         responses=errors(400, 401, 403, 503), summary="Balance and transactions, newest first")
     async def show(
         self,
+        request: AnyRequest,
         accounts: Accounts,
         user_id: UserId,
         limit: Annotated[int, page_size()] = SEED_PAGE,
         cursor: Cursor = None,
     ) -> BalanceResponse:
+        acting_for(request, user_id)
         page = PageRequest.parse(limit, cursor_text(cursor))
         try:
             view = await accounts.view(user_id, page)
@@ -72,7 +75,8 @@ class BalanceController(Controller):
         return BalanceResponse(view.balance, rows, view.transactions.next_cursor)
 
     @post("/add", operation_id="addBalance", status_code=200, dto=JsonBody[TopUpRequest],
-          return_dto=None, responses=errors(400, 409, 413, 415, 503),
+          return_dto=None, guards=[seed_admin_key],
+          responses=errors(400, 401, 403, 409, 413, 415, 503),
           summary="Top up (creates the account when new); answers \"done\"")
     async def add(
         self, data: TopUpRequest, accounts: Accounts, idempotency_key: IdempotencyKey = None

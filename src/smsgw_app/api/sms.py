@@ -27,6 +27,7 @@ from smsgw_app.api.schemas import (
     SendSmsRequest,
     SendSmsResponse,
 )
+from smsgw_app.api.v1.auth import AnyRequest, acting_for, seed_customer_key
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.pagination import PageRequest
 from smsgw_core.ports import HistoryFilter
@@ -58,16 +59,19 @@ class SmsController(Controller):
     tags = ["sms"]
 
     @post("/send", operation_id="sendSms", status_code=200, dto=JsonBody[SendSmsRequest],
-          return_dto=None, responses=errors(400, 402, 409, 413, 415, 503),
+          return_dto=None, guards=[seed_customer_key],
+          responses=errors(400, 401, 402, 403, 409, 413, 415, 503),
           summary="Charge the balance and queue one text for every recipient")
     async def send(
         self,
+        request: AnyRequest,
         data: SendSmsRequest,
         # The concrete class, not the Sender protocol: Litestar checks a dependency
         # with isinstance, ~6 µs a request against a runtime-checkable protocol.
         sender: AdmittedSender,
         idempotency_key: IdempotencyKey = None,
     ) -> SendSmsResponse:
+        acting_for(request, data.customer_id)
         kind = MessageType(data.type)
         accepted = await sender.send(SendSms(
             data.customer_id, data.text, tuple(data.recipients), kind, idempotency_key,
@@ -87,10 +91,11 @@ class SmsController(Controller):
             accepted.recipients,
         )
 
-    @get("/history", operation_id="smsHistory", guards=[integers_in_query],
-         responses=errors(400, 503), summary="Per-recipient status, newest first")
+    @get("/history", operation_id="smsHistory", guards=[seed_customer_key, integers_in_query],
+         responses=errors(400, 401, 403, 503), summary="Per-recipient status, newest first")
     async def history(
         self,
+        request: AnyRequest,
         history: History,
         user_id: UserId,
         status: Annotated[str | None, Parameter(
@@ -100,6 +105,7 @@ class SmsController(Controller):
         limit: Annotated[int, page_size()] = SEED_PAGE,
         cursor: Cursor = None,
     ) -> HistoryResponse:
+        acting_for(request, user_id)
         page = PageRequest.parse(limit, cursor_text(cursor))
         if status and status not in STATUSES:
             return HistoryResponse([], None)

@@ -18,7 +18,8 @@ from smsgw_core.keys import ApiKey
 from smsgw_core.services.authenticate import Authenticator
 
 AnyRequest = Request[Any, Any, Any]
-AUTHENTICATOR = "authenticator"  # the app state's name for it
+AUTHENTICATOR = "authenticator"  # the app state's names for it,
+LEGACY_AUTH = "legacy_auth"  # and for SMSGW_LEGACY_AUTH
 _KEY = "api_key"
 
 
@@ -39,6 +40,32 @@ async def admin_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRoute
                     ) -> None:
     if not (await _prove(connection)).is_admin:
         raise Forbidden("this route takes an admin key")
+
+
+def _keyed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return bool(connection.app.state[LEGACY_AUTH] == "key")
+
+
+async def seed_customer_key(connection: ASGIConnection[Any, Any, Any, Any],
+                            handler: BaseRouteHandler) -> None:
+    """A seed route acting for a customer: with SMSGW_LEGACY_AUTH=key, that
+    customer's key (the handler checks the id it names: see `acting_for`)."""
+    if _keyed(connection):
+        await customer_key(connection, handler)
+
+
+async def seed_admin_key(connection: ASGIConnection[Any, Any, Any, Any],
+                         handler: BaseRouteHandler) -> None:
+    """POST /balance/add: with SMSGW_LEGACY_AUTH=key, an admin key."""
+    if _keyed(connection):
+        await admin_key(connection, handler)
+
+
+def acting_for(connection: ASGIConnection[Any, Any, Any, Any], customer_id: int) -> None:
+    """With keys on the seed routes, the customer a request names must be the key's."""
+    key: ApiKey | None = connection.state.get(_KEY)
+    if key is not None and key.customer_id != customer_id:
+        raise Forbidden(f"this key acts for customer {key.customer_id} only")
 
 
 def caller(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey:
