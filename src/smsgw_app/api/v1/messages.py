@@ -12,7 +12,7 @@ from smsgw_app.api.backpressure import AdmittedSender
 from smsgw_app.api.body import JsonBody
 from smsgw_app.api.document import SECURITY, errors
 from smsgw_app.api.query import Cursor, cursor_text, integers_in_query, page_size
-from smsgw_app.api.sms import GO_STATUS, STATUSES, IdempotencyKey
+from smsgw_app.api.sms import GO_STATUS, STATUSES, IdempotencyKey, log_accepted
 from smsgw_app.api.v1.auth import AnyRequest, customer_key, customer_of
 from smsgw_app.api.v1.schemas import (
     MessageAccepted,
@@ -45,13 +45,14 @@ class MessagesController(Controller):
         self, request: AnyRequest, data: MessageRequest, sender: AdmittedSender,
         idempotency_key: IdempotencyKey = None,
     ) -> MessageAccepted:
-        customer = customer_of(request)
+        customer, kind = customer_of(request), MessageType(data.type)
         accepted = await sender.send(SendSms(
-            customer, data.text, tuple(data.recipients), MessageType(data.type),
-            idempotency_key, trace=tracing.capture(),
+            customer, data.text, tuple(data.recipients), kind, idempotency_key,
+            trace=tracing.capture(),
         ))
-        tracing.annotate({tracing.USER_ID: customer,
-                          tracing.SMS_IDENTIFIER: accepted.sms_identifier})
+        tracing.annotate({tracing.USER_ID: customer, tracing.SMS_IDENTIFIER:
+                          accepted.sms_identifier, tracing.TYPE: kind.value})
+        log_accepted(accepted, customer, kind, data.text)
         return MessageAccepted(accepted.sms_identifier, "processing", accepted.segments,
                                accepted.cost, accepted.recipients)
 
