@@ -20,17 +20,23 @@ import gc
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from smsgw_adapters.observability import logs
-from smsgw_app import processes
-from smsgw_app.api.app import ApiServices, create_app
-from smsgw_app.config import LegacyAuth, Settings
-from smsgw_core.services.accounts import TopUp
-from smsgw_core.services.keys import NewKey
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make `benchmarks` importable
+
+from benchmarks.harness.asgi import post  # noqa: E402
+
+from smsgw_adapters.observability import logs  # noqa: E402
+from smsgw_app import processes  # noqa: E402
+from smsgw_app.api.app import ApiServices, create_app  # noqa: E402
+from smsgw_app.config import LegacyAuth, Settings  # noqa: E402
+from smsgw_core.services.accounts import TopUp  # noqa: E402
+from smsgw_core.services.keys import NewKey  # noqa: E402
 
 USER_ID = 1
 BODY = json.dumps({
@@ -40,38 +46,11 @@ BODY = json.dumps({
 MODES: tuple[LegacyAuth, ...] = ("none", "key")
 
 
-async def post(app: Any, headers: list[tuple[bytes, bytes]]) -> int:
-    scope: dict[str, Any] = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-        "method": "POST", "scheme": "http", "path": "/sms/send", "raw_path": b"/sms/send",
-        "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(BODY)).encode()), *headers],
-        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8080), "state": {},
-    }
-    received, status = False, 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": BODY, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-
-    await app(scope, receive, send)
-    return status
-
-
 async def measure(app: Any, headers: list[tuple[bytes, bytes]], requests: int) -> float:
     gc.collect()
     started = time.perf_counter()
     for _ in range(requests):
-        if (status := await post(app, headers)) != 200:
+        if (status := await post(app, "/sms/send", BODY, headers)) != 200:
             raise SystemExit(f"POST /sms/send answered {status}")
     return requests / (time.perf_counter() - started)
 

@@ -34,15 +34,19 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make `benchmarks` importable
 
-from smsgw_adapters.observability import logs, tracing
-from smsgw_app import processes
-from smsgw_app.api import sms as sms_api
-from smsgw_app.api.app import ApiServices, create_app
-from smsgw_app.config import Settings
-from smsgw_core.services.accounts import TopUp
+from benchmarks.harness.asgi import post  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter  # noqa: E402
+
+from smsgw_adapters.observability import logs, tracing  # noqa: E402
+from smsgw_app import processes  # noqa: E402
+from smsgw_app.api import sms as sms_api  # noqa: E402
+from smsgw_app.api.app import ApiServices, create_app  # noqa: E402
+from smsgw_app.config import Settings  # noqa: E402
+from smsgw_core.services.accounts import TopUp  # noqa: E402
 
 USER_ID = 1
 BODY = json.dumps({
@@ -59,34 +63,6 @@ def _no_tracing() -> Any:
         USER_ID=tracing.USER_ID, SMS_IDENTIFIER=tracing.SMS_IDENTIFIER, TYPE=tracing.TYPE,
         capture=dict, annotate=lambda attributes: None,
     )
-
-
-async def post(app: ASGIApp, body: bytes) -> int:
-    scope: dict[str, Any] = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-        "method": "POST", "scheme": "http", "path": "/sms/send", "raw_path": b"/sms/send",
-        "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8080), "state": {},
-    }
-    received = False
-    status = 0
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = int(message["status"])
-
-    await app(scope, receive, send)
-    return status
 
 
 def build(mode: str, services: ApiServices, devnull: Any) -> tuple[ASGIApp, TracerProvider | None]:
@@ -106,7 +82,7 @@ async def measure(app: ASGIApp, requests: int) -> float:
     gc.collect()  # no build pays for another's garbage
     started = time.perf_counter()
     for _ in range(requests):
-        status = await post(app, BODY)
+        status = await post(app, "/sms/send", BODY)
         if status != 200:
             raise SystemExit(f"POST /sms/send answered {status}")
     return requests / (time.perf_counter() - started)

@@ -9,7 +9,7 @@ from litestar import Controller, MediaType, Response, get, post
 from litestar.params import HeaderParameter
 
 from smsgw_app.api.body import JsonBody
-from smsgw_app.api.document import errors
+from smsgw_app.api.document import AUTH_ERRORS, errors
 from smsgw_app.api.query import (
     SEED_PAGE,
     Cursor,
@@ -55,7 +55,7 @@ class BalanceController(Controller):
     tags = ["balance"]
 
     @get("/", operation_id="getBalance", guards=[seed_customer_key, integers_in_query],
-         responses=errors(400, 401, 403, 503), summary="Balance and transactions, newest first")
+         responses=errors(400, *AUTH_ERRORS, 503), summary="Balance and transactions, newest first")
     async def show(
         self,
         request: AnyRequest,
@@ -76,7 +76,7 @@ class BalanceController(Controller):
 
     @post("/add", operation_id="addBalance", status_code=200, dto=JsonBody[TopUpRequest],
           return_dto=None, guards=[seed_admin_key],
-          responses=errors(400, 401, 403, 409, 413, 415, 503),
+          responses=errors(400, *AUTH_ERRORS, 409, 413, 415, 503),
           summary="Top up (creates the account when new); answers \"done\"")
     async def add(
         self, data: TopUpRequest, accounts: Accounts, idempotency_key: IdempotencyKey = None

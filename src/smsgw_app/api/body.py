@@ -57,15 +57,21 @@ def with_whole_numbers(body: bytes) -> bytes | None:
         for key, value in list(slots):
             if isinstance(value, dict | list):
                 pending.append(value)
-            elif isinstance(value, Decimal) and _is_whole(value):
-                node[key] = int(value)
+            elif isinstance(value, Decimal) and (whole := whole_value(value)) is not None:
+                node[key] = whole
                 changed = True
     return _DECIMALS_AS_NUMBERS.encode(tree) if changed else None
 
 
-def _is_whole(number: Decimal) -> bool:
-    return (number.is_finite() and number.adjusted() < _WHOLE_DIGITS
-            and number == number.to_integral_value())
+def whole_value(number: Decimal, digits: int = _WHOLE_DIGITS) -> int | None:
+    """The integer `number` is, exactly, when it is one of fewer than `digits`
+    digits (adjusted() first: 1e999999999 is refused without being written out)."""
+    if number.is_zero():
+        return 0
+    if (number.is_finite() and number.adjusted() < digits
+            and number == number.to_integral_value()):
+        return int(number)
+    return None
 
 
 class UnsupportedMediaType(HTTPException):

@@ -57,6 +57,10 @@ _WHY: dict[int, str] = {
 }
 
 
+# What every keyed route can answer: no valid key, or a key of the wrong kind.
+AUTH_ERRORS = (401, 403)
+
+
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
     """The error answers of a route, each {"message": "..."}."""
     return {status: ResponseSpec(ErrorResponse, description=_WHY[status],

@@ -18,6 +18,7 @@ from litestar.exceptions import ValidationException
 from litestar.handlers import BaseRouteHandler
 from litestar.params import KwargDefinition, ParameterKwarg
 
+from smsgw_app.api.body import whole_value
 from smsgw_core.pagination import MAX_LIMIT, MAX_POSITION
 
 INTEGER_PARAMETERS = ("user_id", "limit", "cursor")
@@ -39,10 +40,8 @@ def integers_in_query(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
 def _whole_and_exact(value: str) -> bool:
     if not _JSON_NUMBER.fullmatch(value):
         return False
-    number = Decimal(value)
-    # adjusted() first: 1e999999999 is refused without being written out.
-    return number.is_zero() or (number.adjusted() < 16 and abs(number) <= _EXACT_AS_FLOAT
-                                and number == number.to_integral_value())
+    whole = whole_value(Decimal(value), digits=16)
+    return whole is not None and abs(whole) <= _EXACT_AS_FLOAT
 
 
 def integer(low: int, high: int, description: str) -> KwargDefinition:

@@ -11,7 +11,7 @@ from litestar.params import HeaderParameter, Parameter
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import AdmittedSender
 from smsgw_app.api.body import JsonBody
-from smsgw_app.api.document import errors
+from smsgw_app.api.document import AUTH_ERRORS, errors
 from smsgw_app.api.query import (
     SEED_PAGE,
     Cursor,
@@ -60,7 +60,7 @@ class SmsController(Controller):
 
     @post("/send", operation_id="sendSms", status_code=200, dto=JsonBody[SendSmsRequest],
           return_dto=None, guards=[seed_customer_key],
-          responses=errors(400, 401, 402, 403, 409, 413, 415, 503),
+          responses=errors(400, *AUTH_ERRORS, 402, 409, 413, 415, 503),
           summary="Charge the balance and queue one text for every recipient")
     async def send(
         self,
@@ -88,7 +88,7 @@ class SmsController(Controller):
         )
 
     @get("/history", operation_id="smsHistory", guards=[seed_customer_key, integers_in_query],
-         responses=errors(400, 401, 403, 503), summary="Per-recipient status, newest first")
+         responses=errors(400, *AUTH_ERRORS, 503), summary="Per-recipient status, newest first")
     async def history(
         self,
         request: AnyRequest,

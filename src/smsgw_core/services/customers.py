@@ -58,13 +58,7 @@ class Customers:
     async def show(self, customer_id: int) -> CustomerView:
         """A customer, or an account of the seed routes (named "" until named)."""
         async def read(uow: UnitOfWork) -> CustomerView:
-            customer = await uow.customers.get(customer_id)
-            balance = await uow.ledger.balance(customer_id)
-            if customer is None and balance is None:
-                raise NotFound(f"no customer {customer_id}")
-            if customer is None:
-                customer = Customer(customer_id, "", self.clock.now())
-            return CustomerView(customer, balance or 0)
+            return await self._view(uow, customer_id)
 
         return await in_transaction(self.uow, read)
 
@@ -72,22 +66,35 @@ class Customers:
         """NotFound unless the customer, or an account of that id, exists; an
         account gets its customer row (so that it can be named and limited)."""
         async def store(uow: UnitOfWork) -> None:
-            if await uow.customers.get(customer_id) is not None:
-                return
-            if await uow.ledger.balance(customer_id) is None:
-                raise NotFound(f"no customer {customer_id}")
-            await uow.customers.add(Customer(customer_id, "", self.clock.now()))
+            await self._ensure(uow, customer_id)
             await uow.commit()
 
         await in_transaction(self.uow, store)
 
     async def set_limit(self, customer_id: int, rate: int | None) -> CustomerView:
         check_rate(rate)
-        await self.ensure(customer_id)
 
-        async def store(uow: UnitOfWork) -> None:
+        async def store(uow: UnitOfWork) -> CustomerView:
+            await self._ensure(uow, customer_id)
             await uow.customers.set_limit(customer_id, rate)
+            view = await self._view(uow, customer_id)
             await uow.commit()
+            return view
 
-        await in_transaction(self.uow, store)
-        return await self.show(customer_id)
+        return await in_transaction(self.uow, store)
+
+    async def _view(self, uow: UnitOfWork, customer_id: int) -> CustomerView:
+        customer = await uow.customers.get(customer_id)
+        balance = await uow.ledger.balance(customer_id)
+        if customer is None and balance is None:
+            raise NotFound(f"no customer {customer_id}")
+        if customer is None:
+            customer = Customer(customer_id, "", self.clock.now())
+        return CustomerView(customer, balance or 0)
+
+    async def _ensure(self, uow: UnitOfWork, customer_id: int) -> None:
+        if await uow.customers.get(customer_id) is not None:
+            return
+        if await uow.ledger.balance(customer_id) is None:
+            raise NotFound(f"no customer {customer_id}")
+        await uow.customers.add(Customer(customer_id, "", self.clock.now()))

@@ -9,7 +9,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 
 from smsgw_app.api.body import JsonBody
-from smsgw_app.api.document import SECURITY, errors
+from smsgw_app.api.document import AUTH_ERRORS, SECURITY, errors
 from smsgw_app.api.schemas import integer
 from smsgw_app.api.sms import IdempotencyKey
 from smsgw_app.api.v1.auth import admin_key
@@ -65,7 +65,6 @@ class CreatedKey(msgspec.Struct):
     key: str  # shown this once: only its hash is kept
 
 
-ADMIN_ERRORS = (401, 403)
 BODY_ERRORS = (400, 413, 415)
 
 
@@ -76,19 +75,19 @@ class CustomersController(Controller):
     security = SECURITY
 
     @post("/", operation_id="v1CreateCustomer", status_code=201, dto=JsonBody[NewCustomer],
-          return_dto=None, responses=errors(*BODY_ERRORS, *ADMIN_ERRORS, 503),
+          return_dto=None, responses=errors(*BODY_ERRORS, *AUTH_ERRORS, 503),
           summary="A new customer, with the next free id")
     async def create(self, data: NewCustomer, customers: Customers) -> CreatedCustomer:
         made = await customers.create(data.name)
         return CreatedCustomer(made.id, made.name)
 
     @get("/{customer_id:int}", operation_id="v1GetCustomer",
-         responses=errors(400, *ADMIN_ERRORS, 404, 503), summary="A customer and its balance")
+         responses=errors(400, *AUTH_ERRORS, 404, 503), summary="A customer and its balance")
     async def show(self, customer_id: CustomerId, customers: Customers) -> CustomerBody:
         return _body(await customers.show(customer_id))
 
     @patch("/{customer_id:int}", operation_id="v1SetCustomerLimit", dto=JsonBody[LimitChange],
-           return_dto=None, responses=errors(*BODY_ERRORS, *ADMIN_ERRORS, 404, 503),
+           return_dto=None, responses=errors(*BODY_ERRORS, *AUTH_ERRORS, 404, 503),
            summary="Set (or, with null, clear) the customer's own send limit")
     async def set_limit(self, customer_id: CustomerId, data: LimitChange,
                         customers: Customers) -> CustomerBody:
@@ -96,7 +95,7 @@ class CustomersController(Controller):
 
     @post("/{customer_id:int}/topups", operation_id="v1TopUp", status_code=200,
           dto=JsonBody[TopUpBody], return_dto=None,
-          responses=errors(*BODY_ERRORS, *ADMIN_ERRORS, 404, 409, 503),
+          responses=errors(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 503),
           summary="Add to the customer's balance (once per Idempotency-Key)")
     async def top_up(self, customer_id: CustomerId, data: TopUpBody, customers: Customers,
                      accounts: Accounts, idempotency_key: IdempotencyKey = None) -> BalanceBody:
@@ -107,7 +106,7 @@ class CustomersController(Controller):
 
     @post("/{customer_id:int}/keys", operation_id="v1CreateKey", status_code=201,
           dto=JsonBody[NewKeyBody], return_dto=None,
-          responses=errors(*BODY_ERRORS, *ADMIN_ERRORS, 404, 503),
+          responses=errors(*BODY_ERRORS, *AUTH_ERRORS, 404, 503),
           summary="A new key of the customer, shown once")
     async def create_key(self, customer_id: CustomerId, data: NewKeyBody, customers: Customers,
                          keys: Keys) -> CreatedKey:
@@ -123,7 +122,7 @@ class KeysController(Controller):
     security = SECURITY
 
     @delete("/{key_id:str}", operation_id="v1RevokeKey", status_code=204,
-            responses=errors(*ADMIN_ERRORS, 404, 503), summary="Revoke a key for good")
+            responses=errors(*AUTH_ERRORS, 404, 503), summary="Revoke a key for good")
     async def revoke(self, key_id: str, keys: Keys) -> None:
         if not await keys.revoke(key_id):
             raise NotFound(f"no key {key_id[:64]!r} that is not revoked already")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, get
 
-from smsgw_app.api.document import SECURITY, errors
+from smsgw_app.api.document import AUTH_ERRORS, SECURITY, errors
 from smsgw_app.api.query import Cursor, cursor_text, integers_in_query, page_size
 from smsgw_app.api.v1.auth import AnyRequest, customer_key, customer_of
 from smsgw_app.api.v1.schemas import BalancePage, LedgerRow
@@ -23,7 +23,7 @@ class BalanceV1Controller(Controller):
     security = SECURITY
 
     @get("/", operation_id="v1GetBalance", guards=[integers_in_query],
-         responses=errors(400, 401, 403, 503), summary="Balance and transactions, newest first")
+         responses=errors(400, *AUTH_ERRORS, 503), summary="Balance and transactions, newest first")
     async def show(
         self, request: AnyRequest, accounts: Accounts,
         limit: Annotated[int, page_size()] = DEFAULT_LIMIT, cursor: Cursor = None,

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.backpressure import AdmittedSender
 from smsgw_app.api.body import JsonBody
-from smsgw_app.api.document import SECURITY, errors
+from smsgw_app.api.document import AUTH_ERRORS, SECURITY, errors
 from smsgw_app.api.query import Cursor, cursor_text, integers_in_query, page_size
 from smsgw_app.api.sms import GO_STATUS, STATUSES, IdempotencyKey, log_accepted
 from smsgw_app.api.v1.auth import AnyRequest, customer_key, customer_of
@@ -28,8 +28,6 @@ from smsgw_core.pagination import DEFAULT_LIMIT, PageRequest
 from smsgw_core.ports import HistoryFilter
 from smsgw_core.services.history import History
 from smsgw_core.services.send_sms import SendSms
-
-AUTH_ERRORS = (401, 403)
 
 
 class MessagesController(Controller):
