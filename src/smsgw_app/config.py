@@ -19,6 +19,7 @@ from msgspec import Meta
 
 from smsgw_adapters.observability import logs
 from smsgw_adapters.operators.simulated import Behaviour, BehaviourError
+from smsgw_core.send_limits import Rate
 
 
 class ConfigError(Exception):
@@ -124,6 +125,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     http_idle_timeout_s: Seconds = 5.0
     http_max_connections: Count = 1000
     legacy_auth: LegacyAuth = "none"
+    # Recipients per second a customer may send, with a burst (e.g. 200/s,burst=1000),
+    # unless an admin set the customer's own; unset: unlimited.
+    customer_rate: Rate | None = None
 
     @property
     def embedded_bus(self) -> bool:
@@ -255,6 +259,13 @@ def _check_sim_params(spec: OperatorSpec) -> None:
         raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: {exc}") from None
 
 
+def _customer_rate(raw: str) -> Rate:
+    try:
+        return Rate.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"SMSGW_CUSTOMER_RATE={raw!r}: {exc}") from None
+
+
 def _log_setting(parse: Callable[[str], str]) -> Callable[[str], str]:
     def read(raw: str) -> str:
         try:
@@ -270,6 +281,7 @@ _OWN_SYNTAX: dict[str, Callable[[str], Any]] = {
     "database_url": _database_url,
     "broker_url": _broker_url,
     "operators": _operators,
+    "customer_rate": _customer_rate,
     "log_level": _log_setting(logs.parse_log_level),
     "log_format": _log_setting(logs.parse_log_format),
 }

@@ -31,6 +31,7 @@ from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
 from smsgw_core.services.relay import OutboxRelay
+from smsgw_core.services.send_limit import SendLimits
 from smsgw_core.services.send_sms import SmsSender
 from smsgw_core.system import SystemClock, SystemTokens, UuidIds
 
@@ -96,7 +97,9 @@ class Container(containers.DeclarativeContainer):
     )
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
-    authenticator = providers.Singleton(Authenticator, uow, time.monotonic)
+    authenticator = providers.Singleton(Authenticator, uow, time.monotonic, clock)
+    send_limits = providers.Singleton(
+        SendLimits, uow, time.monotonic, settings.provided.customer_rate)
     customers = providers.Singleton(Customers, uow, clock)
     keys = providers.Singleton(Keys, uow, clock, providers.Singleton(SystemTokens))
     # The bus as the relay uses it: a span "sms.publish" per delivery when tracing.
@@ -125,7 +128,7 @@ class Container(containers.DeclarativeContainer):
     )
     api_services = providers.Singleton(
         assembly.ApiServices, sender, history, accounts, readiness, authenticator, customers,
-        keys, admission, legacy_auth=settings.provided.legacy_auth
+        keys, send_limits, admission, legacy_auth=settings.provided.legacy_auth
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)

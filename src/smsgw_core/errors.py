@@ -90,6 +90,18 @@ class InvalidCursor(InvalidRequest):
         super().__init__("cursor", "is not a cursor this service issued")
 
 
+class RateLimited(DomainError):
+    """A send over its customer's limit: refused, nothing written; retry after a while."""
+
+    def __init__(self, customer_id: int, per_s: int, burst: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"customer {customer_id} is over its send limit ({per_s} recipients/s, "
+            f"burst {burst}); retry in {retry_after_s} s"
+        )
+        self.customer_id = customer_id
+        self.retry_after_s = retry_after_s
+
+
 class Overloaded(DomainError):
     """Too much accepted work waits to be sent: new work is refused for now, nothing written."""
 

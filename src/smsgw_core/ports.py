@@ -226,6 +226,9 @@ class KeyRepository(Protocol):
     async def revoke(self, key_id: str, at: datetime) -> bool:
         """Revoked from `at` on; False when no such key, or revoked already."""
 
+    async def touch(self, used: Mapping[str, datetime]) -> None:
+        """Each key's last use is `used[key_id]`, unless it was later already."""
+
 
 class UnitOfWork(Protocol):
     # Read-only properties, not attributes: a mutable protocol attribute is

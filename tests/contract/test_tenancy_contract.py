@@ -98,3 +98,22 @@ async def test_a_limit_is_set_and_cleared(uow_factory: UnitOfWorkFactory) -> Non
         assert await uow.customers.get(9) == Customer(9, "n", T0, 50)
         assert await uow.customers.set_limit(9, None)
         assert await uow.customers.get(9) == Customer(9, "n", T0, None)
+
+
+async def test_a_key_keeps_its_latest_use(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        await uow.keys.add(key("00000000000000c1", 1))
+        await uow.keys.add(key("00000000000000c2", 1))
+        await uow.commit()
+    async with uow_factory() as uow:
+        await uow.keys.touch({"00000000000000c1": at(10), "00000000000000c2": at(20),
+                              "00000000000000ff": at(30)})  # no such key: nothing
+        await uow.commit()
+    async with uow_factory() as uow:
+        # An older use, written late (another process's flush), does not go back in time.
+        await uow.keys.touch({"00000000000000c1": at(15), "00000000000000c2": at(5)})
+        await uow.commit()
+    async with uow_factory() as uow:
+        used = {k.key_id: k.last_used_at for k in await uow.keys.listed(1)}
+        assert used == {"00000000000000c1": at(15), "00000000000000c2": at(20)}
+        assert await uow.keys.get("00000000000000ff") is None

@@ -40,7 +40,7 @@ async def make_key(store: Counted, customer: int | None = 7) -> tuple[Keys, str,
 async def test_a_key_is_read_once_per_ttl(store: Counted) -> None:
     _, key, key_id = await make_key(store)
     ticks = FakeTicks()
-    auth = Authenticator(store.uow, ticks, ttl_s=1.0)
+    auth = Authenticator(store.uow, ticks, FakeClock(), ttl_s=1.0)
     for _ in range(50):
         assert (await auth.authenticate(f"Bearer {key}")).key_id == key_id
     assert store.opened == 1
@@ -56,14 +56,14 @@ async def test_no_key_or_a_malformed_one_is_refused_without_a_lookup(
     store: Counted, header: str | None
 ) -> None:
     with pytest.raises(Unauthenticated):
-        await Authenticator(store.uow, FakeTicks()).authenticate(header)
+        await Authenticator(store.uow, FakeTicks(), FakeClock()).authenticate(header)
     assert store.opened == 0
 
 
 async def test_an_unknown_key_is_refused_and_remembered(store: Counted) -> None:
     _, key, key_id = await make_key(store)
     unknown = key.replace(key_id, "0" * 16)
-    auth = Authenticator(store.uow, FakeTicks())
+    auth = Authenticator(store.uow, FakeTicks(), FakeClock())
     for _ in range(20):
         with pytest.raises(Unauthenticated) as refused:
             await auth.authenticate(f"Bearer {unknown}")
@@ -74,14 +74,14 @@ async def test_another_secret_under_a_real_key_id_is_refused(store: Counted) -> 
     _, key, _ = await make_key(store)
     forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
     with pytest.raises(Unauthenticated) as refused:
-        await Authenticator(store.uow, FakeTicks()).authenticate(f"Bearer {forged}")
+        await Authenticator(store.uow, FakeTicks(), FakeClock()).authenticate(f"Bearer {forged}")
     assert "wrong secret" in refused.value.reason
 
 
 async def test_a_revocation_is_seen_once_the_ttl_has_passed(store: Counted) -> None:
     keys, key, key_id = await make_key(store)
     ticks = FakeTicks()
-    auth = Authenticator(store.uow, ticks, ttl_s=1.0)
+    auth = Authenticator(store.uow, ticks, FakeClock(), ttl_s=1.0)
     await auth.authenticate(f"Bearer {key}")
     assert await keys.revoke(key_id)
     ticks.advance(0.9)
@@ -94,14 +94,14 @@ async def test_a_revocation_is_seen_once_the_ttl_has_passed(store: Counted) -> N
 
 async def test_concurrent_requests_share_one_lookup(store: Counted) -> None:
     _, key, key_id = await make_key(store)
-    auth = Authenticator(store.uow, FakeTicks())
+    auth = Authenticator(store.uow, FakeTicks(), FakeClock())
     found = await asyncio.gather(*(auth.authenticate(f"Bearer {key}") for _ in range(25)))
     assert {k.key_id for k in found} == {key_id} and store.opened == 1
 
 
 async def test_the_memory_is_bounded(store: Counted) -> None:
     made = [await make_key(store, customer) for customer in (1, 2, 3)]
-    auth = Authenticator(store.uow, FakeTicks(), cache_size=2)
+    auth = Authenticator(store.uow, FakeTicks(), FakeClock(), cache_size=2)
     for _, key, _ in made:
         await auth.authenticate(f"Bearer {key}")
     await auth.authenticate(f"Bearer {made[2][1]}")  # still held

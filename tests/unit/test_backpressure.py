@@ -22,6 +22,7 @@ from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
+from smsgw_core.services.send_limit import SendLimits
 from smsgw_core.services.send_sms import SendSms, SmsSender
 from smsgw_core.system import SystemTokens
 from smsgw_core.testing import FakeClock, InMemoryDatabase, SequentialIds
@@ -108,9 +109,9 @@ async def test_an_overloaded_send_is_503_with_retry_after_and_writes_nothing() -
     await accounts.top_up(TopUp(1, 100))
     gate = BacklogGate(limit=1, retry_after_s=3)
     app = create_app(ApiServices(SmsSender(db.uow, clock, ids, Tariff()), History(db.uow),
-                                 accounts, {}, Authenticator(db.uow, time.monotonic),
+                                 accounts, {}, Authenticator(db.uow, time.monotonic, clock),
                                  Customers(db.uow, clock), Keys(db.uow, clock, SystemTokens()),
-                                 gate))
+                                 SendLimits(db.uow, time.monotonic), gate))
     async with AsyncTestClient(app) as client:
         assert (await client.post("/sms/send", json=SEND)).status_code == 200
         gate.update(reading(0, 2), clock.now())

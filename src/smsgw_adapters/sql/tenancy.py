@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +85,15 @@ class SqlKeys(SqlRepository):
         done = await self._conn.execute(api_keys.update().where(
             _k.key_id == key_id, _k.revoked_at.is_(None)).values(revoked_at=at))
         return bool(done.rowcount)
+
+    async def touch(self, used: Mapping[str, datetime]) -> None:
+        # One statement executed for many keys (executemany), in the caller's transaction.
+        await self._conn.execute(
+            api_keys.update().where(
+                _k.key_id == sa.bindparam("used_key"),
+                sa.or_(_k.last_used_at.is_(None), _k.last_used_at < sa.bindparam("at")))
+            .values(last_used_at=sa.bindparam("at")),
+            [{"used_key": key_id, "at": at} for key_id, at in used.items()])
 
 
 def _key(row: Any) -> ApiKey:

@@ -30,6 +30,7 @@ from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
+from smsgw_core.services.send_limit import LimitedSender, SendLimits
 from smsgw_core.services.send_sms import Sender
 
 
@@ -44,6 +45,7 @@ class ApiServices:
     authenticator: Authenticator
     customers: Customers
     keys: Keys
+    send_limits: SendLimits
     admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
     legacy_auth: LegacyAuth = "none"  # SMSGW_LEGACY_AUTH
 
@@ -88,8 +90,11 @@ def create_app(services: ApiServices) -> Litestar:
         dependencies={
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the
-            # send's own validation; so the gate is a decorator of the sender.
-            "sender": value(AdmittedSender(services.admission, services.sender)),
+            # send's own validation; so the backlog gate and the customer's send
+            # limit are decorators of the sender (the gate first: a send refused
+            # for the backlog does not count against the customer's limit).
+            "sender": value(AdmittedSender(
+                services.admission, LimitedSender(services.send_limits, services.sender))),
             **{name: value(getattr(services, name))
                for name in ("history", "accounts", "readiness_checks", "customers", "keys")},
         },

@@ -52,6 +52,8 @@ _WHY: dict[int, str] = {
     409: "The Idempotency-Key was used before with another body",
     413: "The body is larger than the server takes",
     415: "The body is not declared as JSON (application/json or application/*+json)",
+    429: "The customer is over its send limit (recipients per second): nothing was "
+         "charged or written; retry after the Retry-After header's seconds",
     503: "Overloaded or the database is unavailable: nothing was written; retry "
          "after the Retry-After header's seconds",
 }

@@ -24,6 +24,7 @@ from litestar.status_codes import (
     HTTP_403_FORBIDDEN,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
@@ -37,6 +38,7 @@ from smsgw_core.errors import (
     InvalidRequest,
     NotFound,
     Overloaded,
+    RateLimited,
     StorageUnavailable,
     TransientConflict,
     Unauthenticated,
@@ -57,6 +59,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     # up first): the request is valid, the account is full.
     BalanceLimit: HTTP_409_CONFLICT,
     Overloaded: HTTP_503_SERVICE_UNAVAILABLE,  # with Retry-After, see _headers
+    RateLimited: HTTP_429_TOO_MANY_REQUESTS,  # with Retry-After
     # The database is down or kept giving the transaction up: nothing is wrong
     # with the request, so clients retry it (they retry 503, not 500).
     StorageUnavailable: HTTP_503_SERVICE_UNAVAILABLE,
@@ -75,12 +78,11 @@ def _message(body: str, status: int, headers: dict[str, str] | None = None) -> R
 
 
 def _headers(exc: DomainError) -> dict[str, str] | None:
-    """What some answers carry besides the body: when to retry an overloaded send."""
+    """What some answers carry besides the body: the scheme a 401 asks for, when to
+    retry a refused send."""
     if isinstance(exc, Unauthenticated):
         return {"WWW-Authenticate": "Bearer"}
-    if isinstance(exc, Overloaded):
-        return {"Retry-After": str(exc.retry_after_s)}
-    if isinstance(exc, StorageUnavailable | TransientConflict):
+    if isinstance(exc, Overloaded | RateLimited | StorageUnavailable | TransientConflict):
         return {"Retry-After": str(exc.retry_after_s)}
     return None
 

@@ -60,7 +60,7 @@ class SmsController(Controller):
 
     @post("/send", operation_id="sendSms", status_code=200, dto=JsonBody[SendSmsRequest],
           return_dto=None, guards=[seed_customer_key],
-          responses=errors(400, *AUTH_ERRORS, 402, 409, 413, 415, 503),
+          responses=errors(400, *AUTH_ERRORS, 402, 409, 413, 415, 429, 503),
           summary="Charge the balance and queue one text for every recipient")
     async def send(
         self,

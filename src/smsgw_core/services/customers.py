@@ -8,9 +8,11 @@ from smsgw_core.customers import MAX_CUSTOMER_NAME, Customer
 from smsgw_core.errors import InvalidRequest, NotFound
 from smsgw_core.pagination import MAX_POSITION
 from smsgw_core.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from smsgw_core.send_limits import MAX_RATE
 from smsgw_core.transactions import in_transaction
 
-MAX_RATE = 1_000_000  # recipients per second: far past any operator's
+__all__ = ["MAX_RATE", "CustomerView", "Customers", "check_name", "check_rate"]
+
 _ID_ATTEMPTS = 5  # concurrent creations may take the same next id: each tries again
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
@@ -56,3 +57,9 @@ class InMemoryKeys(_Repo):
             return False
         self.s.keys[key_id] = replace(key, revoked_at=at)
         return True
+
+    async def touch(self, used: Mapping[str, datetime]) -> None:
+        for key_id, at in used.items():
+            key = self.s.keys.get(key_id)
+            if key is not None and (key.last_used_at is None or key.last_used_at < at):
+                self.s.keys[key_id] = replace(key, last_used_at=at)

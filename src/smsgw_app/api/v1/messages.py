@@ -37,7 +37,7 @@ class MessagesController(Controller):
     security = SECURITY
 
     @post("/", operation_id="v1CreateMessage", status_code=202, dto=JsonBody[MessageRequest],
-          return_dto=None, responses=errors(400, *AUTH_ERRORS, 402, 409, 413, 415, 503),
+          return_dto=None, responses=errors(400, *AUTH_ERRORS, 402, 409, 413, 415, 429, 503),
           summary="Charge the key's customer and queue one text for every recipient")
     async def create(
         self, request: AnyRequest, data: MessageRequest, sender: AdmittedSender,
