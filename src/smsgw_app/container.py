@@ -21,6 +21,7 @@ from smsgw_app import assembly
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.config import Settings
 from smsgw_app.wakeup import Wakeup
+from smsgw_app.workers import KeyUsageWriter
 from smsgw_core.outbox import RetryPolicy
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
@@ -132,6 +133,7 @@ class Container(containers.DeclarativeContainer):
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)
+    key_usage = providers.Factory(KeyUsageWriter, authenticator.provided.flush_usage)
     relay_services = providers.Factory(
         assembly.relay_services, settings, relay.provider, wakeup, bus
     )

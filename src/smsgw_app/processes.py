@@ -106,6 +106,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     async with started(settings) as container:
         services = [
             container.http_service(host=host, port=port),
+            container.key_usage(),
             *container.relay_services(),
             *container.delivery_services(),
             *container.backlog_monitor(gauges=True, admission=True),
@@ -120,6 +121,7 @@ async def api(settings: Settings, host: str, port: int) -> None:
     async with started(settings) as container:
         services = [
             container.http_service(host=host, port=port),
+            container.key_usage(),
             *container.backlog_monitor(gauges=False, admission=True),
         ]
         await supervise(services, settings.shutdown_timeout_s)

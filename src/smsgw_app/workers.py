@@ -1,5 +1,6 @@
 """The background services: outbox relays, the outbox janitor, the delivery consumer,
-the outbox backlog monitor and the metrics server of processes without the API."""
+the outbox backlog monitor, the API's writer of keys' last use and the metrics
+server of processes without the API."""
 
 from __future__ import annotations
 
@@ -185,6 +186,29 @@ class BacklogMonitor:
             backlog = await uow.outbox.backlog(now)
         for sink in self.sinks:
             sink(backlog, now)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+@dataclass
+class KeyUsageWriter:
+    """Writes the keys' last uses every `every` seconds, and once more at stop
+    (`smsgw keys list` shows them); a failed write is retried at the next."""
+
+    flush: Callable[[], Awaitable[int]]  # Authenticator.flush_usage
+    every: float = 5.0
+    name: str = "key-usage"
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            await _pause(self.stopping, self.every)
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("cannot write the keys' last use (%r); trying again in %.0f s",
+                            exc, self.every)
 
     def stop(self) -> None:
         self.stopping.set()

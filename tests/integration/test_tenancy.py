@@ -8,15 +8,17 @@ never sees, charges or finds this customer's things.
 
 from __future__ import annotations
 
+import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.harness import Gateway, GatewayFactory
-from tests.integration.helpers import new_key, revoke_key
+from tests.integration.harness import Gateway, GatewayFactory, wait_until
+from tests.integration.helpers import SMSGW_COMMAND, new_key, revoke_key
 
 pytestmark = pytest.mark.slow
 
@@ -132,21 +134,28 @@ def test_with_legacy_auth_key_the_seed_routes_take_the_customers_own_key(
     gateway = make_gateway(SMSGW_LEGACY_AUTH="key")
     me, other = 61, 62
     own, admin = new_key(gateway, "--customer", str(me)), new_key(gateway, "--admin")
+    theirs, revoked = new_key(gateway, "--customer", str(other)), new_key(gateway, "--admin")
+    revoke_key(gateway, revoked)
     send = {"customer_id": me, "text": "hi", "recipients": ["09121234567"]}
     with gateway.client() as c:
         def answer(route: str, key: str | None, **kwargs: Any) -> int:
             return call(c, route, key, **kwargs).status_code
 
         top_up = {"json": {"user_id": me, "balance": 10}}
-        assert answer("POST /balance/add", None, **top_up) == 401
+        for key in (None, own[:-2], revoked):
+            assert answer("POST /balance/add", key, **top_up) == 401
         assert answer("POST /balance/add", own, **top_up) == 403
+        assert answer("POST /balance/add", theirs, **top_up) == 403
         assert answer("POST /balance/add", admin, **top_up) == 200
         for route, kwargs in {"POST /sms/send": {"json": send},
                               "GET /sms/history": {"params": {"user_id": me}},
                               "GET /balance": {"params": {"user_id": me}}}.items():
-            assert answer(route, None, **kwargs) == 401, route
-            assert answer(route, own[:-2], **kwargs) == 401, route
+            for key in (None, own[:-2], revoked):
+                refused = call(c, route, key, **kwargs)
+                assert refused.status_code == 401, (route, key, refused.text)
+                assert refused.headers["www-authenticate"] == "Bearer"
             assert answer(route, admin, **kwargs) == 403, route
+            assert answer(route, theirs, **kwargs) == 403, route  # names me, not them
             assert answer(route, own, **kwargs) == 200, route
         someone_else = {"json": {**send, "customer_id": other}}
         assert answer("POST /sms/send", own, **someone_else) == 403
@@ -164,3 +173,26 @@ def test_open_seed_routes_are_said_once_at_start(make_gateway: GatewayFactory,
     warnings = [line for line in gateway.logs().splitlines()
                 if "SMSGW_LEGACY_AUTH=none" in line]
     assert len(warnings) == 1 and '"WARNING"' in warnings[0], warnings
+
+
+@pytest.mark.parametrize("mode", ["serve"])
+def test_keys_list_shows_when_a_key_was_last_used(make_gateway: GatewayFactory,
+                                                 mode: str) -> None:
+    gateway = make_gateway()
+    used, unused = new_key(gateway, "--customer", "63"), new_key(gateway, "--customer", "63")
+    with gateway.client() as c:
+        assert call(c, "GET /v1/balance", used).status_code == 200
+
+    def last_used() -> dict[str, str]:
+        listed = subprocess.run([str(SMSGW_COMMAND), "keys", "list", "--customer", "63"],
+                                env=gateway.env, capture_output=True, text=True, timeout=60,
+                                check=True).stdout.splitlines()
+        header = listed[0].split("\t")
+        rows = [dict(zip(header, line.split("\t"), strict=True)) for line in listed[1:]]
+        return {row["key_id"]: row["last_used"] for row in rows}
+
+    # Written every 5 s by the API's process, not once per request.
+    seen = wait_until(lambda: (u := last_used())[used.split("_")[1]] != "-" and u, timeout=15)
+    assert seen[unused.split("_")[1]] == "-"
+    assert datetime.fromisoformat(seen[used.split("_")[1]]) > datetime.now(UTC) - timedelta(
+        minutes=1)

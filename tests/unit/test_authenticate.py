@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -108,3 +109,38 @@ async def test_the_memory_is_bounded(store: Counted) -> None:
     assert store.opened == 3
     await auth.authenticate(f"Bearer {made[0][1]}")  # the oldest went
     assert store.opened == 4
+
+
+class Failing:
+    """The in-memory database, refusing to open while `down`."""
+
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self.db, self.down = db, False
+
+    def uow(self) -> UnitOfWork:
+        if self.down:
+            raise ConnectionError("database down")
+        return self.db.uow()
+
+
+async def test_last_uses_are_written_together_and_kept_through_a_failed_write(
+    store: Counted,
+) -> None:
+    keys, key, key_id = await make_key(store)
+    _, other, other_id = await make_key(store, customer=8)
+    clock, db = FakeClock(), Failing(store.db)
+    auth = Authenticator(db.uow, FakeTicks(), clock)
+    assert await auth.flush_usage() == 0
+    await auth.authenticate(f"Bearer {key}")
+    clock.advance(timedelta(seconds=30))
+    await auth.authenticate(f"Bearer {key}")
+    await auth.authenticate(f"Bearer {other}")
+    used_at = clock.now()
+    db.down = True
+    with pytest.raises(ConnectionError):
+        await auth.flush_usage()
+    db.down = False
+    assert await auth.flush_usage() == 2
+    assert {k.key_id: k.last_used_at for k in await keys.listed(None)} == {
+        key_id: used_at, other_id: used_at}
+    assert await auth.flush_usage() == 0  # nothing new since
