@@ -128,6 +128,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     # Recipients per second a customer may send, with a burst (e.g. 200/s,burst=1000),
     # unless an admin set the customer's own; unset: unlimited.
     customer_rate: Rate | None = None
+    # /metrics (and the metrics port) answer only with this Bearer token; empty: anyone.
+    metrics_token: str = ""
+    # Browser origins allowed to call the API (CORS); empty: no CORS headers at all.
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def embedded_bus(self) -> bool:
@@ -266,6 +270,26 @@ def _customer_rate(raw: str) -> Rate:
         raise ConfigError(f"SMSGW_CUSTOMER_RATE={raw!r}: {exc}") from None
 
 
+def _metrics_token(raw: str) -> str:
+    if not 16 <= len(raw) <= 512 or not raw.isascii() or not raw.isprintable() or " " in raw:
+        raise ConfigError("SMSGW_METRICS_TOKEN: expected 16-512 printable ASCII characters "
+                          "without spaces (e.g. from `openssl rand -hex 32`)")
+    return raw
+
+
+def _cors_origins(raw: str) -> tuple[str, ...]:
+    origins: list[str] = []
+    for origin in (part.strip() for part in raw.split(",")):
+        parts = urlsplit(origin)
+        if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname
+                              or parts.path or parts.query or parts.fragment
+                              or origin.endswith("/")):
+            raise ConfigError(f"SMSGW_CORS_ORIGINS: {origin!r} is not an origin "
+                              "(scheme://host[:port], e.g. https://app.example.com) or *")
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _log_setting(parse: Callable[[str], str]) -> Callable[[str], str]:
     def read(raw: str) -> str:
         try:
@@ -282,6 +306,8 @@ _OWN_SYNTAX: dict[str, Callable[[str], Any]] = {
     "broker_url": _broker_url,
     "operators": _operators,
     "customer_rate": _customer_rate,
+    "metrics_token": _metrics_token,
+    "cors_origins": _cors_origins,
     "log_level": _log_setting(logs.parse_log_level),
     "log_format": _log_setting(logs.parse_log_format),
 }

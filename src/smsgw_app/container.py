@@ -129,7 +129,9 @@ class Container(containers.DeclarativeContainer):
     )
     api_services = providers.Singleton(
         assembly.ApiServices, sender, history, accounts, readiness, authenticator, customers,
-        keys, send_limits, admission, legacy_auth=settings.provided.legacy_auth
+        keys, send_limits, admission, legacy_auth=settings.provided.legacy_auth,
+        metrics_token=settings.provided.metrics_token,
+        cors_origins=settings.provided.cors_origins,
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)

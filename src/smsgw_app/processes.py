@@ -82,7 +82,7 @@ def metrics_server(settings: Settings) -> list[Service]:
     """
     if settings.metrics_port == 0:
         return []
-    server = MetricsHttpServer(settings.metrics_port)
+    server = MetricsHttpServer(settings.metrics_port, token=settings.metrics_token)
     try:
         server.start()
     except OSError as exc:

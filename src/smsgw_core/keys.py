@@ -92,3 +92,11 @@ def proves(record: ApiKey, presented: PresentedKey) -> bool:
     """Whether `presented` is the key `record` was issued as (in constant time)."""
     return (record.key_id == presented.key_id
             and hmac.compare_digest(record.secret_hash, hash_secret(presented.secret)))
+
+
+def bearer_token_matches(authorization: str | None, token: str) -> bool:
+    """Whether an Authorization header value is `Bearer <token>` (a shared token,
+    such as the metrics scrape's), compared in constant time."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), token.encode())

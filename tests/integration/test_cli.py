@@ -38,6 +38,9 @@ def _run(args: list[str], tmp_path: Path, **settings: str) -> subprocess.Complet
         ("SMSGW_OPERATORS", "A=ftp://x"),
         ("SMSGW_OPERATORS", "A=sim://?fail_rate=2"),
         ("SMSGW_BROKER_URL", "bogus://"),
+        ("SMSGW_CUSTOMER_RATE", "200/minute"),
+        ("SMSGW_METRICS_TOKEN", "short"),
+        ("SMSGW_CORS_ORIGINS", "https://app.example.com/path"),
         ("SMSGW_DATABASE_URL", "postgres://x"),
         # {tmp} is this test's directory: nothing outside it is created if the check fails
         ("SMSGW_DATABASE_URL", "sqlite+aiosqlite:///{tmp}/nonexistent/dir/x.db"),

@@ -4,7 +4,8 @@ One gateway per mode takes two sends through operators that fail in known ways:
 A always fails transiently (its first call, two tries, opens its circuit), B delivers but
 refuses numbers starting 0999. The figures are summed over the mode's processes
 (`smsgw serve` alone; or `smsgw api` on its API port plus `smsgw relay` and
-`smsgw worker` on their SMSGW_METRICS_PORT) and compared before and after.
+`smsgw worker` on their SMSGW_METRICS_PORT) and compared before and after. Every
+endpoint takes the metrics token (SMSGW_METRICS_TOKEN) and refuses without it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ SETTINGS = {
     "SMSGW_BREAKER_MIN_CALLS": "1",
     "SMSGW_OPERATOR_RETRIES": "1",
     "SMSGW_BREAKER_RESET_S": "600",  # and it stays open for the rest of the test
+    "SMSGW_METRICS_TOKEN": "scrape-token-0123456789",
 }
+SCRAPER = {"Authorization": f"Bearer {SETTINGS['SMSGW_METRICS_TOKEN']}"}
 Labels = tuple[tuple[str, str], ...]
 Samples = Counter[tuple[str, Labels]]
 
@@ -41,7 +44,7 @@ def scrape(*urls: str) -> Samples:
     """Every sample of these endpoints, summed over them by name and labels."""
     samples: Samples = Counter()
     for url in urls:
-        response = httpx.get(url, timeout=10)
+        response = httpx.get(url, timeout=10, headers=SCRAPER)
         assert response.status_code == 200, (url, response.text)
         for family in text_string_to_metric_families(response.text):
             for sample in family.samples:
@@ -79,7 +82,7 @@ def start(make_gateway: GatewayFactory, mode: str) -> tuple[Gateway, list[str]]:
 
 def _answers(urls: list[str]) -> bool:
     try:
-        return all(httpx.get(u, timeout=1).status_code == 200 for u in urls)
+        return all(httpx.get(u, timeout=1, headers=SCRAPER).status_code == 200 for u in urls)
     except httpx.HTTPError:
         return False
 
@@ -95,6 +98,12 @@ def test_every_catalogued_metric_moves_with_a_send(
 ) -> None:
     gateway, urls = start(make_gateway, mode)
     before = scrape(*urls)
+    for url in urls:
+        for refused in (httpx.get(url, timeout=10), httpx.get(url, timeout=10, headers={
+                "Authorization": SCRAPER["Authorization"][:-1]})):
+            assert refused.status_code == 401, (url, refused.text)
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert "smsgw_" not in refused.text
 
     gateway.top_up(user_id, 100)
     express = send(gateway, user_id, ["09120000001"], sms_type="express")  # opens A

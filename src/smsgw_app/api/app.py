@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
@@ -21,7 +22,7 @@ from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
 from smsgw_app.api.sms import SmsController
 from smsgw_app.api.v1.admin import CustomersController, KeysController
-from smsgw_app.api.v1.auth import AUTHENTICATOR, LEGACY_AUTH
+from smsgw_app.api.v1.auth import AUTHENTICATOR, LEGACY_AUTH, METRICS_TOKEN, metrics_token
 from smsgw_app.api.v1.balance import BalanceV1Controller
 from smsgw_app.api.v1.messages import MessagesController
 from smsgw_app.config import LegacyAuth
@@ -48,6 +49,8 @@ class ApiServices:
     send_limits: SendLimits
     admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
     legacy_auth: LegacyAuth = "none"  # SMSGW_LEGACY_AUTH
+    metrics_token: str = ""  # SMSGW_METRICS_TOKEN; empty: /metrics open
+    cors_origins: tuple[str, ...] = ()  # SMSGW_CORS_ORIGINS; empty: no CORS headers
 
 
 log = logging.getLogger("smsgw.api")
@@ -59,6 +62,7 @@ UNTRACED_PATHS = ["^/metrics", "^/healthz", "^/readyz", "^/swagger"]
 class MetricsController(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+    guards = [metrics_token]
 
 
 def create_app(services: ApiServices) -> Litestar:
@@ -86,7 +90,8 @@ def create_app(services: ApiServices) -> Litestar:
             CustomersController, KeysController, healthz, readyz, MetricsController,
             swagger_assets(),
         ],
-        state=State({AUTHENTICATOR: services.authenticator, LEGACY_AUTH: services.legacy_auth}),
+        state=State({AUTHENTICATOR: services.authenticator, LEGACY_AUTH: services.legacy_auth,
+                     METRICS_TOKEN: services.metrics_token}),
         dependencies={
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the
@@ -102,6 +107,21 @@ def create_app(services: ApiServices) -> Litestar:
         logging_config=None,  # the process configures logging, not the framework
         middleware=[prometheus.middleware, AllowEveryMethod],
         openapi_config=openapi_config(version="0.1.0"),
+        cors_config=_cors(services.cors_origins),
+    )
+
+
+def _cors(origins: tuple[str, ...]) -> CORSConfig | None:
+    """CORS for the browser origins named, else none: a browser on another site
+    then cannot read the API's answers (its key would have to be in the page)."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+        expose_headers=["Retry-After", "WWW-Authenticate"],
+        max_age=600,
     )
 
 

@@ -13,13 +13,14 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from smsgw_core.errors import Forbidden
-from smsgw_core.keys import ApiKey
+from smsgw_core.errors import Forbidden, Unauthenticated
+from smsgw_core.keys import ApiKey, bearer_token_matches
 from smsgw_core.services.authenticate import Authenticator
 
 AnyRequest = Request[Any, Any, Any]
 AUTHENTICATOR = "authenticator"  # the app state's names for it,
 LEGACY_AUTH = "legacy_auth"  # and for SMSGW_LEGACY_AUTH
+METRICS_TOKEN = "metrics_token"  # and for SMSGW_METRICS_TOKEN
 _KEY = "api_key"
 
 
@@ -59,6 +60,14 @@ async def seed_admin_key(connection: ASGIConnection[Any, Any, Any, Any],
     """POST /balance/add: with SMSGW_LEGACY_AUTH=key, an admin key."""
     if _keyed(connection):
         await admin_key(connection, handler)
+
+
+async def metrics_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler,
+                        ) -> None:
+    """/metrics: with SMSGW_METRICS_TOKEN set, that Bearer token (not an API key)."""
+    token: str = connection.app.state[METRICS_TOKEN]
+    if token and not bearer_token_matches(connection.headers.get("authorization"), token):
+        raise Unauthenticated("no or wrong metrics token")
 
 
 def acting_for(connection: ASGIConnection[Any, Any, Any, Any], customer_id: int) -> None:
