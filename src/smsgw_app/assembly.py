@@ -43,6 +43,7 @@ from smsgw_app.workers import (
     QuietLanes,
     RelayService,
 )
+from smsgw_core.fairness import FairShare
 from smsgw_core.messages import MessageType
 from smsgw_core.ports import Clock, Operator, UnitOfWorkFactory
 from smsgw_core.services.relay import OutboxRelay
@@ -192,9 +193,14 @@ def relay_services(
     services: list[Service] = []
     for lane, size in ((MessageType.EXPRESS, settings.relay_express_workers),
                        (MessageType.NORMAL, settings.relay_normal_workers)):
-        poll = EXPRESS_POLL_S if lane is MessageType.EXPRESS else POLL_S
-        services.extend(RelayService(f"relay-{lane.value}-{n}", relay(lane=lane), wakeup, poll)
-                        for n in range(size))
+        express = lane is MessageType.EXPRESS
+        poll = EXPRESS_POLL_S if express else POLL_S
+        for n in range(size):
+            # Normal traffic in a fair order across customers, decided at the outbox
+            # (its queue kept short); express oldest first, all of it at once.
+            lane_relay = relay(lane=lane) if express else relay(
+                lane=lane, fair=FairShare(), ahead=settings.relay_ahead)
+            services.append(RelayService(f"relay-{lane.value}-{n}", lane_relay, wakeup, poll))
     services.append(OutboxJanitor(
         relay(),
         redrive_after=timedelta(seconds=settings.redrive_after_s),

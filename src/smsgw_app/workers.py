@@ -28,6 +28,10 @@ log = logging.getLogger("smsgw.workers")
 POLL_S = 0.5
 EXPRESS_POLL_S = 0.1
 ERROR_BACKOFF_S = 1.0
+# A lane whose queue is full (SMSGW_RELAY_AHEAD) looks again this soon: the
+# workers drain it in well under a second, and the relay must refill it before
+# it runs dry.
+THROTTLED_POLL_S = 0.02
 
 
 async def _pause(stopping: asyncio.Event, seconds: float) -> None:
@@ -53,7 +57,9 @@ class RelayService:
                 log.exception("%s failed; retrying", self.name)
                 await _pause(self.stopping, ERROR_BACKOFF_S)
                 continue
-            if report.published == 0 and not self.stopping.is_set():
+            if report.throttled and not self.stopping.is_set():
+                await _pause(self.stopping, THROTTLED_POLL_S)
+            elif report.published == 0 and not self.stopping.is_set():
                 await self.wakeup.wait(self.poll_s * random.uniform(0.5, 1.0))
 
     def stop(self) -> None:

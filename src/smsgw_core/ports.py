@@ -13,9 +13,10 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from smsgw_core.customers import Customer
+from smsgw_core.fairness import Waiting
 from smsgw_core.keys import ApiKey
 from smsgw_core.ledger import Transaction
-from smsgw_core.messages import RecipientMessage, SmsStatus
+from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import DeliveryJob, OutboxEvent
 
@@ -137,6 +138,21 @@ class OutboxRepository(Protocol):
         Claiming counts an attempt, so an event whose publishing keeps crashing
         the relay is still parked in the end.
         """
+
+    async def waiting(
+        self, now: datetime, priority: int, per_customer: int, customers: int,
+        after_customer: int = -1,
+    ) -> list[Waiting]:
+        """Due pending events of a lane, for the fair order: of up to `customers`
+        customers with pending events (those after `after_customer` by id first,
+        then around), each one's oldest `per_customer`, oldest first. A plain
+        read: nothing is claimed."""
+
+    async def claim(
+        self, event_ids: Sequence[int], now: datetime, lease_until: datetime
+    ) -> list[OutboxEvent]:
+        """Lease those of these events that are still pending and due, in the
+        order given; those another relay holds or took are skipped."""
 
     async def mark_published(
         self, event_ids: Sequence[int], at: datetime, leased_until: datetime | None = None
@@ -271,6 +287,9 @@ UnitOfWorkFactory = Callable[[], UnitOfWork]
 class MessageBus(Protocol):
     async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         """Return once every delivery is durably accepted by the bus, or raise."""
+
+    async def backlog(self) -> Mapping[MessageType, int]:
+        """Deliveries published and not yet handed to a consumer, per lane."""
 
 
 class Operator(Protocol):

@@ -29,7 +29,7 @@ INDEXES = {
     "idx_user_transactions_user_id", "idx_user_transactions_user_id_id",
     "idx_sms_status_user_identifier", "idx_sms_status_user_status_created",
     "idx_sms_status_user_id_id", "idx_outbox_pending", "idx_outbox_claim",
-    "idx_outbox_status_updated", "idx_api_keys_customer",
+    "idx_outbox_status_updated", "idx_api_keys_customer", "idx_outbox_fair",
 }
 
 

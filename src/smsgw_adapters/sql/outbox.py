@@ -12,6 +12,7 @@ from smsgw_adapters import codec
 from smsgw_adapters.sql.messages import UNFINISHED
 from smsgw_adapters.sql.repository import SqlRepository
 from smsgw_adapters.sql.schema import outbox_events, sms_status
+from smsgw_core.fairness import Waiting
 from smsgw_core.messages import SmsStatus
 from smsgw_core.outbox import SMS_SEND, DeliveryJob, OutboxEvent, UndecodablePayload
 from smsgw_core.ports import Backlog, ParkedEvent
@@ -33,7 +34,7 @@ class SqlOutbox(SqlRepository):
                 "aggregate_type": AGGREGATE_TYPE, "aggregate_id": d.sms_identifier,
                 "event_type": SMS_SEND, "payload": codec.to_document(d), "priority": d.priority,
                 "status": PENDING, "attempts": 0, "next_run_at": at, "created_at": at,
-                "updated_at": at,
+                "updated_at": at, "user_id": d.user_id, "recipients": len(d.recipients),
             }
             for d in deliveries
         ])
@@ -69,6 +70,58 @@ class SqlOutbox(SqlRepository):
             .values(attempts=_out.attempts + 1, next_run_at=lease_until, updated_at=now)
         )
         return [_event(row) for row in rows]
+
+    async def waiting(
+        self, now: datetime, priority: int, per_customer: int, customers: int,
+        after_customer: int = -1,
+    ) -> list[Waiting]:
+        # The customers with pending events of the lane, from after_customer on
+        # and around: an index read per customer (idx_outbox_fair's prefix).
+        who = sa.select(_out.user_id).distinct().where(
+            _out.status == PENDING, _out.priority == priority)
+        found = list(await self._conn.scalars(
+            who.where(_out.user_id > after_customer).order_by(_out.user_id).limit(customers)))
+        if len(found) < customers:
+            found += await self._conn.scalars(
+                who.where(_out.user_id <= after_customer).order_by(_out.user_id)
+                .limit(customers - len(found)))
+        if not found:
+            return []
+        due = sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now)
+        # Each customer's oldest due events: one index range each, in one statement.
+        heads = sa.union_all(*(
+            sa.select(_out.id, _out.user_id, _out.recipients)
+            .where(_out.status == PENDING, _out.priority == priority, _out.user_id == customer,
+                   due)
+            .order_by(_out.id).limit(per_customer).subquery().select()
+            for customer in found
+        ))
+        return [Waiting(row.id, row.user_id, row.recipients)
+                for row in await self._conn.execute(heads)]
+
+    async def claim(
+        self, event_ids: Sequence[int], now: datetime, lease_until: datetime
+    ) -> list[OutboxEvent]:
+        if not event_ids:
+            return []
+        rows: dict[int, Any] = {row.id: row for row in await self._conn.execute(
+            sa.select(
+                _out.id, _out.aggregate_id, _out.event_type, _out.payload,
+                _out.priority, _out.attempts, _out.created_at,
+            )
+            .where(_out.id.in_(list(event_ids)), _out.status == PENDING,
+                   sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now))
+            # Another relay's claim of some of them: skipped, not waited for.
+            .with_for_update(skip_locked=True)
+        )}
+        if not rows:
+            return []
+        await self._conn.execute(
+            outbox_events.update()
+            .where(_out.id.in_(list(rows)))
+            .values(attempts=_out.attempts + 1, next_run_at=lease_until, updated_at=now)
+        )
+        return [_event(rows[i]) for i in event_ids if i in rows]
 
     async def mark_published(
         self, event_ids: Sequence[int], at: datetime, leased_until: datetime | None = None

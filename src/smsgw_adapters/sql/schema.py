@@ -72,9 +72,13 @@ outbox_events = sa.Table(
     sa.Column("last_error", sa.Text(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(fractional=True), nullable=False),
+    # Whose, and how many recipients: the relay's fair order across customers.
+    sa.Column("user_id", sa.BigInteger(), nullable=False, server_default="0"),
+    sa.Column("recipients", sa.Integer(), nullable=False, server_default="1"),
     sa.UniqueConstraint("aggregate_id", "event_type", name="uq_outbox_aggregate_event"),
     sa.Index("idx_outbox_pending", "status", "priority", "next_run_at", "created_at"),
     sa.Index("idx_outbox_status_updated", "status", "updated_at"),
+    sa.Index("idx_outbox_fair", "status", "priority", "user_id", "id"),
 )
 # The claim order, priority DESC then id, read straight off the index.
 sa.Index(

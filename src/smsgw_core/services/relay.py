@@ -10,6 +10,12 @@ payload cannot be a delivery is parked. An event claimed past its SMS's
 validity is not published: its unfinished recipients are failed as expired and
 refunded, here, in one transaction, so a long broker outage ends in refunds,
 never in money held for messages that will not go.
+
+The normal lane goes in a fair order (fairness.py): with `fair` set, each
+claim picks the waiting SMS by deficit round robin across customers, weighted
+by recipients; and with `ahead` set, the relay publishes only while the lane's
+queue holds fewer than `ahead` deliveries, so the order is decided here, at
+the outbox, and not first come first served in the broker's queue.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
+from smsgw_core.fairness import FairShare
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import DeliveryJob, OutboxEvent, RetryPolicy, UndecodablePayload
@@ -37,6 +44,7 @@ class RelayReport:
     retried: int
     parked: int
     expired: int = 0  # events settled without publishing: their SMS's validity had run out
+    throttled: bool = False  # the lane's queue held `ahead` deliveries: nothing was claimed
 
 
 @dataclass
@@ -49,14 +57,33 @@ class OutboxRelay:
     batch_size: int = 100
     lane: MessageType | None = None  # None: every priority, express first
     telemetry: Telemetry = field(default_factory=NoTelemetry)
+    fair: FairShare | None = None  # the lane's order across customers; None: oldest first
+    ahead: int = 0  # deliveries the lane's queue may hold before the relay waits; 0: any
+    customers_per_claim: int = 64  # customers one fair claim looks at (the next ones after)
 
     async def relay_once(self) -> RelayReport:
         now = self.clock.now()
         priority = None if self.lane is None else self.lane.priority
         leased_until = now + self.policy.lease
-        events = await self._commit(
-            lambda uow: uow.outbox.claim_due(now, self.batch_size, leased_until, priority)
-        )
+        room = self.batch_size
+        if self.ahead and self.lane is not None:
+            room = min(room, self.ahead - (await self.bus.backlog()).get(self.lane, 0))
+            if room <= 0:
+                return RelayReport(0, 0, 0, throttled=True)
+        if self.fair is not None and priority is not None:
+            fair, lane = self.fair, priority
+
+            async def claim(uow: UnitOfWork) -> list[OutboxEvent]:
+                waiting = await uow.outbox.waiting(
+                    now, lane, per_customer=room, customers=self.customers_per_claim,
+                    after_customer=fair.last_served)
+                picked = fair.pick(waiting, room)
+                return await uow.outbox.claim([w.event_id for w in picked], now, leased_until)
+
+            events = await self._commit(claim)
+        else:
+            events = await self._commit(
+                lambda uow: uow.outbox.claim_due(now, room, leased_until, priority))
         if not events:
             return RelayReport(0, 0, 0)
         deliveries, poison = _decode(events)

@@ -13,9 +13,10 @@ from smsgw_core.errors import (
     InsufficientBalance,
     InvalidTransition,
 )
+from smsgw_core.fairness import Waiting
 from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage, SmsStatus
-from smsgw_core.outbox import DeliveryJob, OutboxEvent
+from smsgw_core.outbox import DeliveryJob, OutboxEvent, UndecodablePayload
 from smsgw_core.ports import Backlog, HistoryFilter, ParkedEvent, RecipientFinish, StoredResponse
 from smsgw_core.testing.state import InMemoryState, OutboxRow
 
@@ -167,6 +168,37 @@ class InMemoryOutbox(_Repo):
             claimed.append(row.event)
         return claimed
 
+    async def waiting(
+        self, now: datetime, priority: int, per_customer: int, customers: int,
+        after_customer: int = -1,
+    ) -> list[Waiting]:
+        pending = sorted((row for row in self.s.outbox.values()
+                          if row.status == "pending" and row.event.priority == priority),
+                         key=lambda r: r.event.id)
+        who = sorted({_customer(row.event) for row in pending})
+        who = ([c for c in who if c > after_customer] + [c for c in who if c <= after_customer]
+               )[:customers]
+        heads: list[Waiting] = []
+        for customer in who:
+            due = [row.event for row in pending if _customer(row.event) == customer
+                   and (row.run_at is None or row.run_at <= now)]
+            heads += [Waiting(e.id, customer, _recipients(e)) for e in due[:per_customer]]
+        return heads
+
+    async def claim(
+        self, event_ids: Sequence[int], now: datetime, lease_until: datetime
+    ) -> list[OutboxEvent]:
+        claimed = []
+        for event_id in event_ids:
+            row = self.s.outbox.get(event_id)
+            if row is None or row.status != "pending" or (row.run_at is not None
+                                                           and row.run_at > now):
+                continue
+            row.event = replace(row.event, attempts=row.event.attempts + 1)
+            row.run_at = lease_until
+            claimed.append(row.event)
+        return claimed
+
     async def mark_published(
         self, event_ids: Sequence[int], at: datetime, leased_until: datetime | None = None
     ) -> None:
@@ -280,3 +312,13 @@ class InMemoryIdempotency(_Repo):
         if (user_id, key) in self.s.idempotency:
             raise DuplicateIdempotencyKey(key)
         self.s.idempotency[(user_id, key)] = stored
+
+
+def _customer(event: OutboxEvent) -> int:
+    """Whose event, as the SQL outbox's user_id column has it (0 for a poison one)."""
+    return 0 if isinstance(event.content, UndecodablePayload) else event.content.user_id
+
+
+def _recipients(event: OutboxEvent) -> int:
+    return 1 if isinstance(event.content, UndecodablePayload) else max(
+        1, len(event.content.recipients))

@@ -7,7 +7,7 @@ around them where the ports are wired.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
@@ -29,6 +29,7 @@ from smsgw_adapters.observability.tracing.spans import (
     start_child_span,
 )
 from smsgw_adapters.observability.tracing.state import enabled
+from smsgw_core.messages import MessageType
 from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import MessageBus
 
@@ -47,6 +48,9 @@ class TracedBus:
     def __init__(self, inner: MessageBus, system: str = "") -> None:
         self.inner = inner
         self.system = system  # messaging.system: "rabbitmq", "inprocess"
+
+    async def backlog(self) -> Mapping[MessageType, int]:
+        return await self.inner.backlog()
 
     async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         if not enabled():
