@@ -43,7 +43,7 @@ from smsgw_app.workers import (
     QuietLanes,
     RelayService,
 )
-from smsgw_core.fairness import FairShare
+from smsgw_core.fairness import FairShare, Headroom
 from smsgw_core.messages import MessageType
 from smsgw_core.ports import Clock, Operator, UnitOfWorkFactory
 from smsgw_core.services.relay import OutboxRelay
@@ -199,7 +199,7 @@ def relay_services(
             # Normal traffic in a fair order across customers, decided at the outbox
             # (its queue kept short); express oldest first, all of it at once.
             lane_relay = relay(lane=lane) if express else relay(
-                lane=lane, fair=FairShare(), ahead=settings.relay_ahead)
+                lane=lane, fair=FairShare(), headroom=Headroom(settings.relay_ahead))
             services.append(RelayService(f"relay-{lane.value}-{n}", lane_relay, wakeup, poll))
     services.append(OutboxJanitor(
         relay(),

@@ -97,9 +97,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     relay_express_workers: Count = 4
     relay_normal_workers: Count = 2
     relay_batch: Count = 100
-    # Normal deliveries the broker's queue may hold before the relays wait: the
-    # rest waits in the outbox, where the fair order across customers is made.
-    relay_ahead: Amount = 200
+    # Normal deliveries the broker's queue may hold at most: the relays keep it
+    # just full enough for the workers (fairness.Headroom) and the rest waits in
+    # the outbox, where the fair order across customers is made.
+    relay_ahead: Count = 500
     outbox_retention_s: Seconds = 3600.0
     operator_timeout_s: Seconds = 5.0
     operator_retries: Amount = 1

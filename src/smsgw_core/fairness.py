@@ -20,7 +20,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-QUANTUM = 100  # recipients a round adds to each waiting customer's allowance
+# Recipients a round adds to each waiting customer's allowance: one, so that in
+# every pick each waiting customer's next single-recipient SMS is among the
+# first; rounds in which no one can afford its next SMS are skipped at once.
+QUANTUM = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ class FairShare:
         picked: list[Waiting] = []
         while ring and len(picked) < room:
             # Rounds in which no one could afford its next SMS add the same to
-            # everyone: skip them at once (an SMS of 1,000 recipients is 10 rounds).
+            # everyone: skip them at once (an SMS of 1,000 recipients needs 1,000).
             short = min(max(0, queues[c][0].recipients - self._allowance.get(c, 0))
                         for c in ring)
             skipped = max(0, -(-short // self.quantum) - 1)
@@ -83,3 +86,33 @@ class FairShare:
                     break
             ring = still
         return picked
+
+
+class Headroom:
+    """How many deliveries a lane's queue may hold: enough that the workers never
+    find it empty between two of the relay's refills, and no more, since an SMS
+    published behind them waits for all of them (the fair order is the outbox's).
+
+    Adjusted at each refill from what the queue held: found empty after a full
+    refill (more was waiting), the queue ran dry, so the target doubles; found
+    over half full, the workers took less than half of it, so it shrinks by a
+    tenth. Nothing to estimate across relays: each reads the same queue.
+    """
+
+    def __init__(self, ceiling: int, floor: int = 4) -> None:
+        if not 1 <= floor <= ceiling:
+            raise ValueError("the headroom is 1 <= floor <= ceiling")
+        self.floor, self.ceiling = floor, ceiling
+        self.target = float(floor)
+        self._filled = False  # the last refill was cut short by the target
+
+    def room(self, ready: int) -> int:
+        """Deliveries to publish now, with `ready` in the queue."""
+        if ready == 0 and self._filled:
+            self.target = min(float(self.ceiling), self.target * 2)
+        elif ready > self.target / 2:
+            self.target = max(float(self.floor), self.target * 0.9)
+        return max(0, round(self.target) - ready)
+
+    def published(self, count: int, room: int) -> None:
+        self._filled = count >= room > 0

@@ -17,9 +17,10 @@ from core_world import (
     send,
 )
 
+from smsgw_core.fairness import FairShare, Headroom
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import RetryPolicy, UndecodablePayload
-from smsgw_core.services.relay import RelayReport
+from smsgw_core.services.relay import OutboxRelay, RelayReport
 
 # --- relay ----------------------------------------------------------------------------
 
@@ -164,3 +165,58 @@ async def test_an_undecodable_event_is_parked_at_once_and_the_rest_published(
     row = world.db.state.outbox[bad]
     assert row.status == "parked"
     assert row.last_error is not None and "undecodable payload" in row.last_error
+
+
+# --- the normal lane's fair order ---------------------------------------------------------
+
+
+def fair_lane(world: World, ahead: int = 0, batch: int = 100) -> OutboxRelay:
+    return OutboxRelay(world.db.uow, world.bus, world.clock, world.policy, world.validity,
+                       batch_size=batch, lane=MessageType.NORMAL, fair=FairShare(),
+                       headroom=Headroom(ahead, floor=ahead) if ahead else None)
+
+
+async def test_the_normal_lane_goes_fair_across_customers_not_oldest_first(
+    world: World,
+) -> None:
+    heavy, light = 1, 2
+    await fund(world, 10_000, heavy)
+    await fund(world, 10_000, light)
+    for _ in range(30):
+        await send(world, user=heavy)
+    late = [await send(world, user=light, text=f"light {n}") for n in range(3)]
+    relay = fair_lane(world, batch=6)
+    await relay.relay_once()
+    published = [d.sms_identifier for d in world.bus.published]
+    assert len(published) == 6
+    # Queued after 30 of the heavy customer's, the light one's 3 go in the first pass.
+    assert {a.sms_identifier for a in late} <= set(published)
+    while (await relay.relay_once()).published:
+        pass
+    assert len(world.bus.published) == 33  # and then everything else: nothing is left
+
+
+async def test_the_queue_is_kept_short_and_refilled_as_it_drains(world: World) -> None:
+    await fund(world, 10_000)
+    for _ in range(25):
+        await send(world)
+    relay = fair_lane(world, ahead=10)
+    assert (await relay.relay_once()).published == 10
+    assert await relay.relay_once() == RelayReport(0, 0, 0, throttled=True)
+    world.bus.taken[MessageType.NORMAL] += 4  # workers took four
+    assert (await relay.relay_once()).published == 4
+    assert (await relay.relay_once()).throttled
+    assert len(world.bus.published) == 14
+    assert sum(1 for row in outbox_rows(world) if row.status == "pending") == 11
+
+
+async def test_express_is_never_held_back_by_the_normal_queue(world: World) -> None:
+    await fund(world, 10_000)
+    for _ in range(5):
+        await send(world)
+    await fair_lane(world, ahead=5).relay_once()  # the normal queue is full
+    otp = await send(world, type=MessageType.EXPRESS)
+    express = OutboxRelay(world.db.uow, world.bus, world.clock, world.policy, world.validity,
+                          lane=MessageType.EXPRESS)
+    assert (await express.relay_once()).published == 1
+    assert world.bus.published[-1].sms_identifier == otp.sms_identifier

@@ -13,9 +13,9 @@ never in money held for messages that will not go.
 
 The normal lane goes in a fair order (fairness.py): with `fair` set, each
 claim picks the waiting SMS by deficit round robin across customers, weighted
-by recipients; and with `ahead` set, the relay publishes only while the lane's
-queue holds fewer than `ahead` deliveries, so the order is decided here, at
-the outbox, and not first come first served in the broker's queue.
+by recipients; and with `headroom` set, the relay keeps the lane's queue short (just
+enough that the workers never find it empty), so the order is decided here,
+at the outbox, and not first come first served in the broker's queue.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
-from smsgw_core.fairness import FairShare
+from smsgw_core.fairness import FairShare, Headroom
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import DeliveryJob, OutboxEvent, RetryPolicy, UndecodablePayload
@@ -58,7 +58,7 @@ class OutboxRelay:
     lane: MessageType | None = None  # None: every priority, express first
     telemetry: Telemetry = field(default_factory=NoTelemetry)
     fair: FairShare | None = None  # the lane's order across customers; None: oldest first
-    ahead: int = 0  # deliveries the lane's queue may hold before the relay waits; 0: any
+    headroom: Headroom | None = None  # what the lane's queue may hold; None: anything
     customers_per_claim: int = 64  # customers one fair claim looks at (the next ones after)
 
     async def relay_once(self) -> RelayReport:
@@ -66,8 +66,8 @@ class OutboxRelay:
         priority = None if self.lane is None else self.lane.priority
         leased_until = now + self.policy.lease
         room = self.batch_size
-        if self.ahead and self.lane is not None:
-            room = min(room, self.ahead - (await self.bus.backlog()).get(self.lane, 0))
+        if self.headroom is not None and self.lane is not None:
+            room = min(room, self.headroom.room((await self.bus.backlog()).get(self.lane, 0)))
             if room <= 0:
                 return RelayReport(0, 0, 0, throttled=True)
         if self.fair is not None and priority is not None:
@@ -84,6 +84,8 @@ class OutboxRelay:
         else:
             events = await self._commit(
                 lambda uow: uow.outbox.claim_due(now, room, leased_until, priority))
+        if self.headroom is not None:
+            self.headroom.published(len(events), room)
         if not events:
             return RelayReport(0, 0, 0)
         deliveries, poison = _decode(events)
