@@ -98,9 +98,14 @@ class RabbitConsumer:
 
     def _subscribe(self, queue: str, workers: int) -> RabbitSubscriber:
         # Handlers run as one task per delivered message; the gate caps them at
-        # `workers`, prefetch keeps the next messages at hand for them.
+        # `workers`. Express: prefetch keeps the next messages at hand for them.
+        # Normal: no more than the workers hold, since a message prefetched here
+        # waits behind the others first come first served, and the relay keeps
+        # the queue short so that the fair order across customers is the outbox's.
         gate = asyncio.Semaphore(workers)
-        channel = Channel(prefetch_count=max(self.topology.prefetch, workers))
+        prefetch = workers if queue == self.topology.normal_queue else max(
+            self.topology.prefetch, workers)
+        channel = Channel(prefetch_count=prefetch)
         subscriber = self._broker.subscriber(
             work_queue(self.topology, queue),
             channel=channel,
