@@ -16,8 +16,10 @@ while a customer of single-recipient SMS goes every round.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
+import asyncio
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 # Recipients a round adds to each waiting customer's allowance: one, so that in
@@ -116,3 +118,59 @@ class Headroom:
 
     def published(self, count: int, room: int) -> None:
         self._filled = count >= room > 0
+
+
+class FairGate:
+    """At most `slots` holders at once; those waiting are let in one customer at a
+    time, round robin (each customer's own in the order they came).
+
+    A worker's operator calls: a customer with a thousand recipients in flight
+    would otherwise queue a thousand calls ahead of another customer's one
+    (asyncio's Semaphore is first come, first served).
+    """
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError("a gate has at least one slot")
+        self._free = slots
+        self._waiting: OrderedDict[int, deque[asyncio.Future[None]]] = OrderedDict()
+
+    @asynccontextmanager
+    async def slot(self, customer: int) -> AsyncIterator[None]:
+        await self._acquire(customer)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _acquire(self, customer: int) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(customer, deque()).append(granted)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._release()  # let in, then cancelled: the slot goes to the next
+            else:
+                queue = self._waiting.get(customer)
+                if queue is not None and granted in queue:
+                    queue.remove(granted)
+                    if not queue:
+                        del self._waiting[customer]
+            raise
+
+    def _release(self) -> None:
+        while self._waiting:
+            customer, queue = next(iter(self._waiting.items()))
+            granted = queue.popleft()
+            if queue:
+                self._waiting.move_to_end(customer)  # its next waits for the others' turn
+            else:
+                del self._waiting[customer]
+            if not granted.done():
+                granted.set_result(None)
+                return
+        self._free += 1

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from itertools import count
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsgw_core.fairness import FairShare, Headroom, Waiting
+from smsgw_core.fairness import FairGate, FairShare, Headroom, Waiting
 
 ids = count(1)
 
@@ -81,3 +83,29 @@ def test_the_headroom_grows_when_the_queue_ran_dry_and_shrinks_when_it_did_not_d
     assert headroom.target == 4
     headroom.published(0, 4)  # nothing was waiting: an empty queue then says nothing
     assert headroom.room(0) == 4
+
+
+async def test_the_gate_lets_customers_in_by_turns_and_survives_cancellation() -> None:
+    gate, order = FairGate(1), []
+    release = asyncio.Event()
+
+    async def call(customer: int, n: int) -> None:
+        async with gate.slot(customer):
+            order.append((customer, n))
+            await release.wait()
+
+    first = asyncio.ensure_future(call(1, 0))
+    await asyncio.sleep(0)
+    heavy = [asyncio.ensure_future(call(1, n)) for n in range(1, 6)]
+    lost = asyncio.ensure_future(call(3, 0))
+    light = asyncio.ensure_future(call(2, 0))
+    await asyncio.sleep(0)
+    lost.cancel()  # a waiter that leaves takes no slot with it
+    release.set()
+    await asyncio.gather(first, *heavy, light, return_exceptions=False)
+    with pytest.raises(asyncio.CancelledError):
+        await lost
+    # The light customer's one call goes second, not behind the heavy one's five.
+    assert order == [(1, 0), (1, 1), (2, 0), (1, 2), (1, 3), (1, 4), (1, 5)]
+    async with gate.slot(4):  # every slot came back
+        pass

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from smsgw_core.failover import FailoverResult, send_with_failover
+from smsgw_core.fairness import FairGate
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import OutgoingSms
@@ -86,20 +87,21 @@ class Deliverer:
     # Operator calls in flight for all messages of a type. Normal calls beyond it
     # wait here, not in the HTTP client's pool where express calls would queue
     # behind them: a 100,000-recipient backlog must not delay an express message.
+    # They wait in turns across customers (FairGate), not first come first served.
     max_calls: int = 256
     telemetry: Telemetry = field(default_factory=NoTelemetry)
     _claims: dict[MessageType, Coalescer[str, list[str]]] = field(init=False, repr=False)
     _outcomes: dict[MessageType, Coalescer[_Sent, DeliveryCounts]] = field(
         init=False, repr=False
     )
-    _calls: dict[MessageType, asyncio.Semaphore] = field(init=False, repr=False)
+    _calls: dict[MessageType, FairGate] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Groups per message type: an express message never waits for a slot
         # behind a group of normal ones.
         self._claims = {kind: Coalescer(self._claim_group) for kind in MessageType}
         self._outcomes = {kind: Coalescer(self._record_group) for kind in MessageType}
-        self._calls = {kind: asyncio.Semaphore(self.max_calls) for kind in MessageType}
+        self._calls = {kind: FairGate(self.max_calls) for kind in MessageType}
 
     async def deliver(self, delivery: DeliveryJob) -> DeliveryCounts:
         claimed = await self._claims[delivery.type].submit(delivery.sms_identifier)
@@ -157,7 +159,7 @@ class Deliverer:
         self, delivery: DeliveryJob, recipient: str, gate: asyncio.Semaphore
     ) -> FailoverResult:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
-        async with gate, self._calls[delivery.type]:
+        async with gate, self._calls[delivery.type].slot(delivery.user_id):
             return await send_with_failover(sms, self.operators, self.breaker)
 
     async def _claim_group(self, sms_identifiers: Sequence[str]) -> list[list[str]]:
