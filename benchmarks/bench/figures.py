@@ -119,6 +119,34 @@ def derive_figures(scenarios: Scenarios) -> Figures:
     figures["express_p50_ms"] = number(latency.get("p50"))
     figures["express_p99_ms"] = number(latency.get("p99"))
     figures["express_backlog_recipients"] = number(express_record.get("backlog_recipients"))
+    figures.update(fairness_figures(scenarios))
+    return figures
+
+
+def fairness_figures(scenarios: Scenarios) -> Figures:
+    """Light customers behind a heavy one's backlog, and express on top: their waits,
+    and the share of what the light ones left that the heavy one still got."""
+    record = scenarios.get("fairness") or {}
+    ran = record.get("status") == "ok"
+    light = delivery_of(loadtest(scenarios, "fairness"))
+    express = delivery_of(record.get("express") if ran else None)
+    normal_ms = ((light or {}).get("latency_ms") or {}).get("normal") or {}
+    express_ms = ((express or {}).get("latency_ms") or {}).get("express") or {}
+    figures: Figures = {
+        "fairness_light_p99_ms": number(normal_ms.get("p99")),
+        "fairness_light_max_ms": number(normal_ms.get("max")),
+        "fairness_express_p99_ms": number(express_ms.get("p99")),
+        "fairness_express_max_ms": number(express_ms.get("max")),
+        "fairness_operator_latency_ms": number(record.get("operator_latency_ms")) if ran else None,
+    }
+    before, during = number(record.get("heavy_before_per_s")), number(
+        record.get("heavy_during_per_s"))
+    light_doc = loadtest(scenarios, "fairness")
+    light_rate = recipients_per_s(light_doc) if light_doc else None
+    # What the light customers left of the capacity the heavy one had alone.
+    left = before - light_rate if before is not None and light_rate is not None else None
+    figures["fairness_heavy_share"] = ratio(during, left) if left and left > 0 else None
+    figures["fairness_heavy_alone_per_s"] = before if ran else None
     return figures
 
 

@@ -66,12 +66,13 @@ class Gateway:
             urls.append(f"http://127.0.0.1:{port}")
         return urls
 
-    def start_operators(self, procs: Processes) -> dict[str, str]:
+    def start_operators(self, procs: Processes, latency_ms: int = 0) -> dict[str, str]:
         operators = {}
         for name in ("A", "B"):
             port = free_port()
             proc = procs.start(f"operator{name}", "operators",
-                               smsgw("operator-sim", "--name", name, "--port", str(port)),
+                               smsgw("operator-sim", "--name", name, "--port", str(port),
+                                     "--latency-ms", str(latency_ms)),
                                self.env("operators"))
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/stats", proc, f"operator-sim {name}", procs.log(f"operator{name}"))

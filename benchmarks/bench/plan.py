@@ -7,7 +7,7 @@ from typing import Any
 
 from benchmarks.bench.figures import E2E_SECONDS, EXPRESS_BACKLOG, OPEN_LOOP_RPS
 
-GROUPS = ("reference", "accept", "end_to_end", "express")
+GROUPS = ("reference", "accept", "end_to_end", "express", "fairness")
 USERS = 5000
 BALANCE = 1_000_000_000  # enough for every scenario: nobody runs out
 
@@ -33,6 +33,12 @@ class Plan:
     express_rps: int = 50
     express_seconds: float = 20.0
     delivery_timeout_s: float = 180.0
+    fairness_backlog: int = 20_000  # the heavy customer's recipients, in SMS of 100
+    fairness_latency_ms: int = 200  # each operator's: operator capacity is the bound
+    fairness_lights: int = 10  # light customers
+    fairness_rps: int = 10  # light normal requests per second, and express ones
+    fairness_before_s: float = 3.0  # the heavy customer's rate alone, measured first
+    fairness_seconds: float = 10.0
 
 
 FULL = Plan()
@@ -41,6 +47,7 @@ QUICK = replace(
     reference_seconds=1.0, accept_seconds=4.0,
     e2e_rps=300, e2e_seconds=8.0, backlog_recipients=5_000, backlog_rps=50,
     express_rps=20, express_seconds=5.0, delivery_timeout_s=60.0,
+    fairness_backlog=10_000, fairness_before_s=1.0, fairness_seconds=4.0,
 )
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,8 @@ from benchmarks.harness.processes import ROOT, smsgw
 
 
 class Scenarios:
-    """reference, accept, end_to_end and express: what each starts, loads and records."""
+    """reference, accept, end_to_end, express and fairness: what each starts, loads and
+    records."""
 
     def __init__(self, gateway: Gateway, plan: Plan, recorder: Recorder) -> None:
         self.gateway, self.plan, self.recorder = gateway, plan, recorder
@@ -31,11 +33,12 @@ class Scenarios:
 
     def loadtest(self, name: str, urls: list[str], *, rps: float, duration: float,
                  concurrency: int, recipients: int = 1, hot_share: float = 0.0,
-                 express_ratio: float = 0.0, wait_delivery: bool = False) -> dict[str, Any]:
+                 express_ratio: float = 0.0, wait_delivery: bool = False,
+                 users: int = USERS, first_user: int = 1) -> dict[str, Any]:
         argv = smsgw("loadtest", *[a for u in urls for a in ("--url", u)],
                      "--rps", str(rps), "--duration", str(duration),
-                     "--concurrency", str(concurrency), "--users", str(USERS),
-                     "--first-user", "1", "--hot-share", str(hot_share),
+                     "--concurrency", str(concurrency), "--users", str(users),
+                     "--first-user", str(first_user), "--hot-share", str(hot_share),
                      "--recipients", str(recipients), "--express-ratio", str(express_ratio),
                      "--json")
         if wait_delivery:
@@ -188,9 +191,11 @@ class Scenarios:
                               duration=max(1.0, requests / plan.backlog_rps),
                               concurrency=32, recipients=100)
             filled_s = time.monotonic() - fill_started
+            # The relay publishes only what the normal queue may hold (SMSGW_RELAY_AHEAD):
+            # the rest of the backlog waits in the outbox, as it does in production.
             published_s = wait_until(
-                "the relay to publish the backlog",
-                lambda: self.services.count("outbox_events WHERE status = 'pending'") == 0,
+                "the relay to fill the normal queue",
+                lambda: self.services.count("outbox_events WHERE status = 'published'") > 0,
                 timeout=300)
             queued = unfinished_normal()
             self.gateway.start_workers(procs, "express", spec)
@@ -218,6 +223,63 @@ class Scenarios:
                 f"starts and express goes at {plan.express_rps} req/s for "
                 f"{plan.express_seconds:g} s", lambda: measure(procs))
 
+
+    def fairness(self) -> None:
+        plan = self.plan
+        heavy, lights = 1, range(2, 2 + plan.fairness_lights)
+
+        def heavy_done() -> tuple[float, int]:
+            return time.monotonic(), self.services.count(
+                f"sms_status WHERE user_id = {heavy} AND status = 'DONE'")
+
+        def measure(procs: Processes) -> dict[str, Any]:
+            self.gateway.truncate()
+            operators = self.gateway.start_operators(procs, plan.fairness_latency_ms)
+            spec = ",".join(f"{name}=http://{urlsplit(url).netloc}"
+                            for name, url in operators.items())
+            urls = self.gateway.start_apis(procs, "fairness", SMSGW_OPERATORS=spec)
+            self.gateway.start_background(procs, "fairness", "relay", SMSGW_OPERATORS=spec)
+            self.gateway.start_workers(procs, "fairness", spec)
+            requests = math.ceil(plan.fairness_backlog / 100)
+            self.loadtest("fairness_backlog", urls, rps=plan.backlog_rps,
+                          duration=max(1.0, requests / plan.backlog_rps), concurrency=32,
+                          recipients=100, users=1, first_user=heavy)
+            wait_until("the heavy customer's first deliveries", lambda: heavy_done()[1] > 0,
+                       timeout=60)
+            before = heavy_done()
+            time.sleep(plan.fairness_before_s)
+            started = heavy_done()
+            sample = CpuSample(procs.pids(), "loadtest")
+            load = {"urls": urls, "rps": plan.fairness_rps, "duration": plan.fairness_seconds,
+                    "concurrency": 16, "wait_delivery": True}
+            with ThreadPoolExecutor(2) as pool:
+                light = pool.submit(self.loadtest, "fairness_light", users=len(lights),
+                                    first_user=lights[0], **load)
+                express = pool.submit(self.loadtest, "fairness_express", users=10,
+                                      first_user=lights[-1] + 1, express_ratio=1.0, **load)
+                time.sleep(plan.fairness_seconds)
+                ended = heavy_done()
+                heavy_left = self.services.count(
+                    f"sms_status WHERE user_id = {heavy} AND status IN ('PENDING', 'SENDING')")
+                docs = light.result(), express.result()
+            return {
+                "loadtest": docs[0], "express": docs[1], "cpu": sample.done(),
+                "operator_latency_ms": plan.fairness_latency_ms,
+                "heavy_backlog_recipients": requests * 100,
+                "heavy_before_per_s": round((started[1] - before[1]) / (started[0] - before[0]),
+                                            1),
+                "heavy_during_per_s": round((ended[1] - started[1]) / (ended[0] - started[0]),
+                                            1),
+                "heavy_unfinished_at_end": heavy_left,
+            }
+
+        with self.gateway.processes("fairness") as procs:
+            self.recorder.record(
+                "fairness", f"2 operator-sim ({plan.fairness_latency_ms} ms each), 2 api, relay, "
+                f"2 workers; one customer's {plan.fairness_backlog:,} normal recipients "
+                f"(SMS of 100) queued, then {plan.fairness_lights} light customers send "
+                f"{plan.fairness_rps} normal req/s and express goes at {plan.fairness_rps} "
+                f"req/s, for {plan.fairness_seconds:g} s", lambda: measure(procs))
 
 
 def _get_json(url: str) -> Any:

@@ -44,6 +44,11 @@ TARGETS: tuple[Target, ...] = (
            ">=", 1200, "delivered/s"),
     Target("express_p99_ms", "express p99 accept→terminal behind 100,000 normal",
            "<=", 500, "ms"),
+    # With operators of 200 ms: twice their latency and a second.
+    Target("fairness_light_p99_ms", "light customers' p99 accept→terminal behind a heavy "
+           "customer's 20,000-recipient backlog", "<=", 1400, "ms"),
+    Target("fairness_heavy_share", "the heavy customer's share of what the light ones left",
+           ">=", 0.9, "ratio"),
 )
 
 # Figures shown without a target, for context.
@@ -58,6 +63,12 @@ CONTEXT: tuple[tuple[str, str, str], ...] = (
     ("e2e_accepted_rps", "end to end: accepted", "req/s"),
     ("express_p50_ms", "express p50 accept→terminal behind the backlog", "ms"),
     ("express_backlog_recipients", "normal recipients queued before express", "recipients"),
+    ("fairness_light_max_ms", "light customers' slowest accept→terminal (fairness)", "ms"),
+    ("fairness_express_p99_ms", "express p99 accept→terminal on top of it (fairness)", "ms"),
+    ("fairness_express_max_ms", "express slowest accept→terminal (fairness)", "ms"),
+    ("fairness_heavy_alone_per_s", "the heavy customer alone: delivered (fairness)",
+     "recipients/s"),
+    ("fairness_operator_latency_ms", "each operator's latency (fairness)", "ms"),
 )
 
 
@@ -83,7 +94,8 @@ _SCENARIO_OF = {
     "accept_spread_rps": "accept_spread", "accept_vs_reference": "accept_spread",
     "accept_p99_at_1000_ms": "accept_1000rps", "hot_vs_spread": "accept_hot",
     "accept_100_recipients_per_s": "accept_100", "e2e_delivered_per_s": "end_to_end",
-    "express_p99_ms": "express",
+    "express_p99_ms": "express", "fairness_light_p99_ms": "fairness",
+    "fairness_heavy_share": "fairness",
 }
 
 
@@ -126,6 +138,12 @@ def _caveats(target: Target, figures: Figures, scenarios: Scenarios) -> list[str
         delivery = delivery_of(doc) or {}
         if delivery.get("unfinished"):
             notes.append(f"{delivery['unfinished']} express recipients unfinished")
+    if name == "fairness" and record.get("status") == "ok":
+        if record.get("heavy_unfinished_at_end") == 0:
+            notes.append("invalid: the heavy backlog had drained before the light sends ended")
+        latency = record.get("operator_latency_ms")
+        if isinstance(latency, int | float) and latency != 200:
+            notes.append(f"operators of {latency:g} ms, not 200 ms")
     return notes
 
 
@@ -195,6 +213,11 @@ def bound(target: Target, figures: Figures, scenarios: Scenarios, cpus: int = 2)
     if target.figure == "hot_vs_spread":
         said.append("90 % of the transactions update one balance row, and each holds its row "
                     "lock until its commit is flushed, so those serialize on it")
+    if target.figure == "fairness_light_p99_ms":
+        said.append("a light SMS waits for the relay's next claim (it goes first in the fair "
+                    "order), the deliveries already in the normal queue (SMSGW_RELAY_AHEAD), "
+                    "a free normal consumer (a heavy SMS of 100 recipients holds one until "
+                    "its last recipient is sent) and one operator call")
     if target.figure == "express_p99_ms":
         said.append("accept→terminal is outbox wait (relay claim) + queue wait + the worker's "
                     "claim, operator call and record; the normal backlog shares the relay, "

@@ -55,7 +55,18 @@ def full_run() -> dict[str, dict[str, Any]]:
                       "delivered_per_s": 1250.0, "latency_ms": {}})),
         "express": ok(loadtest=loadtest(ok=1000, delivery=express_delivery(120.0, 400.0)),
                       backlog_recipients=100_500, normal_unfinished_at_end=60_000),
+        "fairness": ok(
+            loadtest=loadtest(ok=100, elapsed=10.0, delivery=normal_delivery(600.0, 900.0)),
+            express=loadtest(ok=100, elapsed=10.0, delivery=express_delivery(60.0, 90.0)),
+            operator_latency_ms=200, heavy_before_per_s=1200.0, heavy_during_per_s=1140.0,
+            heavy_unfinished_at_end=5_000),
     }
+
+
+def normal_delivery(p99: float, worst: float) -> dict[str, Any]:
+    stats = {"p50": p99 / 2, "p90": p99, "p95": p99, "p99": p99, "max": worst, "count": 100}
+    return {"delivered": 100, "failed": 0, "unfinished": 0, "delivered_per_s": 10.0,
+            "latency_ms": {"express": None, "normal": stats}}
 
 
 def rows_by_figure(scenarios: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -76,6 +87,19 @@ def test_figures_are_derived_from_the_documents() -> None:
     assert figures["express_p50_ms"] == 120.0
     assert figures["express_p99_ms"] == 400.0
     assert figures["express_backlog_recipients"] == 100_500
+    assert figures["fairness_light_p99_ms"] == 600.0
+    assert figures["fairness_light_max_ms"] == 900.0
+    assert figures["fairness_express_p99_ms"] == 90.0
+    # The light customers took 10 recipients/s of the 1,200 the heavy one had alone.
+    assert figures["fairness_heavy_share"] == pytest.approx(1140 / 1190)
+
+
+def test_fairness_needs_the_heavy_backlog_to_last() -> None:
+    run = full_run()
+    run["fairness"]["heavy_unfinished_at_end"] = 0
+    row = rows_by_figure(run)["fairness_light_p99_ms"]
+    assert row["met"] is False
+    assert row["notes"] == ["invalid: the heavy backlog had drained before the light sends ended"]
 
 
 def test_all_targets_met() -> None:
