@@ -6,6 +6,7 @@ container's choice (container.py), never decided here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import timedelta
 
@@ -45,7 +46,8 @@ from smsgw_app.workers import (
 )
 from smsgw_core.fairness import FairShare, Headroom
 from smsgw_core.messages import MessageType
-from smsgw_core.ports import Clock, Operator, UnitOfWorkFactory
+from smsgw_core.ports import Clock, Operator, OperatorCapacity, UnitOfWorkFactory
+from smsgw_core.services.pacing import PacedOperator
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.validity import DeliveryPolicy
 
@@ -134,17 +136,22 @@ def rabbit_consumer(
     )
 
 
-def build_operators(settings: Settings, client: aiohttp.ClientSession) -> list[Operator]:
+def build_operators(settings: Settings, client: aiohttp.ClientSession,
+                    capacity: OperatorCapacity) -> list[Operator]:
     operators: list[Operator] = []
     for spec in settings.operators:
+        operator: Operator
         if spec.scheme in ("http", "https"):
-            operators.append(
-                HttpOperator(spec.name, spec.url, client, settings.operator_timeout_s)
-            )
-            continue
-        operators.append(SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params())))
-    # Every try of every operator: a client span when tracing, and a delivery log line.
-    return [tracing.TracedOperator(operator) for operator in operators]
+            operator = HttpOperator(spec.name, spec.url, client, settings.operator_timeout_s)
+        else:
+            operator = SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params()))
+        # Every try: a client span when tracing, and a delivery log line.
+        operator = tracing.TracedOperator(operator)
+        if spec.tps is not None:
+            # Outside the span: waiting for a slot is not the operator's time.
+            operator = PacedOperator(operator, capacity, spec.tps, time.monotonic)
+        operators.append(operator)
+    return operators
 
 
 def delivery_policy_of(settings: Settings) -> DeliveryPolicy:

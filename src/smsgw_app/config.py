@@ -8,11 +8,12 @@ entry in `_READINGS` the words for its problems.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -50,7 +51,8 @@ def hide_password(text: str, url: str) -> str:
 @dataclass(frozen=True, slots=True)
 class OperatorSpec:
     name: str
-    url: str
+    url: str  # without the tps parameter, which is ours, not the operator's
+    tps: float | None = None  # sends per second at most, over every worker process
 
     @property
     def scheme(self) -> str:
@@ -249,7 +251,7 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
             raise ConfigError(f"SMSGW_OPERATORS: {item!r} is not NAME=URL")
         if any(s.name == name for s in specs):
             raise ConfigError(f"SMSGW_OPERATORS: operator {name!r} is listed twice")
-        spec = OperatorSpec(name, url)
+        spec = _capped(OperatorSpec(name, url))
         if spec.scheme == "sim":
             _check_sim_params(spec)
         elif spec.scheme not in ("http", "https") or not urlsplit(url).hostname:
@@ -258,6 +260,26 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
             )
         specs.append(spec)
     return tuple(specs)
+
+
+def _capped(spec: OperatorSpec) -> OperatorSpec:
+    """The spec with its `tps` parameter, if any, read out of the URL."""
+    parts = urlsplit(spec.url)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    caps = [value for key, value in params if key == "tps"]
+    if not caps:
+        return spec
+    try:
+        tps = float(caps[-1])
+    except ValueError:
+        tps = math.nan
+    if not 0 < tps <= 1_000_000:
+        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: tps={caps[-1]!r}: expected sends "
+                          "per second, above 0 and at most 1000000")
+    rest = urlencode([(key, value) for key, value in params if key != "tps"])
+    # By hand: urlunsplit would write sim:// without its two slashes.
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
+    return OperatorSpec(spec.name, url + (f"#{parts.fragment}" if parts.fragment else ""), tps)
 
 
 def _check_sim_params(spec: OperatorSpec) -> None:

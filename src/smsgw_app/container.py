@@ -16,6 +16,7 @@ from smsgw_adapters.observability import MeasuredBreaker, Metrics, PrometheusTel
 from smsgw_adapters.observability.tracing import TracedBus, traced_handler
 from smsgw_adapters.operators.http import operator_http_client
 from smsgw_adapters.resilience import ResilientBreaker
+from smsgw_adapters.sql.capacity import SqlOperatorCapacity
 from smsgw_adapters.sql.uow import sql_uow_factory
 from smsgw_app import assembly
 from smsgw_app.api.backpressure import BacklogGate
@@ -69,7 +70,9 @@ class Container(containers.DeclarativeContainer):
         Tariff, normal=settings.provided.price_normal, express=settings.provided.price_express
     )
     wakeup = providers.Singleton(Wakeup)
-    operators = providers.Singleton(assembly.build_operators, settings, http_client)
+    operator_capacity = providers.Singleton(SqlOperatorCapacity, engine)
+    operators = providers.Singleton(assembly.build_operators, settings, http_client,
+                                    operator_capacity)
     breaker = providers.Singleton(
         MeasuredBreaker,
         providers.Singleton(

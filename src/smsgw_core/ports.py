@@ -300,6 +300,14 @@ class Operator(Protocol):
         """Hand `sms` to the operator; return its message id or raise OperatorError."""
 
 
+class OperatorCapacity(Protocol):
+    """The schedule of each capped operator's sends, shared by every process."""
+
+    async def reserve(self, operator: str, sends: int, per_s: float) -> float:
+        """Reserve the next `sends` slots of the operator at `per_s`: the seconds
+        from now until the first may go (0 when the operator is free now)."""
+
+
 class CircuitBreaker(Protocol):
     async def call(self, operator: str, send: Callable[[], Awaitable[str]]) -> str:
         """Run `send` under `operator`'s breaker; raise CircuitOpen if it is open.

@@ -23,7 +23,7 @@ from smsgw_adapters.sql.schema import metadata
 
 TABLES = {
     "alembic_version", "user_balances", "user_transactions", "sms_status", "outbox_events",
-    "idempotency_keys", "customers", "api_keys",
+    "idempotency_keys", "customers", "api_keys", "operator_capacity",
 }
 INDEXES = {
     "idx_user_transactions_user_id", "idx_user_transactions_user_id_id",

@@ -101,3 +101,20 @@ async def test_named_origins_and_only_they_get_cors_headers() -> None:
         refused = await client.options("/v1/messages", headers={
             **PREFLIGHT, "Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in refused.headers
+
+
+def test_an_operators_cap_is_read_out_of_its_url() -> None:
+    operators = Settings.from_env({"SMSGW_OPERATORS": (
+        "A=http://op-a:9001/x?tps=200&account=7,B=sim://?latency_ms=5&tps=0.5,C=sim://")
+    }).operators
+    assert [(o.name, o.url, o.tps) for o in operators] == [
+        ("A", "http://op-a:9001/x?account=7", 200.0),
+        ("B", "sim://?latency_ms=5", 0.5),
+        ("C", "sim://", None),
+    ]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "fast", "nan", "inf", "2000000"])
+def test_a_bad_cap_names_its_operator(value: str) -> None:
+    with pytest.raises(ConfigError, match=f"SMSGW_OPERATORS: A: tps={value!r}"):
+        Settings.from_env({"SMSGW_OPERATORS": f"A=http://op-a:9001?tps={value}"})

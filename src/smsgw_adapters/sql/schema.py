@@ -119,3 +119,12 @@ api_keys = sa.Table(
     sa.Column("revoked_at", UtcDateTime(fractional=True), nullable=True),
     sa.Index("idx_api_keys_customer", "customer_id", "created_at"),
 )
+
+# A capped operator's shared schedule (SMSGW_OPERATORS ...?tps=N): when its next
+# send may go, in seconds since the epoch by the database's clock.
+operator_capacity = sa.Table(
+    "operator_capacity",
+    metadata,
+    sa.Column("operator", sa.String(50), primary_key=True),
+    sa.Column("next_free_s", sa.Float(precision=53), nullable=False),
+)

@@ -9,6 +9,7 @@ same domain errors as the SQL ones. Production code never imports this package
 
 from smsgw_core.testing.breaker import CountingCircuitBreaker
 from smsgw_core.testing.bus import RecordingBus
+from smsgw_core.testing.capacity import InMemoryCapacity
 from smsgw_core.testing.clock import FakeClock, FakeTicks, SequentialIds
 from smsgw_core.testing.operators import Behaviour, ScriptedOperator, always
 from smsgw_core.testing.repositories import (
@@ -26,6 +27,7 @@ __all__ = [
     "CountingCircuitBreaker",
     "FakeClock",
     "FakeTicks",
+    "InMemoryCapacity",
     "InMemoryCustomers",
     "InMemoryDatabase",
     "InMemoryIdempotency",
