@@ -37,7 +37,8 @@ class Plan:
     fairness_latency_ms: int = 200  # each operator's: operator capacity is the bound
     fairness_lights: int = 10  # light customers
     fairness_rps: int = 10  # light normal requests per second, and express ones
-    fairness_before_s: float = 3.0  # the heavy customer's rate alone, measured first
+    fairness_warmup_s: float = 2.0  # from the heavy customer's first delivery
+    fairness_before_s: float = 3.0  # the heavy customer's rate alone, measured then
     fairness_seconds: float = 10.0
 
 
@@ -47,7 +48,8 @@ QUICK = replace(
     reference_seconds=1.0, accept_seconds=4.0,
     e2e_rps=300, e2e_seconds=8.0, backlog_recipients=5_000, backlog_rps=50,
     express_rps=20, express_seconds=5.0, delivery_timeout_s=60.0,
-    fairness_backlog=10_000, fairness_before_s=1.0, fairness_seconds=4.0,
+    fairness_backlog=10_000, fairness_warmup_s=1.0, fairness_before_s=2.0,
+    fairness_seconds=4.0,
 )
 
 

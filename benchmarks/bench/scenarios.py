@@ -246,6 +246,7 @@ class Scenarios:
                           recipients=100, users=1, first_user=heavy)
             wait_until("the heavy customer's first deliveries", lambda: heavy_done()[1] > 0,
                        timeout=60)
+            time.sleep(plan.fairness_warmup_s)  # the relays' headroom finds its size
             before = heavy_done()
             time.sleep(plan.fairness_before_s)
             started = heavy_done()

@@ -205,8 +205,9 @@ def relay_services(
         for n in range(size):
             # Normal traffic in a fair order across customers, decided at the outbox
             # (its queue kept short); express oldest first, all of it at once.
-            lane_relay = relay(lane=lane) if express else relay(
-                lane=lane, fair=FairShare(), headroom=Headroom(settings.relay_ahead))
+            lane_relay = relay(lane=lane, chunk=settings.delivery_chunk) if express else relay(
+                lane=lane, chunk=settings.delivery_chunk, fair=FairShare(),
+                headroom=Headroom(settings.relay_ahead))
             services.append(RelayService(f"relay-{lane.value}-{n}", lane_relay, wakeup, poll))
     services.append(OutboxJanitor(
         relay(),

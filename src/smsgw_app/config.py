@@ -103,6 +103,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     # just full enough for the workers (fairness.Headroom) and the rest waits in
     # the outbox, where the fair order across customers is made.
     relay_ahead: Count = 500
+    # Recipients per published delivery at most: a worker holds a delivery until its
+    # last recipient is sent, so a large SMS goes as several, each claimed on its own.
+    delivery_chunk: Count = 20
     outbox_retention_s: Seconds = 3600.0
     operator_timeout_s: Seconds = 5.0
     operator_retries: Amount = 1

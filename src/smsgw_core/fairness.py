@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -50,9 +50,11 @@ class FairShare:
         """The customer served last (-1: none yet): the next pick starts after it."""
         return self._last
 
-    def pick(self, waiting: Iterable[Waiting], room: int) -> list[Waiting]:
-        """Up to `room` of the waiting SMS (each customer's in the order given),
-        in the order they should go."""
+    def pick(self, waiting: Iterable[Waiting], room: int,
+             size: Callable[[Waiting], int] = lambda sms: 1) -> list[Waiting]:
+        """Waiting SMS (each customer's in the order given) in the order they should
+        go, as many as fill `room`: each takes `size` of it (1: room counts SMS),
+        and the first always goes."""
         queues: dict[int, deque[Waiting]] = {}
         for sms in waiting:
             queues.setdefault(sms.customer_id, deque()).append(sms)
@@ -62,7 +64,8 @@ class FairShare:
         start = next((i for i, c in enumerate(ring) if c > self._last), 0)
         ring = ring[start:] + ring[:start]
         picked: list[Waiting] = []
-        while ring and len(picked) < room:
+        used, full = 0, False
+        while ring and used < room and not full:
             # Rounds in which no one could afford its next SMS add the same to
             # everyone: skip them at once (an SMS of 1,000 recipients needs 1,000).
             short = min(max(0, queues[c][0].recipients - self._allowance.get(c, 0))
@@ -72,17 +75,21 @@ class FairShare:
             for customer in ring:
                 queue = queues[customer]
                 allowance = self._allowance.get(customer, 0) + self.quantum * (skipped + 1)
-                while queue and queue[0].recipients <= allowance and len(picked) < room:
+                while (queue and queue[0].recipients <= allowance
+                       and (not picked or used + size(queue[0]) <= room)):
                     sms = queue.popleft()
                     allowance -= sms.recipients
                     picked.append(sms)
+                    used += size(sms)
                     self._last = customer
+                # Affordable but too big for what is left of the room: the pick is done.
+                full = bool(queue) and queue[0].recipients <= allowance
                 if queue:
                     self._allowance[customer] = allowance
                     still.append(customer)
                 else:
                     self._allowance.pop(customer, None)
-                if len(picked) >= room:
+                if used >= room or full:
                     # The customers after this one in the ring keep their turn.
                     still.extend(c for c in ring[ring.index(customer) + 1:] if queues[c])
                     break

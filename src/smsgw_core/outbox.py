@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from smsgw_core.messages import MessageType
@@ -12,7 +12,8 @@ SMS_SEND = "sms.send"
 
 @dataclass(frozen=True, slots=True)
 class DeliveryJob:
-    """The message the bus carries to a worker: one accepted SMS, all its recipients."""
+    """The message the bus carries to a worker: one accepted SMS, all its recipients
+    or a part of them (see `chunks`)."""
 
     sms_identifier: str
     user_id: int
@@ -28,6 +29,15 @@ class DeliveryJob:
     @property
     def priority(self) -> int:
         return self.type.priority
+
+    def chunks(self, size: int) -> list[DeliveryJob]:
+        """This SMS as deliveries of at most `size` recipients each (itself when it
+        fits): a worker holds one delivery until its last recipient is sent, so a
+        large SMS in one piece would hold it for a long time, ahead of the others."""
+        if len(self.recipients) <= size:
+            return [self]
+        return [replace(self, recipients=self.recipients[i:i + size])
+                for i in range(0, len(self.recipients), size)]
 
 
 class UndecodablePayload(ValueError):

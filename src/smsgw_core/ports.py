@@ -109,12 +109,15 @@ class MessageRepository(Protocol):
     async def add(self, messages: Sequence[RecipientMessage]) -> None: ...
 
     async def claim_many(
-        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
+        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None,
+        only: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, list[str]]:
         """Move to SENDING each recipient of these SMS that is PENDING, or SENDING since
         before `stale_before` (its lease lapsed); each SMS's claimed recipients (none:
         absent). A recipient SENDING since later belongs to a delivery in progress and
-        is left alone. Without `stale_before`, every unfinished recipient is claimed."""
+        is left alone. Without `stale_before`, every unfinished recipient is claimed.
+        With `only`, of an SMS named there only those recipients (a delivery of a
+        part of it)."""
 
     async def finish_many(self, outcomes: Sequence[RecipientFinish], at: datetime) -> list[bool]:
         """Move each recipient out of SENDING, in order: to DONE or FAILED, or back to

@@ -192,6 +192,21 @@ async def test_claim_many_claims_each_sms_and_skips_the_finished(
         assert await uow.messages.claim_many([], at(3)) == {}
 
 
+async def test_claim_many_claims_only_the_part_named(uow_factory: UnitOfWorkFactory) -> None:
+    await _add(uow_factory, "s1", A, B, C)
+    await _add(uow_factory, "s2", A, B)
+    async with uow_factory() as uow:
+        claimed = await uow.messages.claim_many(["s1", "s2"], at(1), at(1),
+                                                only={"s1": [A, C]})
+        await uow.commit()
+    assert {sms: sorted(r) for sms, r in claimed.items()} == {"s1": sorted([A, C]),
+                                                               "s2": sorted([A, B])}
+    assert (await _statuses(uow_factory, "s1"))[B] is SmsStatus.PENDING  # another part's
+    async with uow_factory() as uow:
+        assert await uow.messages.claim_many(["s1"], at(2), at(1), only={"s1": [A, B]}) == {
+            "s1": [B]}  # A is SENDING in its delivery
+
+
 async def test_finish_many_moves_each_recipient_once_in_order(
     uow_factory: UnitOfWorkFactory,
 ) -> None:

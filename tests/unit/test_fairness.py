@@ -109,3 +109,29 @@ async def test_the_gate_lets_customers_in_by_turns_and_survives_cancellation() -
     assert order == [(1, 0), (1, 1), (2, 0), (1, 2), (1, 3), (1, 4), (1, 5)]
     async with gate.slot(4):  # every slot came back
         pass
+
+
+def test_room_can_count_what_each_sms_takes_of_it() -> None:
+    fair = FairShare()
+    bulk, single = queue(1, 5, recipients=100), queue(2, 5)
+    parts = fair.pick(bulk + single, 10, size=lambda w: -(-w.recipients // 20))
+    # A bulk SMS is 5 parts of the queue: room for two of them, or one and singles.
+    assert sum(-(-w.recipients // 20) for w in parts) <= 10
+    assert {w.customer_id for w in parts} == {1, 2}
+    assert FairShare().pick(queue(1, 1, recipients=1000), 10, size=lambda w: 50) != []
+
+
+@given(st.lists(st.tuples(st.integers(1, 4), st.integers(1, 120)), max_size=40),
+       st.integers(1, 30), st.integers(1, 25))
+def test_a_pick_by_size_ends_and_fits_its_room(
+    sms: list[tuple[int, int]], room: int, part: int,
+) -> None:
+    waiting = [Waiting(i, c, r) for i, (c, r) in enumerate(sms)]
+
+    def size(w: Waiting) -> int:
+        return -(-w.recipients // part)
+
+    picked = FairShare().pick(waiting, room, size=size)
+    if waiting:
+        assert picked  # the first always goes, whatever its size
+    assert sum(size(w) for w in picked[1:]) < room or len(picked) <= 1

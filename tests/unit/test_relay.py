@@ -5,6 +5,7 @@ On the in-memory fakes (tests/unit/core_world.py); assertions are on state.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
@@ -220,3 +221,33 @@ async def test_express_is_never_held_back_by_the_normal_queue(world: World) -> N
                           lane=MessageType.EXPRESS)
     assert (await express.relay_once()).published == 1
     assert world.bus.published[-1].sms_identifier == otp.sms_identifier
+
+
+async def test_a_large_sms_goes_as_parts_each_delivered_on_its_own(world: World) -> None:
+    await fund(world, 10_000)
+    numbers = tuple(f"+98912{n:07d}" for n in range(45))
+    accepted = await send(world, numbers)
+    relay = OutboxRelay(world.db.uow, world.bus, world.clock, world.policy, world.validity,
+                        lane=MessageType.NORMAL, chunk=20, fair=FairShare())
+    assert (await relay.relay_once()).published == 1  # one event ...
+    parts = world.bus.published
+    assert [len(p.recipients) for p in parts] == [20, 20, 5]  # ... three deliveries
+    assert {p.sms_identifier for p in parts} == {accepted.sms_identifier}
+    counts = [await world.deliverer.deliver(p) for p in (parts[1], parts[1], parts[0])]
+    assert [(c.done, c.skipped) for c in counts] == [(20, 0), (0, 20), (20, 0)]
+    assert sorted(m.recipient for m in world.messages() if m.status is SmsStatus.PENDING) == \
+        sorted(numbers[40:])  # the last part's, untouched by the others
+    await world.deliverer.deliver(parts[2])
+    assert all(m.status is SmsStatus.DONE for m in world.messages())
+
+
+async def test_parts_of_one_sms_in_one_claim_group_each_get_their_own(world: World) -> None:
+    await fund(world, 10_000)
+    numbers = tuple(f"+98912{n:07d}" for n in range(6))
+    await send(world, numbers)
+    relay = OutboxRelay(world.db.uow, world.bus, world.clock, world.policy, world.validity,
+                        lane=MessageType.NORMAL, chunk=2)
+    await relay.relay_once()
+    counts = await asyncio.gather(*(world.deliverer.deliver(p) for p in world.bus.published))
+    assert [c.done for c in counts] == [2, 2, 2]
+    assert len(world.a.sent) == 6  # each recipient sent once

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,7 +56,8 @@ class SqlMessages(SqlRepository):
             raise ValueError(f"duplicate recipient in {messages[0].sms_identifier}") from exc
 
     async def claim_many(
-        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
+        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None,
+        only: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, list[str]]:
         # FOR UPDATE keeps a concurrent finish() from slipping between the read
         # and the update on MySQL; SQLite's writer lock already excludes it.
@@ -67,6 +68,11 @@ class SqlMessages(SqlRepository):
             rows = (await self._conn.execute(
                 _CLAIMABLE_ROWS, {"sms": sms, "stale_before": stale_before}
             )).all()
+        if only:
+            # The other recipients' rows stay as they are (locked until the commit,
+            # a moment): another part of the SMS is another delivery's.
+            rows = [row for row in rows if row.sms_identifier not in only
+                    or row.recipient in only[row.sms_identifier]]
         if not rows:
             return {}
         # By primary key, the rows just locked: the optimizer may take another

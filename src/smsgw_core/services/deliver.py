@@ -90,7 +90,9 @@ class Deliverer:
     # They wait in turns across customers (FairGate), not first come first served.
     max_calls: int = 256
     telemetry: Telemetry = field(default_factory=NoTelemetry)
-    _claims: dict[MessageType, Coalescer[str, list[str]]] = field(init=False, repr=False)
+    # A claim names the SMS and the recipients of this delivery (all or a part of them).
+    _claims: dict[MessageType, Coalescer[tuple[str, tuple[str, ...]], list[str]]] = field(
+        init=False, repr=False)
     _outcomes: dict[MessageType, Coalescer[_Sent, DeliveryCounts]] = field(
         init=False, repr=False
     )
@@ -104,7 +106,8 @@ class Deliverer:
         self._calls = {kind: FairGate(self.max_calls) for kind in MessageType}
 
     async def deliver(self, delivery: DeliveryJob) -> DeliveryCounts:
-        claimed = await self._claims[delivery.type].submit(delivery.sms_identifier)
+        claimed = await self._claims[delivery.type].submit(
+            (delivery.sms_identifier, delivery.recipients))
         if not claimed:
             return DeliveryCounts(0, 0, len(delivery.recipients))
         outcomes: list[FailoverResult | None]
@@ -162,20 +165,31 @@ class Deliverer:
         async with gate, self._calls[delivery.type].slot(delivery.user_id):
             return await send_with_failover(sms, self.operators, self.breaker)
 
-    async def _claim_group(self, sms_identifiers: Sequence[str]) -> list[list[str]]:
+    async def _claim_group(
+        self, deliveries: Sequence[tuple[str, tuple[str, ...]]],
+    ) -> list[list[str]]:
         now = self.clock.now()
+        wanted: dict[str, set[str]] = {}
+        for sms, recipients in deliveries:
+            wanted.setdefault(sms, set()).update(recipients)
 
         async def claim(uow: UnitOfWork) -> dict[str, list[str]]:
             claimed = await uow.messages.claim_many(
-                sms_identifiers, now, self.policy.stale_before(now)
+                list(wanted), now, self.policy.stale_before(now), only=wanted,
             )
             await uow.commit()
             return claimed
 
         claimed = await in_transaction(self.uow, claim)  # a deadlock is re-run, not raised
-        # The same SMS twice in one group (the bus delivered it twice at once):
-        # the first delivery sends, the other finds nothing to do.
-        return [claimed.pop(sms, []) for sms in sms_identifiers]
+        # Each delivery gets its own recipients; the same part twice in one group (the
+        # bus delivered it twice at once): the first sends, the other has nothing to do.
+        given = {sms: set(recipients) for sms, recipients in claimed.items()}
+        answers = []
+        for sms, recipients in deliveries:
+            mine = [r for r in recipients if r in given.get(sms, ())]
+            given.get(sms, set()).difference_update(mine)
+            answers.append(mine)
+        return answers
 
     async def _record_group(self, group: Sequence[_Sent]) -> list[DeliveryCounts]:
         now = self.clock.now()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
-from smsgw_core.fairness import FairShare, Headroom
+from smsgw_core.fairness import FairShare, Headroom, Waiting
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import DeliveryJob, OutboxEvent, RetryPolicy, UndecodablePayload
@@ -36,6 +36,7 @@ from smsgw_core.transactions import in_transaction
 from smsgw_core.validity import DeliveryPolicy, FailureReason
 
 T = TypeVar("T")
+MAX_PART = 1 << 30  # an SMS whole, in one delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class OutboxRelay:
     fair: FairShare | None = None  # the lane's order across customers; None: oldest first
     headroom: Headroom | None = None  # what the lane's queue may hold; None: anything
     customers_per_claim: int = 64  # customers one fair claim looks at (the next ones after)
+    chunk: int = 0  # recipients per published delivery at most (an SMS in parts); 0: whole
 
     async def relay_once(self) -> RelayReport:
         now = self.clock.now()
@@ -77,7 +79,7 @@ class OutboxRelay:
                 waiting = await uow.outbox.waiting(
                     now, lane, per_customer=room, customers=self.customers_per_claim,
                     after_customer=fair.last_served)
-                picked = fair.pick(waiting, room)
+                picked = fair.pick(waiting, room, size=self._parts)
                 return await uow.outbox.claim([w.event_id for w in picked], now, leased_until)
 
             events = await self._commit(claim)
@@ -103,7 +105,8 @@ class OutboxRelay:
             return RelayReport(0, 0, len(poison), len(expired))
         good = [event for event, _ in deliveries]
         try:
-            await self.bus.publish([delivery for _, delivery in deliveries])
+            await self.bus.publish([part for _, delivery in deliveries
+                                    for part in delivery.chunks(self.chunk or MAX_PART)])
         except Exception as exc:  # any bus failure: the events wait and try again
             await self._failed(good, repr(exc))
             self._report(failed=good)
@@ -115,6 +118,10 @@ class OutboxRelay:
         ))
         self._report(published=good)
         return RelayReport(len(good), 0, len(poison), len(expired))
+
+    def _parts(self, sms: Waiting) -> int:
+        """The deliveries an SMS is published as: what it takes of the lane's queue."""
+        return -(-sms.recipients // self.chunk) if self.chunk else 1
 
     def _report(
         self,

@@ -100,12 +100,15 @@ class InMemoryMessages(_Repo):
             self.s.messages.append((self.s.take_id(), m))
 
     async def claim_many(
-        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None
+        self, sms_identifiers: Sequence[str], at: datetime, stale_before: datetime | None = None,
+        only: Mapping[str, Collection[str]] | None = None,
     ) -> dict[str, list[str]]:
         wanted = set(sms_identifiers)
         claimed: dict[str, list[str]] = {}
         for index, (i, m) in enumerate(self.s.messages):
             if m.sms_identifier not in wanted or m.status.terminal:
+                continue
+            if only and m.sms_identifier in only and m.recipient not in only[m.sms_identifier]:
                 continue
             if (m.status is SmsStatus.SENDING and stale_before is not None
                     and m.updated_at >= stale_before):
