@@ -87,7 +87,7 @@ class OutboxRelay:
             events = await self._commit(
                 lambda uow: uow.outbox.claim_due(now, room, leased_until, priority))
         if self.headroom is not None:
-            self.headroom.published(len(events), room)
+            self.headroom.published(sum(self._event_parts(e) for e in events), room)
         if not events:
             return RelayReport(0, 0, 0)
         deliveries, poison = _decode(events)
@@ -122,6 +122,11 @@ class OutboxRelay:
     def _parts(self, sms: Waiting) -> int:
         """The deliveries an SMS is published as: what it takes of the lane's queue."""
         return -(-sms.recipients // self.chunk) if self.chunk else 1
+
+    def _event_parts(self, event: OutboxEvent) -> int:
+        content = event.content
+        recipients = 1 if isinstance(content, UndecodablePayload) else len(content.recipients)
+        return self._parts(Waiting(event.id, 0, max(1, recipients)))
 
     def _report(
         self,
