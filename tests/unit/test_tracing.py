@@ -302,13 +302,13 @@ def test_operator_span_outcomes(spans: InMemorySpanExporter) -> None:
 
 
 def test_operator_span_off_only_logs(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "smsgw.delivery")
+    caplog.set_level(logging.DEBUG, "smsgw.delivery")
     with tracing.operator_span("A", sms()) as span:
         assert span is trace.INVALID_SPAN
     with pytest.raises(OperatorError), tracing.operator_span("B", sms()):
         raise OperatorError("B", ErrorClass.TRANSIENT, "HTTP 503")
     sent, failed = caplog.records
-    assert (sent.levelno, sent.getMessage()) == (logging.INFO, "sms sent")
+    assert (sent.levelno, sent.getMessage()) == (logging.DEBUG, "sms sent")
     assert vars(sent)["recipient"] == "+989121234567"  # the formatter masks it
     assert vars(sent)["sms_identifier"] == "6f1c-uuid"
     assert (vars(sent)["operator"], vars(sent)["outcome"]) == ("A", "sent")
