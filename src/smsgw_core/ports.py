@@ -230,6 +230,9 @@ class CustomerRepository(Protocol):
         of them when there is one, else the lowest free; None when all are taken.
         (A new customer must not inherit an account the seed routes made.)"""
 
+    async def limits(self) -> dict[int, int]:
+        """Every customer with a send limit of its own: id -> recipients per second."""
+
     async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
         """False when there is no such customer."""
 

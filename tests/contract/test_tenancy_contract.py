@@ -117,3 +117,14 @@ async def test_a_key_keeps_its_latest_use(uow_factory: UnitOfWorkFactory) -> Non
         used = {k.key_id: k.last_used_at for k in await uow.keys.listed(1)}
         assert used == {"00000000000000c1": at(15), "00000000000000c2": at(20)}
         assert await uow.keys.get("00000000000000ff") is None
+
+
+async def test_the_customers_with_a_limit_of_their_own(uow_factory: UnitOfWorkFactory) -> None:
+    async with uow_factory() as uow:
+        for customer, rate in ((1, 200), (2, None), (3, 5)):
+            await uow.customers.add(Customer(customer, "", T0, rate))
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.customers.limits() == {1: 200, 3: 5}
+        await uow.customers.set_limit(1, None)
+        assert await uow.customers.limits() == {3: 5}

@@ -159,3 +159,19 @@ async def test_a_customers_rate_is_read_once_per_second() -> None:
     world.ticks.advance(1.0)
     await limits.take(7, 1)
     assert opened == 2
+
+
+async def test_many_customers_cost_one_read_a_second_not_one_each() -> None:
+    world = World(Rate(1000, 1000))
+    opened = 0
+    uow = world.db.uow
+
+    def counted():  # type: ignore[no-untyped-def]
+        nonlocal opened
+        opened += 1
+        return uow()
+
+    limits = SendLimits(counted, world.ticks, Rate(1000, 1000))
+    for customer in range(1, 500):
+        await limits.take(customer, 1)
+    assert opened == 1

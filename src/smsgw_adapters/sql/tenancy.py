@@ -57,6 +57,11 @@ class SqlCustomers(SqlRepository):
         lowest = gap.scalar()
         return None if lowest is None else int(lowest)
 
+    async def limits(self) -> dict[int, int]:
+        found = await self._conn.execute(sa.select(_c.id, _c.max_recipients_per_s)
+                                         .where(_c.max_recipients_per_s.is_not(None)))
+        return {int(row.id): int(row.max_recipients_per_s) for row in found}
+
     async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
         done = await self._conn.execute(customers.update().where(_c.id == customer_id)
                                         .values(max_recipients_per_s=max_recipients_per_s))

@@ -2,10 +2,12 @@
 before anything is charged or written (RateLimited: 429 with Retry-After).
 
 Each customer's rate is its own (`max_recipients_per_s`, set by an admin) or
-the gateway's default (SMSGW_CUSTOMER_RATE; none: unlimited), read through
-RecentlyRead, so a change is seen within a second and a send costs no
-database round trip. The buckets are this process's: with N API processes
-behind a balancer a customer gets at most N times its rate (see the README).
+the gateway's default (SMSGW_CUSTOMER_RATE; none: unlimited). The customers
+with a rate of their own are few (an admin sets each): all of them are read
+in one query at most once a second (RecentlyRead), so a change is seen within
+a second and a send costs no database round trip, however many customers send.
+The buckets are this process's: with N API processes behind a balancer a
+customer gets at most N times its rate (see the README).
 
 A send that is then refused for another reason (no balance, a bad number)
 gives its recipients back: only accepted recipients count against the limit.
@@ -25,6 +27,7 @@ from smsgw_core.services.send_sms import Accepted, Sender, SendSms
 from smsgw_core.transactions import in_transaction
 
 MAX_BUCKETS = 100_000  # customers remembered; the least recently sending go first
+_ALL = "customers with a rate of their own"
 
 
 class SendLimits:
@@ -34,12 +37,15 @@ class SendLimits:
         self.ticks = ticks  # monotonic seconds
         self.default = default
         self.max_buckets = max_buckets
-        self._rates: RecentlyRead[int, Rate | None] = RecentlyRead(self._read, ticks)
+        self._own: RecentlyRead[str, dict[int, int]] = RecentlyRead(self._read, ticks)
         self._buckets: OrderedDict[int, Bucket] = OrderedDict()
 
     async def rate(self, customer_id: int) -> Rate | None:
         """The customer's rate now (None: unlimited)."""
-        return await self._rates.get(customer_id)
+        own = (await self._own.get(_ALL)).get(customer_id)
+        if own is None:
+            return self.default
+        return (self.default or ONE_SECOND_BURST).at(own)
 
     async def take(self, customer_id: int, recipients: int) -> Rate | None:
         """Count a send of `recipients` against the customer's limit (the rate it
@@ -64,15 +70,11 @@ class SendLimits:
         if rate is not None and bucket is not None:
             bucket.give_back(rate, recipients)
 
-    async def _read(self, customer_id: int) -> Rate | None:
-        async def read(uow: UnitOfWork) -> int | None:
-            customer = await uow.customers.get(customer_id)
-            return None if customer is None else customer.max_recipients_per_s
+    async def _read(self, _: str) -> dict[int, int]:
+        async def read(uow: UnitOfWork) -> dict[int, int]:
+            return await uow.customers.limits()
 
-        own = await in_transaction(self.uow, read)
-        if own is None:
-            return self.default
-        return (self.default or ONE_SECOND_BURST).at(own)
+        return await in_transaction(self.uow, read)
 
 
 class LimitedSender:

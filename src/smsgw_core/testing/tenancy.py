@@ -28,6 +28,10 @@ class InMemoryCustomers(_Repo):
         return next((c + 1 for c in sorted({0, *taken}) if c < highest and c + 1 not in taken),
                     None)
 
+    async def limits(self) -> dict[int, int]:
+        return {c.id: c.max_recipients_per_s for c in self.s.customers.values()
+                if c.max_recipients_per_s is not None}
+
     async def set_limit(self, customer_id: int, max_recipients_per_s: int | None) -> bool:
         customer = self.s.customers.get(customer_id)
         if customer is None:
