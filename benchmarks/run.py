@@ -1,6 +1,6 @@
 """`make bench`: the gateway's performance on this machine, against MariaDB and RabbitMQ.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--only reference,accept,end_to_end,express]
+    .venv/bin/python benchmarks/run.py [--quick] [--only SCENARIO,...]
 
 Writes benchmarks/results/<YYYY-MM-DD>.json (everything measured, the machine,
 the commit) and <YYYY-MM-DD>.md (the figures against their targets, readable on
@@ -24,8 +24,13 @@ deleted afterwards. Then, in order, each in its own processes:
 - end_to_end: two `smsgw operator-sim`, two `smsgw api`, `smsgw relay` and
               `smsgw worker`; 1,300 req/s for 60 s, then waits for every delivery;
 - express:    the same without the worker: 100,000 normal recipients accepted
-              and published first, then the worker starts and express sends go
-              at 50 req/s for 20 s while that backlog drains.
+              first (the relay publishes what the normal queue may hold, the
+              rest waits in the outbox), then the worker starts and express
+              sends go at 50 req/s for 20 s while that backlog drains;
+- fairness:   operators of 200 ms, one customer's 20,000 normal recipients (SMS
+              of 100) queued, then 10 light customers at 10 normal req/s and
+              express at 10 req/s for 10 s: their waits, and the heavy
+              customer's rate before and during.
 
 Every process writes its stdout and stderr to files in a temporary directory
 (printed at the start and with every failure). Processes are stopped (SIGTERM,
