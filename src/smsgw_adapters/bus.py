@@ -26,7 +26,8 @@ class Bus(MessageBus, Protocol):
         """False while the bus cannot take a publish (its connection is being re-established)."""
 
     async def backlog(self) -> dict[MessageType, int]:
-        """Deliveries published and not yet handed to a consumer, per lane."""
+        """Deliveries published and not yet handed to a consumer, per lane (RabbitMQ:
+        at most; it counts messages, each a bundle of deliveries)."""
 
 
 class Consumer(Protocol):

@@ -1,4 +1,5 @@
-"""The wire format of a delivery, one for the outbox's JSON column and the bus.
+"""The wire format of a delivery, one for the outbox's JSON column and the bus
+(where a message may carry a bundle of them: a JSON array).
 
 A msgspec Struct of the same JSON object the gateway has always written
 (`accepted_at` and `trace` left out when empty), so rows and messages written
@@ -7,6 +8,7 @@ before read the same; anything else is an `UndecodablePayload` naming why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +32,8 @@ class Payload(msgspec.Struct, omit_defaults=True):
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Payload)
+# A message body: one delivery (an object), or a bundle of them (an array of objects).
+_BODY_DECODER = msgspec.json.Decoder(Payload | list[Payload])
 
 
 def _payload(delivery: DeliveryJob) -> Payload:
@@ -66,6 +70,30 @@ def decode(body: bytes) -> DeliveryJob:
         raise UndecodablePayload(f"not a delivery: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise UndecodablePayload(f"body is not JSON: {exc}") from exc
+
+
+def encode_many(deliveries: Sequence[DeliveryJob]) -> bytes:
+    """Several deliveries as one body: a JSON array of what `encode` writes (one
+    delivery alone is written as `encode` writes it)."""
+    if len(deliveries) == 1:
+        return encode(deliveries[0])
+    return _ENCODER.encode([_payload(d) for d in deliveries])
+
+
+def decode_many(body: bytes) -> list[DeliveryJob]:
+    """The deliveries of a body `encode` or `encode_many` wrote; UndecodablePayload
+    when it is neither (an empty array included)."""
+    try:
+        decoded = _BODY_DECODER.decode(body)
+    except msgspec.ValidationError as exc:
+        raise UndecodablePayload(f"not a delivery: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise UndecodablePayload(f"body is not JSON: {exc}") from exc
+    if isinstance(decoded, Payload):
+        return [_delivery(decoded)]
+    if not decoded:
+        raise UndecodablePayload("not a delivery: an empty bundle")
+    return [_delivery(payload) for payload in decoded]
 
 
 def to_document(delivery: DeliveryJob) -> dict[str, Any]:

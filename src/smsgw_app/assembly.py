@@ -96,7 +96,8 @@ def rabbit_bus(settings: Settings, metrics: Metrics) -> RabbitBus:
     queues = topology(settings)
     return RabbitBus(settings.broker_url, queues,
                      observer=metrics.queues.declare(queues.work_queues),
-                     trace_fields=tracing.propagated_fields())
+                     trace_fields=tracing.propagated_fields(),
+                     bundle=settings.publish_bundle)
 
 
 async def connected(bus: Bus) -> AsyncIterator[Bus]:

@@ -52,7 +52,7 @@ class Backend(Protocol):
 
 
 async def waiting(bus: Bus) -> int:
-    """Deliveries published and not (yet) handed to a consumer."""
+    """Deliveries published and not (yet) handed to a consumer (at most)."""
     return sum((await bus.backlog()).values())
 
 
@@ -129,12 +129,12 @@ def topology_of_this_test(**overrides: Any) -> RabbitTopology:
 
 
 @contextlib.asynccontextmanager
-async def rabbit_backend(**overrides: Any) -> AsyncIterator[RabbitBackend]:
+async def rabbit_backend(bundle: int = 1, **overrides: Any) -> AsyncIterator[RabbitBackend]:
     need_rabbitmq()
     topology = topology_of_this_test(**overrides)
     bus = RabbitBus(
         RABBITMQ_URL, topology, connection_name=f"{topology.normal_queue}-publisher",
-        reconnect_interval=0.3,
+        reconnect_interval=0.3, bundle=bundle,
     )
     backend = RabbitBackend(topology, bus)
     try:
@@ -174,13 +174,14 @@ async def get_all(channel: AbstractChannel, queue: str) -> list[AbstractIncoming
     return found
 
 
-@pytest.fixture(params=["inprocess", "rabbitmq"])
+@pytest.fixture(params=["inprocess", "rabbitmq", "rabbitmq-bundles"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "inprocess":
         async with inprocess_backend() as inprocess:
             yield inprocess
         return
-    async with rabbit_backend() as rabbit:
+    # Bundles of 3: a batch's deliveries share messages, whole and partial.
+    async with rabbit_backend(bundle=3 if request.param == "rabbitmq-bundles" else 1) as rabbit:
         yield rabbit
 
 
@@ -289,7 +290,9 @@ async def test_stop_lets_an_in_flight_handler_finish_and_takes_nothing_new(
     await backend.bus.publish([normal("after-stop")])
     await asyncio.sleep(0.1)  # time a consumer that had not stopped would use to take it
     assert len(finished) == 1
-    assert await waiting(backend.bus) == 1  # the in-flight one was acked, the new one waits
+    # The in-flight one was acked, the new one waits (RabbitMQ counts a message as
+    # a whole bundle's deliveries: an upper bound).
+    assert await waiting(backend.bus) == getattr(backend.bus, "bundle", 1)
 
 
 async def test_a_failing_handler_gets_the_message_again_until_it_succeeds(
@@ -327,6 +330,71 @@ async def test_messages_are_persistent_json_with_the_sms_id_as_message_id(
         assert message.message_id == "stable"
         assert message.content_type == "application/json"
         assert codec.decode(message.body) == sent
+
+
+async def test_a_batch_goes_as_bundles_of_one_queue_each_in_order() -> None:
+    async with rabbit_backend(bundle=3) as rabbit:
+        normals = [normal(f"n{i}") for i in range(7)]
+        expresses = [express("e0"), express("e1")]
+        await rabbit.bus.publish([*normals[:4], *expresses, *normals[4:]])
+        async with raw_channel() as channel:
+            found = await get_all(channel, rabbit.topology.normal_queue)
+            fast = await get_all(channel, rabbit.topology.express_queue)
+    assert [m.message_id for m in found] == ["n0+2", "n3+2", "n6"]
+    assert [codec.decode_many(m.body) for m in found] == [normals[:3], normals[3:6], normals[6:]]
+    assert found[2].body == codec.encode(normals[6])  # a lone delivery: the plain object
+    assert [codec.decode_many(m.body) for m in fast] == [expresses]
+    for message in (*found, *fast):
+        assert message.delivery_mode == DeliveryMode.PERSISTENT
+
+
+async def test_a_bundle_is_acked_once_every_delivery_succeeded_and_redelivered_whole_if_not(
+) -> None:
+    async with rabbit_backend(bundle=3) as rabbit:
+        attempts: list[str] = []
+        failures = {"b": 1}  # the middle one fails once
+
+        async def handler(found: DeliveryJob) -> None:
+            attempts.append(found.sms_identifier)
+            if failures.get(found.sms_identifier, 0) > 0:
+                failures[found.sms_identifier] -= 1
+                raise RuntimeError("the database is down")
+
+        consumer = rabbit.consumer(handler)
+        await consumer.start()
+        await rabbit.bus.publish([normal("a"), normal("b"), normal("c")])
+        await eventually(lambda: len(attempts) == 6, "the bundle came back once")
+        await asyncio.sleep(0.2)  # time for a third delivery, were the second not acked
+        await consumer.stop(timeout=5)
+        assert sorted(attempts) == ["a", "a", "b", "b", "c", "c"]
+        assert await waiting(rabbit.bus) == 0
+        assert await rabbit.bus.dead_letters() == 0
+
+
+@pytest.mark.parametrize(
+    "body", [b"[]", b'[{"hello": 1}]', b"[" + codec.encode(normal("x")) + b", 7]"])
+async def test_a_bundle_that_is_not_all_deliveries_is_dead_lettered(
+    rabbit: RabbitBackend, body: bytes,
+) -> None:
+    recorder = Recorder()
+    consumer = rabbit.consumer(recorder)
+    await consumer.start()
+    async with raw_channel() as channel:
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, content_type="application/json", message_id="odd"),
+            routing_key=rabbit.topology.normal_queue,
+        )
+        dead: list[AbstractIncomingMessage] = []
+
+        async def arrived() -> None:
+            while not dead:
+                dead.extend(await get_all(channel, rabbit.topology.dead_letter_queue))
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(arrived(), WAIT_S)
+    await consumer.stop(timeout=5)
+    assert recorder.attempts == []  # not even the good one of a bad bundle
+    assert "not a delivery" in str(dead[0].headers[DEAD_LETTER_REASON])
 
 
 async def test_each_type_goes_to_its_own_queue(rabbit: RabbitBackend) -> None:

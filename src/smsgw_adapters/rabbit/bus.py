@@ -6,6 +6,12 @@ and raises if any was refused or unroutable; the outbox relay then retries the
 whole batch later. A retried batch may duplicate what was already confirmed:
 consumers are idempotent, and the stable message id (the SMS identifier) lets
 anyone inspecting the queues see the duplicates for what they are.
+
+With `bundle` above 1, the deliveries of a batch bound for one queue go as
+messages of up to `bundle` deliveries each (a JSON array; a lone delivery stays
+a plain object): the broker persists, confirms and hands over each message
+once, and the consumer acks it once its every delivery is settled, so the
+per-message cost on both sides and in the broker is shared `bundle` ways.
 """
 
 from __future__ import annotations
@@ -18,13 +24,19 @@ from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import Channel
 from pamqp.commands import Basic
 
-from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode
+from smsgw_adapters.rabbit.codec import CONTENT_TYPE, encode_bundle
 from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import RabbitTopology, dead_letter_queue, work_queue
 from smsgw_adapters.trace_carrier import TRACE_FIELDS, carrier_from_headers
 from smsgw_core.messages import MessageType
 from smsgw_core.outbox import SMS_SEND, DeliveryJob
+
+
+def _message_id(bundle: Sequence[DeliveryJob]) -> str:
+    """A lone delivery's SMS identifier; a bundle's first, with how many follow."""
+    first = bundle[0].sms_identifier
+    return first if len(bundle) == 1 else f"{first}+{len(bundle) - 1}"
 
 
 class PublishFailed(Exception):
@@ -42,7 +54,11 @@ class RabbitBus:
         reconnect_interval: float = 2.0,
         observer: QueueObserver | None = None,
         trace_fields: Collection[str] = TRACE_FIELDS,
+        bundle: int = 1,
     ) -> None:
+        if bundle < 1:
+            raise ValueError("a bundle holds at least one delivery")
+        self.bundle = bundle
         self._trace_fields = trace_fields
         self.url = url
         self.topology = topology or RabbitTopology()
@@ -74,33 +90,46 @@ class RabbitBus:
         return connection is not None and connection.connected.is_set()
 
     async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
+        bundles = self._bundles(deliveries)
         results = await asyncio.gather(
-            *(self._publish_one(d) for d in deliveries), return_exceptions=True
+            *(self._publish_bundle(b) for b in bundles), return_exceptions=True
         )
-        failures = [
-            f"{d.sms_identifier}: {r!r}"
-            for d, r in zip(deliveries, results, strict=True)
-            if isinstance(r, BaseException)
-        ]
-        if failures:
+        failed = [(b, r) for b, r in zip(bundles, results, strict=True)
+                  if isinstance(r, BaseException)]
+        if failed:
+            lost = sum(len(b) for b, _ in failed)
             raise PublishFailed(
-                f"{len(failures)} of {len(deliveries)} deliveries not confirmed: "
-                + "; ".join(failures[:5])
+                f"{lost} of {len(deliveries)} deliveries not confirmed: "
+                + "; ".join(f"{_message_id(b)}: {r!r}" for b, r in failed[:5])
             )
 
-    async def _publish_one(self, delivery: DeliveryJob) -> None:
-        queue = self.topology.queue_for(delivery.type)
-        # The trace context (W3C traceparent…) the relay's publish span put in the
-        # delivery goes in the headers too, where any AMQP-aware tracer looks for it.
-        headers: dict[str, Any] = dict(carrier_from_headers(delivery.trace, self._trace_fields))
+    def _bundles(self, deliveries: Sequence[DeliveryJob]) -> list[list[DeliveryJob]]:
+        """The deliveries in messages of at most `bundle`, each bound for one queue,
+        in the order given within each queue."""
+        by_kind: dict[MessageType, list[DeliveryJob]] = {}
+        for delivery in deliveries:
+            by_kind.setdefault(delivery.type, []).append(delivery)
+        size = self.bundle
+        return [lane[i:i + size] for lane in by_kind.values() for i in range(0, len(lane), size)]
+
+    async def _publish_bundle(self, bundle: list[DeliveryJob]) -> None:
+        first = bundle[0]
+        queue = self.topology.queue_for(first.type)
+        # The trace context (W3C traceparent…) the relay's publish span put in a lone
+        # delivery goes in the headers too, where any AMQP-aware tracer looks for it;
+        # a bundle's deliveries each carry theirs in the body.
+        headers: dict[str, Any] = (
+            dict(carrier_from_headers(first.trace, self._trace_fields)) if len(bundle) == 1
+            else {})
+        message_id = _message_id(bundle)
         confirmation = await self._broker.publish(
-            encode(delivery),
+            encode_bundle(bundle),
             queue=queue,
             mandatory=True,  # unroutable: returned, and raised (on_return_raises)
             persist=True,  # delivery_mode 2
             timeout=self._confirm_timeout,
-            message_id=delivery.sms_identifier,
-            correlation_id=delivery.sms_identifier,
+            message_id=message_id,
+            correlation_id=message_id,
             content_type=CONTENT_TYPE,
             message_type=SMS_SEND,
             headers=headers or None,
@@ -111,8 +140,10 @@ class RabbitBus:
         self._observer.published(queue)
 
     async def backlog(self) -> dict[MessageType, int]:
-        """Messages ready (not yet delivered to a consumer) per lane."""
-        return {kind: await self._ready(self.topology.queue_for(kind)) for kind in MessageType}
+        """Deliveries ready (not yet handed to a consumer) per lane, at most: the
+        queue's ready messages times the bundle (a message holds up to `bundle`)."""
+        return {kind: await self._ready(self.topology.queue_for(kind)) * self.bundle
+                for kind in MessageType}
 
     async def dead_letters(self) -> int:
         """Messages waiting in the dead-letter queue for someone to look at them."""

@@ -3,6 +3,8 @@ headers (read by smsgw_adapters.trace_carrier), and the reasons a dead-lettered 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from smsgw_adapters import codec
 from smsgw_core.outbox import DeliveryJob, UndecodablePayload
 
@@ -24,8 +26,13 @@ def encode(delivery: DeliveryJob) -> bytes:
     return codec.encode(delivery)
 
 
-def decode(body: bytes) -> DeliveryJob:
+def encode_bundle(deliveries: Sequence[DeliveryJob]) -> bytes:
+    return codec.encode_many(deliveries)
+
+
+def decode(body: bytes) -> list[DeliveryJob]:
+    """The deliveries a message carries: one, or a bundle of several."""
     try:
-        return codec.decode(body)
+        return codec.decode_many(body)
     except UndecodablePayload as exc:
         raise PoisonMessage(str(exc)) from exc

@@ -4,9 +4,10 @@ Express and normal are separate subscribers (each on its own channel, with its
 own prefetch and its own workers), so a normal backlog never delays express.
 
 For each message:
-- it decodes to a DeliveryJob: the handler runs, and the message is acked only
-  after the handler returns (the handler commits its effect before returning);
-- the handler raises: the message is nacked with requeue, after a backoff that
+- it decodes to a DeliveryJob, or a bundle of them: the handler runs for each
+  (a bundle's at once), and the message is acked only after every one returned
+  (the handler commits its effect before returning);
+- a handler raises: the message is nacked with requeue, after a backoff that
   grows with the broker's `x-delivery-count` (no hot loop). It never leaves the
   broker's custody, and past the queue's delivery limit the broker dead-letters
   it (reason `delivery_limit` in `x-death`);
@@ -167,17 +168,24 @@ class RabbitConsumer:
         if message.raw_message.redelivered:
             self._observer.redelivered(queue)
         try:
-            delivery = decode(message.body)
+            deliveries = decode(message.body)
         except PoisonMessage as poison:
             await self._dead_letter(message, queue, poison.reason)
             return
         carrier = carrier_from_headers(message.raw_message.headers, self._trace_fields)
-        if carrier:  # the headers' trace context wins over the body's
-            delivery = replace(delivery, trace=carrier)
-        try:
-            await self._handler(delivery)
-        except Exception:
-            log.exception("handling %s failed; it will be redelivered", delivery.sms_identifier)
+        if carrier and len(deliveries) == 1:  # the headers' trace context wins over the body's
+            deliveries = [replace(deliveries[0], trace=carrier)]
+        # A bundle's deliveries go at once (their claims and outcomes share
+        # transactions); the message is acked once every one is settled, and
+        # requeued whole if any failed: the settled ones then find nothing to do.
+        outcomes = await asyncio.gather(*(self._handler(d) for d in deliveries),
+                                        return_exceptions=True)
+        failed = [(d, o) for d, o in zip(deliveries, outcomes, strict=True)
+                  if isinstance(o, BaseException)]
+        if failed:
+            delivery, error = failed[0]
+            log.error("handling %s failed (%d of %d in its message); it will be redelivered",
+                      delivery.sms_identifier, len(failed), len(deliveries), exc_info=error)
             await self._requeue_later(message)
             return
         if await _settle(message.ack(), message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -77,27 +78,24 @@ class SqlOutbox(SqlRepository):
     ) -> list[Waiting]:
         # The customers with pending events of the lane, from after_customer on
         # and around: an index read per customer (idx_outbox_fair's prefix).
-        who = sa.select(_out.user_id).distinct().where(
-            _out.status == PENDING, _out.priority == priority)
+        lane = {"priority": priority}
         found = list(await self._conn.scalars(
-            who.where(_out.user_id > after_customer).order_by(_out.user_id).limit(customers)))
+            _CUSTOMERS_AFTER, {**lane, "after": after_customer, "limit": customers}))
         if len(found) < customers:
             found += await self._conn.scalars(
-                who.where(_out.user_id <= after_customer).order_by(_out.user_id)
-                .limit(customers - len(found)))
+                _CUSTOMERS_FROM_START,
+                {**lane, "after": after_customer, "limit": customers - len(found)})
         if not found:
             return []
-        due = sa.or_(_out.next_run_at.is_(None), _out.next_run_at <= now)
-        # Each customer's oldest due events: one index range each, in one statement.
-        heads = sa.union_all(*(
-            sa.select(_out.id, _out.user_id, _out.recipients)
-            .where(_out.status == PENDING, _out.priority == priority, _out.user_id == customer,
-                   due)
-            .order_by(_out.id).limit(per_customer).subquery().select()
-            for customer in found
-        ))
+        # Each customer's oldest due events: one index range each, in one statement
+        # built once per size (a statement built per claim cost the relay a fifth of
+        # its CPU); the unused places name no customer.
+        heads, size = _heads(len(found))
+        values: dict[str, Any] = {**lane, "now": now, "per": per_customer}
+        values.update((f"c{i}", found[i] if i < len(found) else _NO_CUSTOMER)
+                      for i in range(size))
         return [Waiting(row.id, row.user_id, row.recipients)
-                for row in await self._conn.execute(heads)]
+                for row in await self._conn.execute(heads, values)]
 
     async def claim(
         self, event_ids: Sequence[int], now: datetime, lease_until: datetime
@@ -247,6 +245,36 @@ class SqlOutbox(SqlRepository):
 
 
 _sms = sms_status.c
+
+_NO_CUSTOMER = -1  # customer ids are positive
+_WAITING_CUSTOMERS = sa.select(_out.user_id).distinct().where(
+    _out.status == PENDING, _out.priority == sa.bindparam("priority"))
+_CUSTOMERS_AFTER = (
+    _WAITING_CUSTOMERS.where(_out.user_id > sa.bindparam("after"))
+    .order_by(_out.user_id).limit(sa.bindparam("limit", type_=sa.Integer)))
+_CUSTOMERS_FROM_START = (
+    _WAITING_CUSTOMERS.where(_out.user_id <= sa.bindparam("after"))
+    .order_by(_out.user_id).limit(sa.bindparam("limit", type_=sa.Integer)))
+
+
+@functools.cache
+def _heads_of(size: int) -> sa.CompoundSelect[Any]:
+    due = sa.or_(_out.next_run_at.is_(None),
+                 _out.next_run_at <= sa.bindparam("now", type_=_out.next_run_at.type))
+    return sa.union_all(*(
+        sa.select(_out.id, _out.user_id, _out.recipients)
+        .where(_out.status == PENDING, _out.priority == sa.bindparam("priority"),
+               _out.user_id == sa.bindparam(f"c{i}"), due)
+        .order_by(_out.id).limit(sa.bindparam("per", type_=sa.Integer)).subquery().select()
+        for i in range(size)
+    ))
+
+
+def _heads(customers: int) -> tuple[sa.CompoundSelect[Any], int]:
+    """The statement reading the heads of `customers` customers' queues, and its
+    places: a power of two, so a handful of statements serve every claim."""
+    size = 1 << max(0, customers - 1).bit_length()
+    return _heads_of(size), size
 
 
 def _has_recipients(*conditions: sa.ColumnElement[bool]) -> sa.Exists:
