@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from smsgw_adapters.sql.repository import SqlRepository
+from smsgw_adapters.sql.repository import SqlRepository, along
 from smsgw_adapters.sql.schema import user_balances, user_transactions
 from smsgw_adapters.sql.types import MYSQL_DIALECTS
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
@@ -30,12 +30,12 @@ _INSERT_TX = user_transactions.insert()
 # balance rows are locked, so the hot lock is held no longer.
 _SAVEPOINT = "SAVEPOINT smsgw_ledger"
 _UNDO = "ROLLBACK TO SAVEPOINT smsgw_ledger"
-_LOCK_BALANCES = (
+_LOCK_BALANCES = along("uq_user_balances_user_id", user_balances, (
     sa.select(_bal.user_id, _bal.balance)
     .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)))
     .order_by(_bal.user_id)
     .with_for_update()
-)
+))
 
 
 class SqlLedger(SqlRepository):

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from smsgw_adapters.sql.repository import SqlRepository
+from smsgw_adapters.sql.repository import SqlRepository, along
 from smsgw_adapters.sql.schema import sms_status
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
@@ -18,15 +18,18 @@ from smsgw_core.ports import HistoryFilter, RecipientFinish
 _sms = sms_status.c
 UNFINISHED = (SmsStatus.PENDING.value, SmsStatus.SENDING.value)
 _BY_SMS = _sms.sms_identifier.in_(sa.bindparam("sms", expanding=True))
-_UNFINISHED_ROWS = (
+# Each locking read goes along the (sms_identifier, recipient) key: concurrent
+# claims and outcomes then lock their rows in that one order, and only theirs.
+_KEY = "uq_sms_status_identifier_recipient"
+_UNFINISHED_ROWS = along(_KEY, sms_status, (
     sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
     .where(_BY_SMS, _sms.status.in_(UNFINISHED))
     .order_by(_sms.id)
     .with_for_update()
-)
+))
 # PENDING, or SENDING past its lease: a row a delivery in progress holds is not
 # even locked, so that delivery's outcome never waits for this claim.
-_CLAIMABLE_ROWS = (
+_CLAIMABLE_ROWS = along(_KEY, sms_status, (
     sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
     .where(_BY_SMS, sa.or_(
         _sms.status == SmsStatus.PENDING.value,
@@ -35,13 +38,13 @@ _CLAIMABLE_ROWS = (
     ))
     .order_by(_sms.id)
     .with_for_update()
-)
-_SENDING_ROWS = (
+))
+_SENDING_ROWS = along(_KEY, sms_status, (
     sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
     .where(_BY_SMS, _sms.status == SmsStatus.SENDING.value)
     .order_by(_sms.id)
     .with_for_update()
-)
+))
 _MOVE_ROWS = sms_status.update().where(_sms.id.in_(sa.bindparam("ids", expanding=True)))
 
 

@@ -1,9 +1,11 @@
-"""What every SQL repository shares: the connection of its unit of work."""
+"""What every SQL repository shares: the connection of its unit of work, and how a
+locking read keeps to its index."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 
@@ -23,3 +25,19 @@ class SqlRepository:
     @property
     def _dialect(self) -> str:
         return self._conn.dialect.name
+
+
+Locking = TypeVar("Locking", bound=sa.Select[Any])
+
+
+def along(index: str, table: sa.Table, select: Locking) -> Locking:
+    """A locking read that MySQL/MariaDB must make along `index` (FORCE INDEX).
+
+    A locking read locks every row it scans, matching or not, in the order it
+    scans them. Along the index its WHERE names, it scans just its rows, in that
+    index's order, whatever the statistics say; left to the optimizer, a table
+    whose statistics are stale (just emptied, or just filled) is scanned whole
+    in id order, and two such reads deadlock, or wait on every row another holds.
+    """
+    hint = f"FORCE INDEX ({index})"
+    return select.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
