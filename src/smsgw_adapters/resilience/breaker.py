@@ -110,14 +110,26 @@ class ResilientBreaker:
         send: Callable[[], Awaitable[str]],
     ) -> str:
         tries = 0
+        first_failure: OperatorError | None = None
 
         async def attempt() -> str:
             nonlocal tries
             tries += 1
+            if tries == 1 and first_failure is not None:
+                raise first_failure  # the first try, made already: tenacity counts it
             if tries > 1 and not circuit.still_admitted(admission):
                 raise CircuitOpen(operator)
             return await send()
 
+        # The first try goes without tenacity, whose machinery cost a worker a
+        # tenth of its CPU per send; only a transient failure brings it in, with
+        # that try replayed to it, so the retries and their pauses are as ever.
+        try:
+            return await attempt()
+        except OperatorError as exc:
+            if not is_transient(exc) or self._attempts == 1:
+                raise
+            first_failure, tries = exc, 0
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=self._wait,
