@@ -26,7 +26,8 @@ deleted afterwards. Then, in order, each in its own processes:
 - express:    the same without the worker: 100,000 normal recipients accepted
               first (the relay publishes what the normal queue may hold, the
               rest waits in the outbox), then the worker starts and express
-              sends go at 50 req/s for 20 s while that backlog drains;
+              sends go at 50 req/s for 20 s while that backlog drains and
+              normal sends keep arriving (100 req/s of 10 recipients);
 - fairness:   operators of 200 ms, one customer's 20,000 normal recipients (SMS
               of 100) queued, then 10 light customers at 10 normal req/s and
               express at 10 req/s for 10 s: their waits, and the heavy

@@ -112,12 +112,18 @@ def derive_figures(scenarios: Scenarios) -> Figures:
         float(delivered["delivered_per_s"]) if delivered and "delivered_per_s" in delivered
         else None
     )
+    figures["e2e_vs_reference"] = ratio(figures["e2e_delivered_per_s"],
+                                         figures["reference_tx_per_s"])
+    figures["e2e_cpu_ms_per_sms"] = gateway_cpu_ms(
+        (scenarios.get("end_to_end") or {}).get("cpu"), figures["e2e_accepted_rps"],
+        figures["e2e_delivered_per_s"])
 
     express_record = scenarios.get("express") or {}
     express = delivery_of(loadtest(scenarios, "express"))
     latency = ((express or {}).get("latency_ms") or {}).get("express") or {}
     figures["express_p50_ms"] = number(latency.get("p50"))
     figures["express_p99_ms"] = number(latency.get("p99"))
+    figures["express_max_ms"] = number(latency.get("max"))
     figures["express_backlog_recipients"] = number(express_record.get("backlog_recipients"))
     figures.update(fairness_figures(scenarios))
     return figures
@@ -148,6 +154,18 @@ def fairness_figures(scenarios: Scenarios) -> Figures:
     figures["fairness_heavy_share"] = ratio(during, left) if left and left > 0 else None
     figures["fairness_heavy_alone_per_s"] = before if ran else None
     return figures
+
+
+def gateway_cpu_ms(cpu: Mapping[str, Any] | None, accepted: float | None,
+                   delivered: float | None) -> float | None:
+    """CPU per delivered SMS of every process but the load generator, in ms: the API's
+    per accepted request (an overloaded pipeline accepts more than it delivers), the
+    others' (worker, relay, MariaDB, RabbitMQ, operators, the rest) per delivered SMS."""
+    cores = (cpu or {}).get("cores") or {}
+    if not cores or not accepted or not delivered:
+        return None
+    return sum(c / (accepted if g == "api" else delivered) * 1000
+               for g, c in cores.items() if g != "loadtest")
 
 
 def number(value: Any) -> float | None:

@@ -32,6 +32,9 @@ class Plan:
     backlog_rps: int = 100  # requests of 100 recipients each
     express_rps: int = 50
     express_seconds: float = 20.0
+    # Normal sends that keep arriving while express goes (the backlog is live).
+    express_normal_rps: int = 100
+    express_normal_recipients: int = 10
     delivery_timeout_s: float = 180.0
     fairness_backlog: int = 20_000  # the heavy customer's recipients, in SMS of 100
     fairness_latency_ms: int = 200  # each operator's: operator capacity is the bound
@@ -47,7 +50,7 @@ QUICK = replace(
     FULL, reference_levels="8,32,128", reference_group_levels="4",
     reference_seconds=1.0, accept_seconds=4.0,
     e2e_rps=300, e2e_seconds=8.0, backlog_recipients=5_000, backlog_rps=50,
-    express_rps=20, express_seconds=5.0, delivery_timeout_s=60.0,
+    express_rps=20, express_seconds=5.0, express_normal_rps=50, delivery_timeout_s=60.0,
     fairness_backlog=10_000, fairness_warmup_s=1.0, fairness_before_s=2.0,
     fairness_seconds=4.0,
 )

@@ -203,9 +203,16 @@ class Scenarios:
                        timeout=60)
             backlog = unfinished_normal()
             started = time.monotonic()
-            result = self.measured(procs, "express", urls, rps=plan.express_rps,
-                                   duration=plan.express_seconds, concurrency=64,
-                                   express_ratio=1.0, wait_delivery=True)
+            # Normal sends keep arriving on top of the backlog while express goes.
+            with ThreadPoolExecutor(1) as pool:
+                normal = pool.submit(
+                    self.loadtest, "express_normal", urls, rps=plan.express_normal_rps,
+                    duration=plan.express_seconds, concurrency=64,
+                    recipients=plan.express_normal_recipients, first_user=2)
+                result = self.measured(procs, "express", urls, rps=plan.express_rps,
+                                       duration=plan.express_seconds, concurrency=64,
+                                       express_ratio=1.0, wait_delivery=True)
+                result["normal"] = normal.result()
             left = unfinished_normal()
             drained = backlog - left
             result.update(
@@ -221,7 +228,9 @@ class Scenarios:
                 "express", "2 operator-sim, 2 api, relay; "
                 f"{plan.backlog_recipients:,} normal recipients queued, then the worker "
                 f"starts and express goes at {plan.express_rps} req/s for "
-                f"{plan.express_seconds:g} s", lambda: measure(procs))
+                f"{plan.express_seconds:g} s while normal sends keep arriving "
+                f"({plan.express_normal_rps} req/s of {plan.express_normal_recipients} "
+                "recipients)", lambda: measure(procs))
 
 
     def fairness(self) -> None:
