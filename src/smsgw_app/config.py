@@ -106,8 +106,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     # Recipients per published delivery at most: a worker holds a delivery until its
     # last recipient is sent, so a large SMS goes as several, each claimed on its own.
     delivery_chunk: Count = 20
-    # Deliveries per RabbitMQ message at most: the broker's and both ends' cost
-    # per message is shared this many ways (1: one delivery per message).
+    # Recipients per RabbitMQ message at most: small SMS go together, sharing the
+    # broker's and both ends' cost per message (1: one delivery per message).
     publish_bundle: Count = 20
     outbox_retention_s: Seconds = 3600.0
     operator_timeout_s: Seconds = 5.0

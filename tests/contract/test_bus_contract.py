@@ -180,8 +180,8 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         async with inprocess_backend() as inprocess:
             yield inprocess
         return
-    # Bundles of 3: a batch's deliveries share messages, whole and partial.
-    async with rabbit_backend(bundle=3 if request.param == "rabbitmq-bundles" else 1) as rabbit:
+    # Bundles of 5 recipients: a batch's deliveries share messages, whole and partial.
+    async with rabbit_backend(bundle=5 if request.param == "rabbitmq-bundles" else 1) as rabbit:
         yield rabbit
 
 
@@ -332,17 +332,20 @@ async def test_messages_are_persistent_json_with_the_sms_id_as_message_id(
         assert codec.decode(message.body) == sent
 
 
-async def test_a_batch_goes_as_bundles_of_one_queue_each_in_order() -> None:
+async def test_a_batch_goes_in_bundles_of_one_queue_each_in_order() -> None:
     async with rabbit_backend(bundle=3) as rabbit:
-        normals = [normal(f"n{i}") for i in range(7)]
+        singles = [delivery(f"n{i}", "+989120000001") for i in range(7)]
+        pair, large = normal("pair"), delivery("large", *(f"+98912000001{i}" for i in range(4)))
         expresses = [express("e0"), express("e1")]
-        await rabbit.bus.publish([*normals[:4], *expresses, *normals[4:]])
+        await rabbit.bus.publish([*singles[:4], *expresses, *singles[4:], pair, large])
         async with raw_channel() as channel:
             found = await get_all(channel, rabbit.topology.normal_queue)
             fast = await get_all(channel, rabbit.topology.express_queue)
-    assert [m.message_id for m in found] == ["n0+2", "n3+2", "n6"]
-    assert [codec.decode_many(m.body) for m in found] == [normals[:3], normals[3:6], normals[6:]]
-    assert found[2].body == codec.encode(normals[6])  # a lone delivery: the plain object
+    # At most 3 recipients a message; the 4-recipient delivery alone.
+    assert [codec.decode_many(m.body) for m in found] == [
+        singles[:3], singles[3:6], [singles[6], pair], [large]]
+    assert [m.message_id for m in found] == ["n0+2", "n3+2", "n6+1", "large"]
+    assert found[3].body == codec.encode(large)  # a lone delivery: the plain object
     assert [codec.decode_many(m.body) for m in fast] == [expresses]
     for message in (*found, *fast):
         assert message.delivery_mode == DeliveryMode.PERSISTENT
@@ -350,7 +353,7 @@ async def test_a_batch_goes_as_bundles_of_one_queue_each_in_order() -> None:
 
 async def test_a_bundle_is_acked_once_every_delivery_succeeded_and_redelivered_whole_if_not(
 ) -> None:
-    async with rabbit_backend(bundle=3) as rabbit:
+    async with rabbit_backend(bundle=6) as rabbit:
         attempts: list[str] = []
         failures = {"b": 1}  # the middle one fails once
 

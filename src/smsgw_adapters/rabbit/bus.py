@@ -7,11 +7,15 @@ whole batch later. A retried batch may duplicate what was already confirmed:
 consumers are idempotent, and the stable message id (the SMS identifier) lets
 anyone inspecting the queues see the duplicates for what they are.
 
-With `bundle` above 1, the deliveries of a batch bound for one queue go as
-messages of up to `bundle` deliveries each (a JSON array; a lone delivery stays
-a plain object): the broker persists, confirms and hands over each message
-once, and the consumer acks it once its every delivery is settled, so the
-per-message cost on both sides and in the broker is shared `bundle` ways.
+With `bundle` above 1, the deliveries of a batch bound for one queue go
+together in messages of up to `bundle` recipients (a JSON array; a lone
+delivery stays a plain object, and one of more recipients goes alone): the
+broker persists, confirms and hands over each message once, and the consumer
+acks it once its every delivery is settled, so single-recipient SMS share the
+per-message cost on both sides and in the broker, while a message is never
+more work than a chunk of a large SMS (SMSGW_DELIVERY_CHUNK): a worker holds a
+message until its last recipient is sent, and what waits behind it waits that
+long.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class RabbitBus:
         bundle: int = 1,
     ) -> None:
         if bundle < 1:
-            raise ValueError("a bundle holds at least one delivery")
+            raise ValueError("a bundle holds at least one recipient")
         self.bundle = bundle
         self._trace_fields = trace_fields
         self.url = url
@@ -104,13 +108,23 @@ class RabbitBus:
             )
 
     def _bundles(self, deliveries: Sequence[DeliveryJob]) -> list[list[DeliveryJob]]:
-        """The deliveries in messages of at most `bundle`, each bound for one queue,
-        in the order given within each queue."""
+        """The deliveries in messages of one queue each, in the order given within
+        each queue, holding `bundle` recipients at most (a larger delivery alone)."""
         by_kind: dict[MessageType, list[DeliveryJob]] = {}
         for delivery in deliveries:
             by_kind.setdefault(delivery.type, []).append(delivery)
-        size = self.bundle
-        return [lane[i:i + size] for lane in by_kind.values() for i in range(0, len(lane), size)]
+        bundles: list[list[DeliveryJob]] = []
+        for lane in by_kind.values():
+            current: list[DeliveryJob] = []
+            recipients = 0
+            for delivery in lane:
+                if current and recipients + len(delivery.recipients) > self.bundle:
+                    bundles.append(current)
+                    current, recipients = [], 0
+                current.append(delivery)
+                recipients += len(delivery.recipients)
+            bundles.append(current)
+        return bundles
 
     async def _publish_bundle(self, bundle: list[DeliveryJob]) -> None:
         first = bundle[0]
@@ -141,7 +155,8 @@ class RabbitBus:
 
     async def backlog(self) -> dict[MessageType, int]:
         """Deliveries ready (not yet handed to a consumer) per lane, at most: the
-        queue's ready messages times the bundle (a message holds up to `bundle`)."""
+        queue's ready messages times the bundle (a message holds up to `bundle`
+        recipients, so up to that many deliveries)."""
         return {kind: await self._ready(self.topology.queue_for(kind)) * self.bundle
                 for kind in MessageType}
 
