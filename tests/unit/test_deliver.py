@@ -142,6 +142,38 @@ async def test_a_crash_mid_send_leaves_sending_and_a_redelivery_finishes(world: 
     assert world.balance(U) == 9
 
 
+class HeldOperator:
+    """An operator that answers only once released: a send in flight."""
+
+    name = "A"
+
+    def __init__(self) -> None:
+        self.called = asyncio.Event()
+
+    async def send(self, sms: OutgoingSms) -> str:
+        self.called.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never released")
+
+
+@pytest.mark.parametrize("recipients", [(N1,), (N1, N2, N3)])
+async def test_a_stopped_delivery_hands_its_unanswered_recipients_back(
+    world: World, recipients: tuple[str, ...],
+) -> None:
+    held = HeldOperator()
+    world.deliverer.operators = [held]
+    await fund(world, 10)
+    delivery = await accepted_delivery(world, recipients)
+    task = asyncio.create_task(world.deliverer.deliver(delivery))
+    await asyncio.wait_for(held.called.wait(), 5)
+    task.cancel()  # a SIGTERM's stop
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Back to PENDING (not left SENDING for a lease), nothing failed or refunded.
+    assert [m.status for m in world.messages()] == [SmsStatus.PENDING] * len(recipients)
+    assert world.balance(U) == 10 - len(recipients)
+
+
 async def test_an_operator_adapter_bug_counts_as_that_operators_failure(world: World) -> None:
     def broken(sms: OutgoingSms) -> str:
         raise RuntimeError("adapter bug")

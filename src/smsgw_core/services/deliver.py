@@ -19,6 +19,7 @@ running out, fails a recipient (and refunds it).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,13 @@ class Deliverer:
         outcomes: list[FailoverResult | None]
         if self.policy.expired(delivery.accepted_at, self.clock.now()):
             outcomes = [None] * len(claimed)  # too late to send: each fails as expired
+        elif len(claimed) == 1:
+            # One recipient (most SMS): no gate and no task of its own to pay for.
+            try:
+                outcomes = [await self._send(delivery, claimed[0])]
+            except asyncio.CancelledError:
+                await asyncio.shield(self._hand_back(delivery, claimed, []))
+                raise
         else:
             gate = asyncio.Semaphore(self.max_parallel)
             sends = [asyncio.ensure_future(self._send(delivery, r, gate)) for r in claimed]
@@ -140,8 +148,9 @@ class Deliverer:
         """
         now = self.clock.now()
         verdicts = []
-        for recipient, send in zip(claimed, sends, strict=True):
-            answered = send.done() and not send.cancelled() and send.exception() is None
+        for recipient, send in itertools.zip_longest(claimed, sends):  # no sends: none answered
+            answered = (send is not None and send.done() and not send.cancelled()
+                        and send.exception() is None)
             verdicts.append(_verdict(recipient, send.result(), expired=False) if answered
                             else Verdict(recipient, SmsStatus.PENDING))
         settlement = Settlement(delivery, verdicts, retry_at=now)
@@ -159,9 +168,12 @@ class Deliverer:
         self._report(delivery, [v.status for v in applied if v.status.terminal], now)
 
     async def _send(
-        self, delivery: DeliveryJob, recipient: str, gate: asyncio.Semaphore
+        self, delivery: DeliveryJob, recipient: str, gate: asyncio.Semaphore | None = None
     ) -> FailoverResult:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
+        if gate is None:
+            async with self._calls[delivery.type].slot(delivery.user_id):
+                return await send_with_failover(sms, self.operators, self.breaker)
         async with gate, self._calls[delivery.type].slot(delivery.user_id):
             return await send_with_failover(sms, self.operators, self.breaker)
 
