@@ -1,8 +1,10 @@
 """Fair share across customers, end to end: a heavy customer's backlog does not make
 light customers wait, and the heavy customer keeps the capacity they do not use.
 
-Operators that take 200 ms and 8 normal workers: the gateway delivers about 40
-recipients a second, so the heavy customer's 400 SMS are a 10-second backlog.
+Operators that take 200 ms and 8 sends at once (8 normal workers of one delivery
+each; on RabbitMQ one worker of bundles of 8 single-recipient SMS): the gateway
+delivers about 40 recipients a second, so the heavy customer's 400 SMS are a
+10-second backlog.
 First come, first served, a light customer's SMS sent behind it would wait
 about that long; in the fair order it waits for about one operator call.
 """
@@ -49,10 +51,19 @@ def _time(value: object) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def eight_at_once(mode: str, processes: int = 1) -> dict[str, str]:
+    """Settings for 8 sends in flight over `processes` normal worker processes: the
+    in-process bus carries one delivery a message; RabbitMQ carries bundles, so one
+    message at a time per process, of 8 / `processes` single-recipient SMS."""
+    if mode == "embedded":
+        return {"SMSGW_WORKERS": str(8 // processes)}
+    return {"SMSGW_WORKERS": "1", "SMSGW_PUBLISH_BUNDLE": str(8 // processes)}
+
+
 def test_light_customers_are_not_stuck_behind_a_heavy_backlog(
     make_gateway: GatewayFactory, mode: str
 ) -> None:
-    gateway = make_gateway(OPERATORS, SMSGW_WORKERS="8")
+    gateway = make_gateway(OPERATORS, **eight_at_once(mode))
     for customer in (HEAVY, *LIGHT):
         gateway.top_up(customer, 10_000)
     with ThreadPoolExecutor(8) as pool, gateway.client() as client:
@@ -85,8 +96,9 @@ def test_two_relays_and_two_workers_per_lane_keep_the_order_and_deliver_each_onc
     """On one MariaDB and one RabbitMQ; HTTP operators count what they were sent."""
     with operator_sims(tmp_path / "ops", {"name": "A", "latency_ms": 200},
                        {"name": "B", "latency_ms": 200}) as sims:
-        gateway = make_gateway(operators_setting(*sims), SMSGW_WORKERS="4",
-                               SMSGW_EXPRESS_WORKERS="4")
+        # Two normal worker processes (the gateway's and one more) of 4 sends at once.
+        gateway = make_gateway(operators_setting(*sims), SMSGW_EXPRESS_WORKERS="4",
+                               **eight_at_once(mode, processes=2))
         extra = [_process(gateway, tmp_path, *args)
                  for args in (["relay"], ["worker", "--lane", "normal"],
                               ["worker", "--lane", "express"])]
