@@ -174,6 +174,21 @@ async def get_all(channel: AbstractChannel, queue: str) -> list[AbstractIncoming
     return found
 
 
+async def first_dead_letters(
+    channel: AbstractChannel, topology: RabbitTopology,
+) -> list[AbstractIncomingMessage]:
+    """What the dead-letter queue holds once something arrived (within WAIT_S)."""
+    dead: list[AbstractIncomingMessage] = []
+
+    async def arrived() -> None:
+        while not dead:
+            dead.extend(await get_all(channel, topology.dead_letter_queue))
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(arrived(), WAIT_S)
+    return dead
+
+
 @pytest.fixture(params=["inprocess", "rabbitmq", "rabbitmq-bundles"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     if request.param == "inprocess":
@@ -387,14 +402,7 @@ async def test_a_bundle_that_is_not_all_deliveries_is_dead_lettered(
             aio_pika.Message(body, content_type="application/json", message_id="odd"),
             routing_key=rabbit.topology.normal_queue,
         )
-        dead: list[AbstractIncomingMessage] = []
-
-        async def arrived() -> None:
-            while not dead:
-                dead.extend(await get_all(channel, rabbit.topology.dead_letter_queue))
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(arrived(), WAIT_S)
+        dead = await first_dead_letters(channel, rabbit.topology)
     await consumer.stop(timeout=5)
     assert recorder.attempts == []  # not even the good one of a bad bundle
     assert "not a delivery" in str(dead[0].headers[DEAD_LETTER_REASON])
@@ -430,14 +438,7 @@ async def test_a_message_that_keeps_failing_is_dead_lettered_at_the_delivery_lim
         await consumer.start()
         await rabbit.bus.publish([normal("hopeless")])
         async with raw_channel() as channel:
-            dead: list[AbstractIncomingMessage] = []
-
-            async def arrived() -> None:
-                while not dead:
-                    dead.extend(await get_all(channel, rabbit.topology.dead_letter_queue))
-                    await asyncio.sleep(0.02)
-
-            await asyncio.wait_for(arrived(), WAIT_S)
+            dead = await first_dead_letters(channel, rabbit.topology)
         assert len(recorder.attempts) == 3  # the first delivery and two redeliveries
         assert recorder.handled == []
         [message] = dead
