@@ -156,16 +156,24 @@ def fairness_figures(scenarios: Scenarios) -> Figures:
     return figures
 
 
+def cpu_ms_per_unit(cores: Mapping[str, float], rate: float,
+                    accepted: float | None = None) -> dict[str, float]:
+    """Each process group's CPU per unit of work, in ms: per `rate`, except the API's
+    and the load generator's per `accepted` request when given (end to end, an
+    overloaded pipeline accepts more than it delivers)."""
+    return {g: c / (accepted if accepted and g in ("api", "loadtest") else rate) * 1000
+            for g, c in cores.items()}
+
+
 def gateway_cpu_ms(cpu: Mapping[str, Any] | None, accepted: float | None,
                    delivered: float | None) -> float | None:
-    """CPU per delivered SMS of every process but the load generator, in ms: the API's
-    per accepted request (an overloaded pipeline accepts more than it delivers), the
-    others' (worker, relay, MariaDB, RabbitMQ, operators, the rest) per delivered SMS."""
+    """CPU per delivered SMS of every process but the load generator, in ms (the
+    API's per accepted request)."""
     cores = (cpu or {}).get("cores") or {}
     if not cores or not accepted or not delivered:
         return None
-    return sum(c / (accepted if g == "api" else delivered) * 1000
-               for g, c in cores.items() if g != "loadtest")
+    return sum(ms for g, ms in cpu_ms_per_unit(cores, delivered, accepted).items()
+               if g != "loadtest")
 
 
 def number(value: Any) -> float | None:

@@ -12,6 +12,7 @@ from benchmarks.bench.figures import (
     OPEN_LOOP_RPS,
     Figures,
     Scenarios,
+    cpu_ms_per_unit,
     delivery_of,
     failed_requests,
     loadtest,
@@ -176,6 +177,11 @@ _UNIT_OF = {  # (one, many)
     "e2e_vs_reference": ("delivered SMS", "delivered SMS"),
     "e2e_cpu_ms_per_sms": ("delivered SMS", "delivered SMS"),
 }
+# The throughput a ratio or a cost is of (the figure itself for a throughput).
+_RATE_OF = {
+    "accept_vs_reference": "accept_spread_rps",
+    "e2e_vs_reference": "e2e_delivered_per_s", "e2e_cpu_ms_per_sms": "e2e_delivered_per_s",
+}
 
 
 def cpu_budget(target: Target, figures: Figures, record: Mapping[str, Any] | None,
@@ -183,19 +189,13 @@ def cpu_budget(target: Target, figures: Figures, record: Mapping[str, Any] | Non
     """For a throughput: the CPU each unit of work took, per process group, and the
     most the machine's cores could carry at that cost — the measured bound."""
     unit, units = _UNIT_OF.get(target.figure, (None, None))
-    rate = figures.get({"accept_vs_reference": "accept_spread_rps",
-                        "e2e_vs_reference": "e2e_delivered_per_s",
-                        "e2e_cpu_ms_per_sms": "e2e_delivered_per_s"}.get(target.figure,
-                                                                         target.figure))
+    rate = figures.get(_RATE_OF.get(target.figure, target.figure))
     cores = ((record or {}).get("cpu") or {}).get("cores") or {}
     if unit is None or not rate or not cores:
         return None
-    # End to end, the API and the load generator work per accepted request, the
-    # rest per delivered SMS: an overloaded pipeline accepts more than it delivers.
     accepted = figures.get("e2e_accepted_rps") if target.figure.startswith("e2e_") else None
-    per = {g: accepted if accepted and g in ("api", "loadtest") else rate for g in cores}
-    spent = sorted(((g, c / per[g] * 1000) for g, c in cores.items() if c >= 0.01),
-                   key=lambda gc: -gc[1])
+    spent = sorted(((g, ms) for g, ms in cpu_ms_per_unit(cores, rate, accepted).items()
+                    if cores[g] >= 0.01), key=lambda gc: -gc[1])
     total = sum(ms for _, ms in spent)
     if total <= 0:
         return None

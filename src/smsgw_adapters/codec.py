@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -29,6 +29,8 @@ class Payload(msgspec.Struct, omit_defaults=True):
     accepted_at: str | None = None
     trace: dict[str, str] = {}
 
+
+T = TypeVar("T")
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Payload)
@@ -64,8 +66,12 @@ def encode(delivery: DeliveryJob) -> bytes:
 
 def decode(body: bytes) -> DeliveryJob:
     """A message body's delivery; UndecodablePayload when it is not one."""
+    return _delivery(_decoded(_DECODER, body))
+
+
+def _decoded(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
     try:
-        return _delivery(_DECODER.decode(body))
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:  # a DecodeError too: it goes first
         raise UndecodablePayload(f"not a delivery: {exc}") from exc
     except msgspec.DecodeError as exc:
@@ -83,12 +89,7 @@ def encode_many(deliveries: Sequence[DeliveryJob]) -> bytes:
 def decode_many(body: bytes) -> list[DeliveryJob]:
     """The deliveries of a body `encode` or `encode_many` wrote; UndecodablePayload
     when it is neither (an empty array included)."""
-    try:
-        decoded = _BODY_DECODER.decode(body)
-    except msgspec.ValidationError as exc:
-        raise UndecodablePayload(f"not a delivery: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise UndecodablePayload(f"body is not JSON: {exc}") from exc
+    decoded = _decoded(_BODY_DECODER, body)
     if isinstance(decoded, Payload):
         return [_delivery(decoded)]
     if not decoded:

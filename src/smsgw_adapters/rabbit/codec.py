@@ -22,10 +22,6 @@ class PoisonMessage(Exception):
         self.reason = reason
 
 
-def encode(delivery: DeliveryJob) -> bytes:
-    return codec.encode(delivery)
-
-
 def encode_bundle(deliveries: Sequence[DeliveryJob]) -> bytes:
     return codec.encode_many(deliveries)
 

@@ -22,6 +22,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,6 +40,7 @@ from smsgw_core.transactions import in_transaction
 from smsgw_core.validity import DeliveryPolicy, FailureReason
 
 log = logging.getLogger("smsgw.deliver")
+_UNGATED: AbstractAsyncContextManager[object] = nullcontext()  # a lone recipient's send
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,12 +170,10 @@ class Deliverer:
         self._report(delivery, [v.status for v in applied if v.status.terminal], now)
 
     async def _send(
-        self, delivery: DeliveryJob, recipient: str, gate: asyncio.Semaphore | None = None
+        self, delivery: DeliveryJob, recipient: str,
+        gate: AbstractAsyncContextManager[object] = _UNGATED,
     ) -> FailoverResult:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
-        if gate is None:
-            async with self._calls[delivery.type].slot(delivery.user_id):
-                return await send_with_failover(sms, self.operators, self.breaker)
         async with gate, self._calls[delivery.type].slot(delivery.user_id):
             return await send_with_failover(sms, self.operators, self.breaker)
 
