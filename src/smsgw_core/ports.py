@@ -70,9 +70,13 @@ class LedgerRepository(Protocol):
 
         The charges are taken in order, each against what the ones before it
         left; one that would overdraw, or whose account is unknown, is refused.
-        Nothing is applied when any is refused, so the caller can try again
-        without them. Locks the accounts until the transaction ends. Raises
-        DuplicateTransaction if an id was applied before.
+        When any is refused, or DuplicateTransaction is raised (an id applied
+        before), the unit of work's transaction is rolled back: everything
+        written in it since its last commit, not only these charges, so the
+        caller writes its group again without them. (The accept path's group
+        is one transaction anyway; sparing the common path a savepoint and a
+        locking read saves two round trips.) Locks the accounts until the
+        transaction ends. May raise TransientConflict (re-run the transaction).
         """
 
     async def credit_many(self, credits: Sequence[Transaction]) -> None:

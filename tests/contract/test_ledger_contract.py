@@ -212,6 +212,52 @@ async def test_debit_many_applies_an_id_at_most_once(uow_factory: UnitOfWorkFact
         assert await uow.ledger.balance(1) == 9
 
 
+async def test_a_refused_group_rolls_back_its_whole_unit_of_work(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    # The accept path writes a group's rows, then debits: a refusal takes the rows
+    # too (the port's promise), and the group's next try starts from nothing.
+    await _seed(uow_factory, 1, 10)
+    await _seed(uow_factory, 2, 10)
+    async with uow_factory() as uow:
+        await uow.ledger.apply(topup("written-before", 2, 5))
+        assert await uow.ledger.debit_many([charge("d1", 2, 1), charge("d2", 1, 11)]) == [1]
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert (await uow.ledger.balance(1), await uow.ledger.balance(2)) == (10, 10)
+        assert [t.transaction_id for _, t in await uow.ledger.transactions(2, 10, None)] == [
+            "seed-2"]
+
+
+async def test_a_duplicate_in_a_group_rolls_back_its_whole_unit_of_work(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    await _seed(uow_factory, 1, 10)
+    with contextlib.suppress(DuplicateTransaction):
+        async with uow_factory() as uow:
+            await uow.ledger.apply(topup("written-before", 1, 5))
+            await uow.ledger.debit_many([charge("d1", 1, 1), charge("seed-1", 1, 1)])
+            raise AssertionError("an id applied before must be refused")
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(1) == 10
+
+
+async def test_debit_many_counts_every_charge_of_an_account_together(
+    uow_factory: UnitOfWorkFactory,
+) -> None:
+    # Each charge fits the balance alone; together they do not: the account's
+    # whole move is what is guarded, then the charges are refused in order.
+    await _seed(uow_factory, 1, 10)
+    async with uow_factory() as uow:
+        assert await uow.ledger.debit_many(
+            [charge("a", 1, 6), charge("b", 1, 6), charge("c", 1, 4)]) == [1]
+    async with uow_factory() as uow:
+        assert await uow.ledger.debit_many([charge("a", 1, 6), charge("c", 1, 4)]) == []
+        await uow.commit()
+    async with uow_factory() as uow:
+        assert await uow.ledger.balance(1) == 0
+
+
 def refund(tx_id: str, user_id: int, amount: int) -> Transaction:
     return Transaction(tx_id, user_id, amount, TransactionType.REFUND, f"refund {tx_id}", T0)
 

@@ -11,25 +11,27 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from smsgw_adapters.sql.repository import SqlRepository, along
+from smsgw_adapters.sql.repository import SqlRepository, along, along_update
 from smsgw_adapters.sql.schema import user_balances, user_transactions
 from smsgw_adapters.sql.types import MYSQL_DIALECTS
-from smsgw_core.errors import DuplicateTransaction, InsufficientBalance
+from smsgw_core.errors import DuplicateTransaction, InsufficientBalance, TransientConflict
 from smsgw_core.ledger import Transaction, TransactionType
 
 _tx = user_transactions.c
 _bal = user_balances.c
 # Built once: the accept path runs them for every request or batch.
 _INSERT_TX = user_transactions.insert()
-# A refused group's rows are undone by rolling back to a savepoint taken before
-# them, not by a DELETE … WHERE transaction_id IN (…): over a small table the
-# optimizer scans it whole (even by primary key), the scan waits on the rows a
-# concurrent group just inserted while that group waits for the balance row
-# this one holds, and the two deadlock (seen with 100 racing sends for one
-# customer). Undo needs no lock. The savepoint costs a round trip before the
-# balance rows are locked, so the hot lock is held no longer.
+# Credits that meet a duplicate id part-way are undone by rolling back to a
+# savepoint taken before them, not by a DELETE … WHERE transaction_id IN (…):
+# over a small table the optimizer scans it whole (even by primary key), the
+# scan waits on the rows a concurrent group just inserted while that group waits
+# for the balance row this one holds, and the two deadlock (seen with 100 racing
+# sends for one customer). Undo needs no lock. (A refused debit group rolls its
+# whole transaction back instead: see debit_many.)
 _SAVEPOINT = "SAVEPOINT smsgw_ledger"
 _UNDO = "ROLLBACK TO SAVEPOINT smsgw_ledger"
+_BALANCES = sa.select(_bal.user_id, _bal.balance).where(
+    _bal.user_id.in_(sa.bindparam("users", expanding=True)))
 _LOCK_BALANCES = along("uq_user_balances_user_id", user_balances, (
     sa.select(_bal.user_id, _bal.balance)
     .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)))
@@ -70,24 +72,29 @@ class SqlLedger(SqlRepository):
     async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
         if not charges:
             return []
-        await self._insert_all(charges)
-        # Then the accounts, locked in user_id order (as every batch locks them, so
-        # two batches cannot deadlock), for as short a time as the commit allows.
-        users = sorted({tx.user_id for tx in charges})
-        locked = await self._conn.execute(_LOCK_BALANCES, {"users": users})
-        left: dict[int, int] = {user: balance for user, balance in locked}
-        refused = []
-        for position, tx in enumerate(charges):
-            current = left.get(tx.user_id)
-            if current is None or current + tx.amount < 0:
-                refused.append(position)
-            else:
-                left[tx.user_id] = current + tx.amount
-        if refused:  # undo the rows, as `_debit` does, so the call changes nothing
-            await self._conn.exec_driver_sql(_UNDO)
-            return refused
-        await self._move(_moves(charges), max(tx.created_at for tx in charges))
-        return []
+        # Two round trips on the path every accept group takes: the rows, then one
+        # guarded UPDATE of every account at once. No savepoint and no locking read
+        # before it: a refusal (the rare path) rolls the whole transaction back, as
+        # the port says, and only then reads what the balances allow.
+        try:
+            await self._conn.execute(_INSERT_TX, [_row(tx) for tx in charges])
+        except IntegrityError:
+            await self._conn.rollback()
+            raise DuplicateTransaction(", ".join(tx.transaction_id for tx in charges)) from None
+        moves = _moves(charges)
+        users = sorted(moves)
+        debited = await self._conn.execute(
+            _guarded_debit(moves), {"users": users, "at": max(tx.created_at for tx in charges)}
+        )
+        if debited.rowcount == len(users):  # each account covered all of its charges
+            return []
+        await self._conn.rollback()
+        found = await self._conn.execute(_BALANCES, {"users": users})
+        refused = _refused(charges, {user: balance for user, balance in found})
+        if not refused:
+            # A top-up landed between the UPDATE and the read: the group fits now.
+            raise TransientConflict("the balances moved while a group was refused")
+        return refused
 
     async def credit_many(self, credits: Sequence[Transaction]) -> None:
         if not credits:
@@ -102,7 +109,7 @@ class SqlLedger(SqlRepository):
         await self._credit_balances(credits)
 
     async def _insert_all(self, txs: Sequence[Transaction]) -> None:
-        """Insert every row after a savepoint (which a refusal rolls back to), or none."""
+        """Insert every row after a savepoint (which a duplicate rolls back to), or none."""
         await self._conn.exec_driver_sql(_SAVEPOINT)
         try:
             await self._conn.execute(_INSERT_TX, [_row(tx) for tx in txs])
@@ -184,6 +191,33 @@ def _transaction(row: sa.Row[Any]) -> Transaction:
         description=row.description or "",
         created_at=row.created_at,
     )
+
+
+def _guarded_debit(moves: dict[int, int]) -> sa.Update:
+    """Move every account of `moves` that can take its whole move, and no other.
+
+    Along the user_id key, so the rows are locked in user_id order (as every
+    group locks them: two groups cannot deadlock) and no other row is; not the
+    upsert, whose next-key locks reach past the rows (see `_move`).
+    """
+    move = sa.case(moves, value=_bal.user_id)
+    return along_update("uq_user_balances_user_id", user_balances.update()
+        .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)), _bal.balance + move >= 0)
+        .values(balance=_bal.balance + move, last_updated=sa.bindparam("at")))
+
+
+def _refused(charges: Sequence[Transaction], balances: dict[int, int]) -> list[int]:
+    """The positions of the charges the balances refuse, taken in order, each
+    against what the ones before it left; an unknown account refuses all of its."""
+    left = dict(balances)
+    refused = []
+    for position, tx in enumerate(charges):
+        current = left.get(tx.user_id)
+        if current is None or current + tx.amount < 0:
+            refused.append(position)
+        else:
+            left[tx.user_id] = current + tx.amount
+    return refused
 
 
 def _moves(txs: Sequence[Transaction]) -> dict[int, int]:

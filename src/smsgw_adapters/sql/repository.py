@@ -41,3 +41,10 @@ def along(index: str, table: sa.Table, select: Locking) -> Locking:
     """
     hint = f"FORCE INDEX ({index})"
     return select.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
+
+
+def along_update(index: str, update: sa.Update) -> sa.Update:
+    """An UPDATE that MySQL/MariaDB must make along `index`: it locks what it scans, as
+    a locking read does (see `along`)."""
+    hint = f"FORCE INDEX ({index})"
+    return update.with_hint(hint, dialect_name="mysql").with_hint(hint, dialect_name="mariadb")

@@ -52,16 +52,19 @@ class InMemoryLedger(_Repo):
         refused = []
         for position, tx in enumerate(charges):
             if tx.transaction_id in known:
+                await self._uow.rollback()  # as the port says: the whole unit of work
                 raise DuplicateTransaction(tx.transaction_id)
             current = left.get(tx.user_id)
             if current is None or current + tx.amount < 0:
                 refused.append(position)
             else:
                 left[tx.user_id] = current + tx.amount
-        if not refused:
-            for tx in charges:
-                self.s.balances[tx.user_id] += tx.amount
-                self.s.transactions.append((self.s.take_id(), tx))
+        if refused:
+            await self._uow.rollback()
+            return refused
+        for tx in charges:
+            self.s.balances[tx.user_id] += tx.amount
+            self.s.transactions.append((self.s.take_id(), tx))
         return refused
 
     async def credit_many(self, credits: Sequence[Transaction]) -> None:
