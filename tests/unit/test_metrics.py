@@ -66,7 +66,7 @@ def test_every_catalogued_metric_is_defined_with_its_type_and_exists_at_zero(
     metrics: Metrics,
 ) -> None:
     listed = {name: kind for name, kind in catalogue().items()
-              if not name.startswith("smsgw_http_")}  # the Litestar middleware's
+              if not name.startswith("smsgw_http_")}  # the API middleware's (api/http_metrics.py)
     assert len(listed) >= 17
     metrics.outbox_backlog([], NOW)  # gauges appear once set
     metrics.declare_operators(["A"])

@@ -11,7 +11,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.allow import AllowEveryMethod
@@ -20,6 +20,7 @@ from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.document import SECURITY, openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
+from smsgw_app.api.http_metrics import HttpMetrics
 from smsgw_app.api.sms import SmsController
 from smsgw_app.api.v1.admin import CustomersController, KeysController
 from smsgw_app.api.v1.auth import AUTHENTICATOR, LEGACY_AUTH, METRICS_TOKEN, metrics_token
@@ -66,10 +67,6 @@ class MetricsController(PrometheusController):
 
 
 def create_app(services: ApiServices) -> Litestar:
-    prometheus = PrometheusConfig(
-        app_name="smsgw", prefix="smsgw_http", group_path=True, exclude=["/metrics"]
-    )
-
     keyed = services.legacy_auth == "key"
     if not keyed:
         log.warning("SMSGW_LEGACY_AUTH=none: /sms/send, /sms/history, /balance and "
@@ -105,7 +102,7 @@ def create_app(services: ApiServices) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework
-        middleware=[prometheus.middleware, AllowEveryMethod],
+        middleware=[HttpMetrics, AllowEveryMethod],
         openapi_config=openapi_config(version="0.1.0"),
         cors_config=_cors(services.cors_origins),
     )
