@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smsgw_core.services.coalesce import MAX_GROUP, MAX_IN_FLIGHT, Coalescer
+from smsgw_core.services.coalesce import MAX_GROUP, Coalescer
 from smsgw_core.services.send_sms import Accepted, SendSms, SmsSender
+
+ACCEPT_IN_FLIGHT = 1
 
 
 @dataclass
@@ -23,7 +25,14 @@ class GroupCommit:
 
     sender: SmsSender
     max_group: int = MAX_GROUP
-    max_in_flight: int = MAX_IN_FLIGHT
+    # One accept transaction at a time per process: the sends that arrive
+    # meanwhile make the next group. Two at once (the Coalescer's default) gave
+    # smaller groups, and each group's statements cost a process ~0.3 ms of CPU
+    # apiece whatever its size; the two also waited on each other for a hot
+    # customer's balance row. Measured back to back (benchmarks/run.py --only
+    # accept, 2026-12-07): spread 1,648 -> 1,749 req/s, one hot customer 1,388
+    # -> 1,821, p99 at 1,000 req/s open loop 210 -> 53 ms.
+    max_in_flight: int = ACCEPT_IN_FLIGHT
     _group: Coalescer[SendSms, Accepted] = field(init=False)
 
     def __post_init__(self) -> None:
