@@ -1,4 +1,5 @@
-"""Where a scenario's CPU time went, read from /proc: by process group, and the rest."""
+"""Where a scenario's CPU time went, read from /proc: by process group, and the rest;
+and how long each group's threads waited on the run queue for a core (schedstat)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,21 @@ def _jiffies(pid: int) -> int:
     except OSError:
         return 0
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _run_delay_ns(pid: int) -> int:
+    """Nanoseconds the process's threads spent runnable but waiting for a core."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile, or no schedstats in this kernel
+    return total
 
 
 def _server_pids() -> dict[str, list[int]]:
@@ -46,6 +62,8 @@ class CpuSample:
         self.groups = {**_server_pids(), **groups}
         self.generator = generator  # what the reaped children were: loadtest or reference
         self.before = {g: sum(_jiffies(p) for p in pids) for g, pids in self.groups.items()}
+        self.delay_before = {g: sum(_run_delay_ns(p) for p in pids)
+                             for g, pids in self.groups.items()}
         self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.machine = _machine_jiffies()
         self.started = time.monotonic()
@@ -59,6 +77,11 @@ class CpuSample:
         reaped = (now.ru_utime + now.ru_stime - self.children.ru_utime - self.children.ru_stime)
         cores[self.generator] = cores.get(self.generator, 0.0) + reaped / elapsed
         cores["other"] = max(0.0, busy - sum(cores.values()))
+        # Threads waiting for a core, on average: next to `cores`, how much longer than
+        # it ran each group's work waited (each round trip wakes a process that queues).
+        waiting = {g: (sum(_run_delay_ns(p) for p in pids) - self.delay_before[g]) / 1e9
+                   / elapsed for g, pids in self.groups.items()}
         return {"elapsed_s": round(elapsed, 2), "machine_busy_cores": round(busy, 3),
                 "cores": {g: round(c, 3) for g, c in cores.items()},
+                "waiting_cores": {g: round(w, 3) for g, w in waiting.items()},
                 "loadavg_at_end": os.getloadavg()[0]}

@@ -204,6 +204,24 @@ def cpu_budget(target: Target, figures: Figures, record: Mapping[str, Any] | Non
             f"carry at most {cpus * 1000 / total:,.0f} {units}/s")
 
 
+def run_queue(record: Mapping[str, Any] | None) -> str | None:
+    """"waiting for a core: mariadb 7.5, api 2.1 ... ms for every ms run" from a CPU sample:
+    on a busy box each hop of a request's path (a round trip wakes a process) queues."""
+    cpu = (record or {}).get("cpu") or {}
+    cores, waiting = cpu.get("cores") or {}, cpu.get("waiting_cores") or {}
+    ratios = sorted(((g, waiting[g] / cores[g]) for g in waiting
+                     if cores.get(g, 0.0) >= 0.01), key=lambda gr: -gr[1])
+    if not ratios:
+        return None
+    parts = ", ".join(f"{group} {r:.1f}" for group, r in ratios)
+    return (f"waiting for a core: each process's threads waited on the run queue this many ms "
+            f"for every ms they ran: {parts}")
+
+
+_LATENCY_TARGETS = frozenset({"accept_p99_at_1000_ms", "express_p99_ms", "express_max_ms",
+                              "fairness_light_p99_ms"})
+
+
 def saturated(record: Mapping[str, Any] | None, cpus: int) -> bool:
     cpu = (record or {}).get("cpu") or {}
     return bool(cpu) and cpu.get("machine_busy_cores", 0.0) >= 0.9 * cpus
@@ -235,6 +253,9 @@ def bound(target: Target, figures: Figures, scenarios: Scenarios, cpus: int = 2)
     budget = cpu_budget(target, figures, record, cpus)
     if budget:
         said.append(budget)
+    queued = run_queue(record) if target.figure in _LATENCY_TARGETS else None
+    if queued:
+        said.append(queued)
     summary = cpu_summary(record, cpus)
     if summary:
         if saturated(record, cpus):

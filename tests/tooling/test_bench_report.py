@@ -201,6 +201,19 @@ def test_bound_when_the_box_is_not_busy() -> None:
     assert "not CPU-bound (box 40% busy of 2 cores (worker 0.50, relay 0.20 cores))" in row["bound"]
 
 
+def test_a_latency_bound_names_the_wait_for_a_core() -> None:
+    run = full_run()
+    run["express"]["loadtest"]["delivery"] = express_delivery(300.0, 900.0)
+    run["express"]["cpu"] = {"elapsed_s": 20.0, "machine_busy_cores": 1.98,
+                             "cores": {"worker": 0.5, "mariadb": 0.3, "relay": 0.004},
+                             "waiting_cores": {"worker": 1.0, "mariadb": 2.25, "relay": 0.1}}
+    row = rows_by_figure(run)["express_p99_ms"]
+    assert ("waiting for a core: each process's threads waited on the run queue this many ms "
+            "for every ms they ran: mariadb 7.5, worker 2.0") in row["bound"]
+    # A throughput's bound is its CPU budget, not the queue.
+    assert "waiting for a core" not in (rows_by_figure(run)["accept_spread_rps"]["bound"] or "")
+
+
 def test_markdown_table() -> None:
     run = full_run()
     run["accept_hot"] = ok(loadtest=loadtest(ok=14_000))  # 0.4 of spread
