@@ -28,10 +28,11 @@ deleted afterwards. Then, in order, each in its own processes:
               rest waits in the outbox), then the worker starts and express
               sends go at 50 req/s for 20 s while that backlog drains and
               normal sends keep arriving (100 req/s of 10 recipients);
-- fairness:   operators of 200 ms, one customer's 20,000 normal recipients (SMS
-              of 100) queued, then 10 light customers at 10 normal req/s and
-              express at 10 req/s for 10 s: their waits, and the heavy
-              customer's rate before and during.
+- fairness:   operators of 200 ms, one customer's 26,000 normal recipients (SMS
+              of 100) queued (over 20,000 still waiting when the others start),
+              then 10 light customers at 10 normal req/s and express at 10
+              req/s for 10 s: their waits, and the heavy customer's rate
+              alone (3 s before and 3 s after) and during.
 
 Every process writes its stdout and stderr to files in a temporary directory
 (printed at the start and with every failure). Processes are stopped (SIGTERM,

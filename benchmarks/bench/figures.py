@@ -147,6 +147,9 @@ def fairness_figures(scenarios: Scenarios) -> Figures:
     }
     before, during = number(record.get("heavy_before_per_s")), number(
         record.get("heavy_during_per_s"))
+    after = number(record.get("heavy_after_per_s"))
+    if before is not None and after is not None:
+        before = (before + after) / 2  # alone before and after, windows of one length
     light_doc = loadtest(scenarios, "fairness")
     light_rate = recipients_per_s(light_doc) if light_doc else None
     # What the light customers left of the capacity the heavy one had alone.

@@ -271,7 +271,15 @@ class Scenarios:
                 ended = heavy_done()
                 heavy_left = self.services.count(
                     f"sms_status WHERE user_id = {heavy} AND status IN ('PENDING', 'SENDING')")
-                docs = light.result(), express.result()
+                docs = light.result(), express.result()  # every light SMS delivered
+            # The heavy customer alone again, as long as before: its rate alone is taken
+            # from both windows (a 3 s window alone moved the share by ±0.08 between runs),
+            # the second counted only if its backlog lasted through it.
+            resumed = heavy_done()
+            time.sleep(plan.fairness_before_s)
+            after = heavy_done()
+            still_left = self.services.count(
+                f"sms_status WHERE user_id = {heavy} AND status = 'PENDING'")
             return {
                 "loadtest": docs[0], "express": docs[1], "cpu": sample.done(),
                 "operator_latency_ms": plan.fairness_latency_ms,
@@ -281,6 +289,8 @@ class Scenarios:
                 "heavy_during_per_s": round((ended[1] - started[1]) / (ended[0] - started[0]),
                                             1),
                 "heavy_unfinished_at_end": heavy_left,
+                "heavy_after_per_s": round((after[1] - resumed[1]) / (after[0] - resumed[0]), 1)
+                if still_left > 0 else None,
             }
 
         with self.gateway.processes("fairness") as procs:

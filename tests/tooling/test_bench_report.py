@@ -100,6 +100,16 @@ def test_figures_are_derived_from_the_documents() -> None:
     assert figures["fairness_heavy_share"] == pytest.approx(1140 / 1190)
 
 
+def test_the_heavy_rate_alone_is_taken_before_and_after_when_both_ran() -> None:
+    run = full_run()
+    run["fairness"]["heavy_after_per_s"] = 1000.0
+    figures = report.derive_figures(run)
+    assert figures["fairness_heavy_alone_per_s"] == 1100.0
+    assert figures["fairness_heavy_share"] == pytest.approx(1140 / 1090)
+    run["fairness"]["heavy_after_per_s"] = None  # the backlog ran out: the window before only
+    assert report.derive_figures(run)["fairness_heavy_alone_per_s"] == 1200.0
+
+
 def test_fairness_needs_the_heavy_backlog_to_last() -> None:
     run = full_run()
     run["fairness"]["heavy_unfinished_at_end"] = 0
