@@ -1,7 +1,7 @@
 """The gateway's Prometheus metrics: the catalogue of docs/observability.md.
 
 `Metrics` owns every metric of the catalogue but the HTTP ones (the API's
-Litestar middleware makes those) on one registry; the process-wide default
+middleware, smsgw_app/api/http_metrics.py, makes those) on one registry; the process-wide default
 registry is the one `/metrics` and the metrics port serve. The rest of this
 package feeds it:
 
