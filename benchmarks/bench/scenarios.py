@@ -272,6 +272,7 @@ class Scenarios:
                 heavy_left = self.services.count(
                     f"sms_status WHERE user_id = {heavy} AND status IN ('PENDING', 'SENDING')")
                 docs = light.result(), express.result()  # every light SMS delivered
+                cpu = sample.done()
             # The heavy customer alone again, as long as before: its rate alone is taken
             # from both windows (a 3 s window alone moved the share by ±0.08 between runs),
             # the second counted only if its backlog lasted through it.
@@ -281,7 +282,7 @@ class Scenarios:
             still_left = self.services.count(
                 f"sms_status WHERE user_id = {heavy} AND status = 'PENDING'")
             return {
-                "loadtest": docs[0], "express": docs[1], "cpu": sample.done(),
+                "loadtest": docs[0], "express": docs[1], "cpu": cpu,
                 "operator_latency_ms": plan.fairness_latency_ms,
                 "heavy_backlog_recipients": requests * 100,
                 "heavy_before_per_s": round((started[1] - before[1]) / (started[0] - before[0]),

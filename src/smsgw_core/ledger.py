@@ -8,6 +8,7 @@ refund per failed recipient, of that recipient's share).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,3 +51,17 @@ def refund_id(sms_identifier: str, recipient: str) -> str:
 
 def topup_id(user_id: int, key: str) -> str:
     return f"topup:{user_id}:{key}"
+
+
+def refused_charges(charges: Sequence[Transaction], balances: Mapping[int, int]) -> list[int]:
+    """The positions of the charges `balances` refuse, taken in order, each against
+    what the ones before it left; an account missing from `balances` refuses all of its."""
+    left = dict(balances)
+    refused = []
+    for position, tx in enumerate(charges):
+        current = left.get(tx.user_id)
+        if current is None or current + tx.amount < 0:
+            refused.append(position)
+        else:
+            left[tx.user_id] = current + tx.amount
+    return refused

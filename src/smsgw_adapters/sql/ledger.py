@@ -15,7 +15,7 @@ from smsgw_adapters.sql.repository import SqlRepository, along, along_update
 from smsgw_adapters.sql.schema import user_balances, user_transactions
 from smsgw_adapters.sql.types import MYSQL_DIALECTS
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance, TransientConflict
-from smsgw_core.ledger import Transaction, TransactionType
+from smsgw_core.ledger import Transaction, TransactionType, refused_charges
 
 _tx = user_transactions.c
 _bal = user_balances.c
@@ -32,12 +32,8 @@ _SAVEPOINT = "SAVEPOINT smsgw_ledger"
 _UNDO = "ROLLBACK TO SAVEPOINT smsgw_ledger"
 _BALANCES = sa.select(_bal.user_id, _bal.balance).where(
     _bal.user_id.in_(sa.bindparam("users", expanding=True)))
-_LOCK_BALANCES = along("uq_user_balances_user_id", user_balances, (
-    sa.select(_bal.user_id, _bal.balance)
-    .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)))
-    .order_by(_bal.user_id)
-    .with_for_update()
-))
+_LOCK_BALANCES = along("uq_user_balances_user_id", user_balances,
+                       _BALANCES.order_by(_bal.user_id).with_for_update())
 
 
 class SqlLedger(SqlRepository):
@@ -90,7 +86,7 @@ class SqlLedger(SqlRepository):
             return []
         await self._conn.rollback()
         found = await self._conn.execute(_BALANCES, {"users": users})
-        refused = _refused(charges, {user: balance for user, balance in found})
+        refused = refused_charges(charges, {user: balance for user, balance in found})
         if not refused:
             # A top-up landed between the UPDATE and the read: the group fits now.
             raise TransientConflict("the balances moved while a group was refused")
@@ -204,20 +200,6 @@ def _guarded_debit(moves: dict[int, int]) -> sa.Update:
     return along_update("uq_user_balances_user_id", user_balances.update()
         .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)), _bal.balance + move >= 0)
         .values(balance=_bal.balance + move, last_updated=sa.bindparam("at")))
-
-
-def _refused(charges: Sequence[Transaction], balances: dict[int, int]) -> list[int]:
-    """The positions of the charges the balances refuse, taken in order, each
-    against what the ones before it left; an unknown account refuses all of its."""
-    left = dict(balances)
-    refused = []
-    for position, tx in enumerate(charges):
-        current = left.get(tx.user_id)
-        if current is None or current + tx.amount < 0:
-            refused.append(position)
-        else:
-            left[tx.user_id] = current + tx.amount
-    return refused
 
 
 def _moves(txs: Sequence[Transaction]) -> dict[int, int]:

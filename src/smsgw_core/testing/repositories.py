@@ -14,7 +14,7 @@ from smsgw_core.errors import (
     InvalidTransition,
 )
 from smsgw_core.fairness import Waiting
-from smsgw_core.ledger import Transaction
+from smsgw_core.ledger import Transaction, refused_charges
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.outbox import DeliveryJob, OutboxEvent, UndecodablePayload
 from smsgw_core.ports import Backlog, HistoryFilter, ParkedEvent, RecipientFinish, StoredResponse
@@ -48,17 +48,11 @@ class InMemoryLedger(_Repo):
 
     async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
         known = {t.transaction_id for _, t in self.s.transactions}
-        left = dict(self.s.balances)
-        refused = []
-        for position, tx in enumerate(charges):
+        for tx in charges:
             if tx.transaction_id in known:
                 await self._uow.rollback()  # as the port says: the whole unit of work
                 raise DuplicateTransaction(tx.transaction_id)
-            current = left.get(tx.user_id)
-            if current is None or current + tx.amount < 0:
-                refused.append(position)
-            else:
-                left[tx.user_id] = current + tx.amount
+        refused = refused_charges(charges, self.s.balances)
         if refused:
             await self._uow.rollback()
             return refused
