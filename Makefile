@@ -58,8 +58,8 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-# The chaos test against MariaDB and RabbitMQ (see benchmarks/chaos.py and the
-# README): 5 minutes of load with 100 kill -9 and cuts of the gateway's connections, then
+# The chaos test against MariaDB and RabbitMQ (see benchmarks/chaos.py and
+# docs/testing.md): 5 minutes of load with 100 kill -9 and cuts of the gateway's connections, then
 # a drain and the money and state checks; at most 10 minutes in all. Exit 1 on a violation.
 CHAOS_ARGS ?= --duration 300 --kills 100 --cuts 3
 chaos: $(STAMP)

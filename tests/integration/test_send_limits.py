@@ -84,7 +84,7 @@ def test_over_its_limit_a_customer_is_refused_429_and_the_others_are_served(
 def test_with_two_api_processes_a_customer_gets_at_most_twice_its_rate(
     make_gateway: GatewayFactory, mode: str, tmp_path: Path
 ) -> None:
-    """What the README says: each `smsgw api` process has its own buckets."""
+    """What docs/api.md says: each `smsgw api` process has its own buckets."""
     first = make_gateway(SMSGW_CUSTOMER_RATE="10/s,burst=10")
     (tmp_path / "second").mkdir()
     second = Gateway("split", first.env, tmp_path / "second").start("api")

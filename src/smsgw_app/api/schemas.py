@@ -1,6 +1,6 @@
 """Wire schemas: one msgspec Struct per request and response, apart from domain types.
 
-The seed routes answer in the Go service's shapes (see the README's compatibility table):
+The seed routes answer in the Go service's shapes (see docs/compatibility.md):
 its keys, its values, with extra keys only inside objects. Every bound the
 core enforces is stated here too, so that the OpenAPI document calls valid
 exactly what the server accepts; the core still checks them, for the

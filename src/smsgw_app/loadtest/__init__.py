@@ -1,1 +1,1 @@
-"""`smsgw loadtest`: an HTTP load generator for POST /sms/send (see the README's Commands)."""
+"""`smsgw loadtest`: an HTTP load generator for POST /sms/send (see docs/operations.md)."""

@@ -4,7 +4,7 @@ The load generator shares its machine with the server it measures, so every
 microsecond it spends per request is taken from the server. This client writes
 a pre-built request and reads the status line, the Content-Length (or chunked)
 body and nothing else: at 1,000 req/s a third of aiohttp's CPU per request and a
-twentieth of httpx's (figures in the README's Commands section).
+twentieth of httpx's (figures in docs/operations.md, "Commands").
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ with a rate of their own are few (an admin sets each): all of them are read
 in one query at most once a second (RecentlyRead), so a change is seen within
 a second and a send costs no database round trip, however many customers send.
 The buckets are this process's: with N API processes behind a balancer a
-customer gets at most N times its rate (see the README).
+customer gets at most N times its rate (see docs/api.md, "Send limits").
 
 A send that is then refused for another reason (no balance, a bad number)
 gives its recipients back: only accepted recipients count against the limit.
