@@ -1,4 +1,4 @@
-"""Typed configuration from the environment. Every setting is in the README's table.
+"""Typed configuration from the environment. Every setting is in docs/configuration.md.
 
 A bad value raises ConfigError with one line naming the variable; the CLI
 prints it and exits 2. `Settings` is a msgspec Struct: a setting's kind
@@ -80,70 +80,158 @@ def _env_name(field_name: str) -> str:
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
-    """Every setting; each is read from SMSGW_ and its name in capitals."""
+    """Every setting; each is read from SMSGW_ and its name in capitals.
+
+    The string under each field is its documentation: tools/settings_doc.py
+    writes docs/configuration.md from them, and a test fails on a field
+    without one.
+    """
 
     database_url: str = "sqlite+aiosqlite:///./smsgw.db"
+    """The database: a SQLite file (WAL mode), or MySQL/MariaDB as
+    `mysql+asyncmy://USER[:PASSWORD]@HOST[:PORT]/DATABASE`."""
     broker_url: str = "memory://"
+    """The queue: `memory://` is the in-process bus (`smsgw serve` only);
+    `amqp://USER:PASSWORD@HOST:PORT/` is RabbitMQ."""
     operators: tuple[OperatorSpec, ...] = (OperatorSpec("A", "sim://"), OperatorSpec("B", "sim://"))
+    """Operators in failover order, `NAME=URL,…`: `sim://[?params]` in-process,
+    `http(s)://HOST:PORT` over HTTP; `?tps=N` on a URL caps that operator at N
+    sends per second over every worker process
+    ([operators.md](operators.md#configuring-operators))."""
     price_normal: Amount = 1
+    """Price of one segment to one recipient, normal."""
     price_express: Amount = 3
-    # Deliveries in flight per worker process: they share their claim and outcome
-    # transactions, so more at once means bigger groups and fewer commits per message.
+    """The same, express."""
     workers: Count = 64
+    """Messages delivered at once per worker process (the normal queue's
+    consumers with RabbitMQ, each message a bundle of deliveries of up to
+    `SMSGW_PUBLISH_BUNDLE` recipients; all in-process workers in embedded
+    mode). Those in flight together share their claim and outcome
+    transactions, so more at once means bigger groups and fewer commits per
+    message."""
     express_workers: Count = 16
+    """The express queue's consumers per worker process (RabbitMQ)."""
     delivery_limit: Count = 20
+    """Deliveries of one message before RabbitMQ dead-letters it."""
     express_queue: QueueName = "EXPRESS_QUEUE"
+    """RabbitMQ queue of express messages."""
     normal_queue: QueueName = "NORMAL_QUEUE"
+    """RabbitMQ queue of normal messages."""
     dead_letter_queue: QueueName = "SMSGW_DEAD_LETTER"
+    """Where undecodable messages and messages past the delivery limit go, with
+    the reason."""
     prefetch: Count = 32
+    """Unacknowledged express messages a worker process may hold (at least
+    `SMSGW_EXPRESS_WORKERS`); the normal queue's consumers hold one message
+    each, no more, so that normal traffic waits in the outbox in its fair
+    order."""
     relay_express_workers: Count = 4
+    """Relay tasks publishing express events, per relay process."""
     relay_normal_workers: Count = 2
+    """Relay tasks publishing normal events, per relay process."""
     relay_batch: Count = 100
-    # Normal deliveries the broker's queue may hold at most: the relays keep it
-    # just full enough for the workers (fairness.Headroom) and the rest waits in
-    # the outbox, where the fair order across customers is made.
+    """Events one relay task claims and publishes at once."""
     relay_ahead: Count = 500
-    # Recipients per published delivery at most: a worker holds a delivery until its
-    # last recipient is sent, so a large SMS goes as several, each claimed on its own.
+    """Normal deliveries the broker's queue may hold at most: each relay keeps
+    it just full enough that the workers never find it empty (it doubles its
+    target when the queue ran dry, shrinks it when the queue did not drain),
+    and the rest waits in the outbox, where the fair order across customers is
+    made."""
     delivery_chunk: Count = 20
-    # Recipients per RabbitMQ message at most: small SMS go together, sharing the
-    # broker's and both ends' cost per message (1: one delivery per message).
+    """Recipients per delivery at most: a larger SMS is published as several,
+    each claimed, sent and recorded on its own (a worker holds a delivery
+    until its last recipient is sent)."""
     publish_bundle: Count = 20
+    """Recipients per RabbitMQ message at most: the relay publishes a batch's
+    small SMS of one lane together (a delivery of more recipients goes alone),
+    the worker delivers a bundle's at once and acks it when all are settled, so
+    the broker's and both ends' cost per message is shared while a message
+    stays no more work than a chunk (1: a message per delivery;
+    [rabbitmq.md](rabbitmq.md))."""
     outbox_retention_s: Seconds = 3600.0
+    """A published event is deleted this long after its SMS finished."""
     operator_timeout_s: Seconds = 5.0
+    """How long an HTTP operator may take to answer."""
     operator_retries: Amount = 1
-    # An operator's circuit opens when, of the calls that finished in the last
-    # window (at least min_calls), at least failure_rate failed; it stays open reset_s.
+    """Extra tries of a transient failure on the same operator."""
     breaker_window_s: Seconds = 10.0
+    """An operator's circuit judges the calls that finished in the last this
+    many seconds (a call with its retries is one call)."""
     breaker_min_calls: Count = 20
+    """Calls the window must hold before the circuit may open."""
     breaker_failure_rate: Share = 0.5
+    """Share of failed calls in the window (above 0, at most 1) that opens the
+    circuit."""
     breaker_reset_s: Seconds = 5.0
-    # A published delivery whose recipients are still PENDING this long after
-    # publishing, while its queue holds nothing, was lost: it is published again.
+    """Seconds an open circuit waits before letting a trial send through.
+    (`SMSGW_BREAKER_THRESHOLD`, consecutive failures, is gone: setting it is
+    refused.)"""
     redrive_after_s: Seconds = 60.0
-    message_ttl_s: Seconds = 86_400.0  # validity: past it, unfinished recipients fail "expired"
-    delivery_lease_s: Seconds = 60.0  # a SENDING recipient's claim; past it, claimable again
+    """A published SMS whose recipients are still waiting this long after
+    publishing, while its queue holds no message, was lost (purged,
+    dead-lettered): it is published again."""
+    message_ttl_s: Seconds = 86_400.0
+    """An SMS's validity, from acceptance: whatever is still unfinished then
+    (the broker was down, no operator could take it) fails as `expired` and is
+    refunded, once."""
+    delivery_lease_s: Seconds = 60.0
+    """How long a recipient being sent (SENDING) belongs to the worker that
+    took it; past it, that worker is taken to be dead and the recipient is sent
+    again. Keep it above the slowest delivery (operator timeout times tries
+    times operators)."""
     shutdown_timeout_s: Seconds = 20.0
+    """On SIGTERM, how long in-flight work may take before it is handed back."""
     log_level: str = logs.DEFAULT_LOG_LEVEL
-    log_format: str = logs.DEFAULT_LOG_FORMAT  # "json" or "text", for development
-    metrics_port: Port = 9464  # `smsgw relay` and `smsgw worker`; 0: no metrics server
-    max_backlog: Amount = 100_000  # due outbox events over which sends are refused; 0: no limit
-    accept_batch: Count = 200  # concurrent sends sharing one transaction at most; 1: each alone
-    event_loop: EventLoop = "uvloop"  # or "asyncio", the standard library's
-    # A request (headers and body) must arrive whole within this of the connection
-    # opening or its first byte; an idle keep-alive connection closes after the
-    # idle timeout; connections past the cap are answered 503.
+    """`DEBUG`, `INFO`, `WARNING` or `ERROR`."""
+    log_format: str = logs.DEFAULT_LOG_FORMAT
+    """`json`: one JSON object per line on stdout, with the trace id, and phone
+    numbers and message text masked at INFO and above; `text`: readable lines
+    for development."""
+    metrics_port: Port = 9464
+    """Where `smsgw relay` and `smsgw worker` serve their Prometheus metrics
+    (`api` and `serve` use the API's `/metrics`); `0` turns it off. A port
+    already taken is logged and the process runs without metrics."""
+    max_backlog: Amount = 100_000
+    """Due outbox events (all priorities) beyond which `POST /sms/send` answers
+    503 with `Retry-After` and writes nothing; the API reads the backlog every
+    second. `0` turns it off."""
+    accept_batch: Count = 200
+    """Sends the API accepts in one database transaction at most: concurrent
+    sends share a transaction (one commit, one flush) instead of taking one
+    each; `1` gives every send its own. A send with an `Idempotency-Key` always
+    goes alone."""
+    event_loop: EventLoop = "uvloop"
+    """The processes' event loop: `uvloop` (libuv, less CPU per request) or
+    `asyncio` (the standard library's)."""
     http_request_timeout_s: Seconds = 10.0
+    """A request's headers and body must arrive within this many seconds of the
+    connection opening (or of the request's first byte); otherwise the
+    connection is closed."""
     http_idle_timeout_s: Seconds = 5.0
+    """A keep-alive connection with no request for this long is closed."""
     http_max_connections: Count = 1000
+    """Open connections the API serves, per process; a connection past them is
+    answered 503 with `Retry-After` and closed."""
     legacy_auth: LegacyAuth = "none"
-    # Recipients per second a customer may send, with a burst (e.g. 200/s,burst=1000),
-    # unless an admin set the customer's own; unset: unlimited.
+    """`none`: the seed routes (`/sms/send`, `/sms/history`, `/balance`,
+    `/balance/add`) are open to anyone who reaches the port, as the Go
+    service's were (a WARNING at start says so); `key`: they take a Bearer API
+    key as `/v1` does (see [Customers and keys](api.md#customers-and-keys-the-v1-api))."""
     customer_rate: Rate | None = None
-    # /metrics (and the metrics port) answer only with this Bearer token; empty: anyone.
+    """Every customer's send limit, `RATE/s` or `RATE/s,burst=N` in recipients
+    (e.g. `200/s,burst=1000`; `RATE/s` alone: a burst of one second's worth),
+    unless the customer has its own (`PATCH /v1/customers/{id}`); over it,
+    sends answer 429 with `Retry-After`. Unset: unlimited. Per API process:
+    see [Send limits](api.md#send-limits)."""
     metrics_token: str = ""
-    # Browser origins allowed to call the API (CORS); empty: no CORS headers at all.
+    """When set (16 to 512 printable ASCII characters, no spaces), `/metrics` and
+    every `SMSGW_METRICS_PORT` answer only `Authorization: Bearer <token>`."""
     cors_origins: tuple[str, ...] = ()
+    """Browser origins allowed to call the API from their pages,
+    `https://app.example.com,http://localhost:3000` (or `*`): CORS headers for
+    them, allowing `Authorization`, `Content-Type` and `Idempotency-Key`.
+    Unset: no CORS headers at all, so no other site's page can read the API's
+    answers."""
 
     @property
     def embedded_bus(self) -> bool:
