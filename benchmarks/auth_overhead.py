@@ -64,7 +64,6 @@ async def run(requests: int, rounds: int, warmup: int, db_dir: str | None,
             services = ApiServices(
                 container.sms_sender(), container.history(), container.accounts(), {},
                 container.authenticator(), container.customers(), container.keys(),
-                container.send_limits(),
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))
             key = (await services.keys.create(NewKey(USER_ID))).key

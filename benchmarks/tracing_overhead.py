@@ -98,7 +98,6 @@ async def run(
             services = ApiServices(
                 container.sms_sender(), container.history(), container.accounts(), {},
                 container.authenticator(), container.customers(), container.keys(),
-                container.send_limits(),
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))
             results: dict[str, list[float]] = {mode: [] for mode in modes}

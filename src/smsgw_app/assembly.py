@@ -1,7 +1,8 @@
 """How the container builds each adapter and service from the settings.
 
 Plain functions over plain objects: which of them a process gets is the
-container's choice (container.py), never decided here.
+container's choice (container.py), never decided here; an operator's adapter
+is its URL scheme's row of operator_kinds.KINDS.
 """
 
 from __future__ import annotations
@@ -17,21 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from smsgw_adapters.bus import Bus, Consumer, DeliveryHandler
 from smsgw_adapters.inprocess import LANES, InProcessBus, InProcessConsumer
 from smsgw_adapters.observability import Metrics, tracing
-from smsgw_adapters.operators.http import HttpOperator
-from smsgw_adapters.operators.simulated import Behaviour, SimulatedOperator
 from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer, RabbitTopology
 from smsgw_adapters.sql.engine import (
-    StatementObserver,
-    create_engine,
-    observe_statements,
     probe,
-    upgrade_to_head,
 )
 from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.health import ReadinessCheck
 from smsgw_app.config import Settings
 from smsgw_app.http_protocol import guarded_protocol
+from smsgw_app.operator_kinds import OperatorTools, build_operator
 from smsgw_app.supervisor import HttpServer, Service
 from smsgw_app.wakeup import Wakeup
 from smsgw_app.workers import (
@@ -58,22 +54,6 @@ GAUGE_REFRESH_S = 5.0  # the backlog gauges: a scrape interval's worth
 
 
 # ---- adapters ----------------------------------------------------------------------------
-
-
-def sql_engine(url: str, on_statement: StatementObserver | None = None) -> AsyncEngine:
-    engine = create_engine(url)
-    if on_statement is not None:
-        observe_statements(engine, on_statement)
-    return engine
-
-
-async def migrated(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
-    """The engine, migrated to head before anything uses it; disposed at shutdown."""
-    try:
-        await upgrade_to_head(engine)
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def bus_kind(settings: Settings) -> str:
@@ -139,15 +119,14 @@ def rabbit_consumer(
 
 def build_operators(settings: Settings, client: aiohttp.ClientSession,
                     capacity: OperatorCapacity) -> list[Operator]:
+    """The operators in failover order, each of its kind (operator_kinds.KINDS by the
+    URL's scheme) and each decorated alike, outermost first: the throughput cap
+    (PacedOperator, when the URL has tps=), then the span and delivery log line."""
+    tools = OperatorTools(http_client=client, timeout_s=settings.operator_timeout_s)
     operators: list[Operator] = []
     for spec in settings.operators:
-        operator: Operator
-        if spec.scheme in ("http", "https"):
-            operator = HttpOperator(spec.name, spec.url, client, settings.operator_timeout_s)
-        else:
-            operator = SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params()))
         # Every try: a client span when tracing, and a delivery log line.
-        operator = tracing.TracedOperator(operator)
+        operator: Operator = tracing.TracedOperator(build_operator(spec, tools))
         if spec.tps is not None:
             # Outside the span: waiting for a slot is not the operator's time.
             operator = PacedOperator(operator, capacity, spec.tps, time.monotonic)
@@ -188,8 +167,10 @@ def http_server(settings: Settings, services: ApiServices, host: str, port: int)
         create_app(services), host=host, port=port, log_level=settings.log_level.lower(),
         access_log=False, lifespan="on",
         log_config=None,  # uvicorn's lines go through the process's (JSON) handler
-        # uvicorn's own limits stop at idle keep-alive: see http_protocol.py
-        http=guarded_protocol(settings.http_request_timeout_s, settings.http_max_connections),
+        # uvicorn's own timeouts stop at idle keep-alive: see http_protocol.py
+        http=guarded_protocol(settings.http_request_timeout_s),
+        # uvicorn counts the connection asking among the open ones: N open ones are served
+        limit_concurrency=settings.http_max_connections + 1,
         timeout_keep_alive=settings.http_idle_timeout_s,  # type: ignore[arg-type]
     ))
 

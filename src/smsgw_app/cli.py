@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 
 from smsgw_adapters.observability import logs, tracing
-from smsgw_app.config import ConfigError, Settings, hide_password, mask_password
+from smsgw_app.config import ConfigError, Settings, StartupError
 from smsgw_app.loadtest import run as loadtest
 
 # service.name of each process's spans (OTEL_SERVICE_NAME overrides it).
@@ -100,29 +100,15 @@ def _loadtest(args: argparse.Namespace) -> int:
     return loadtest.main(options, database_url)
 
 
-class _CannotSeed(Exception):
-    pass
-
-
 async def _seed(settings: Settings, first_user: int, users: int, balance: int) -> float:
     """Migrate, then seed; the seconds the seed itself took."""
-    from smsgw_adapters.sql.engine import create_engine, upgrade_to_head
     from smsgw_adapters.sql.seed import seed_balances
+    from smsgw_app.database import opened
 
-    engine = create_engine(settings.database_url)
-    try:
-        try:
-            await upgrade_to_head(engine)
-        except Exception as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            url = settings.database_url
-            raise _CannotSeed(f"cannot use SMSGW_DATABASE_URL={mask_password(url)!r}: "
-                              f"{hide_password(reason, url)}") from exc
+    async with opened(settings.database_url, migrate=True) as database:
         started = time.perf_counter()
-        await seed_balances(engine, first_user, users, balance, uuid.uuid4().hex)
+        await seed_balances(database.engine(), first_user, users, balance, uuid.uuid4().hex)
         return time.perf_counter() - started
-    finally:
-        await engine.dispose()
 
 
 def _seed_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -133,7 +119,7 @@ def _seed_command(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     try:
         seconds = asyncio.run(_seed(settings, args.first_user, args.users, args.balance))
-    except _CannotSeed as exc:
+    except StartupError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)
         return 2
     last = args.first_user + args.users - 1
@@ -165,14 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "seed":
             return _seed_command(args, settings)
-        if args.command == "outbox":
-            from smsgw_app import outbox_admin
+        if args.command in ("outbox", "keys"):
+            from smsgw_app import keys_admin, outbox_admin
 
-            return asyncio.run(outbox_admin.run(args, settings))
-        if args.command == "keys":
-            from smsgw_app import keys_admin
-
-            return asyncio.run(keys_admin.run(args, settings))
+            act = outbox_admin.run if args.command == "outbox" else keys_admin.run
+            try:
+                return asyncio.run(act(args, settings))
+            except StartupError as exc:  # the database is away or not migrated
+                print(f"smsgw: {exc}", file=sys.stderr)
+                return 2
         return _run(args, settings)
     finally:
         tracing.shutdown()  # flush the spans still batched
@@ -191,7 +178,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     }
     try:
         processes.run(settings, commands[args.command]())
-    except processes.StartupError as exc:
+    except StartupError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)
         return 2
     except ServiceFailed as exc:

@@ -13,18 +13,30 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import msgspec
 from msgspec import Meta
 
 from smsgw_adapters.observability import logs
-from smsgw_adapters.operators.simulated import Behaviour, BehaviourError
+from smsgw_app import operator_kinds
+from smsgw_app.operator_kinds import OperatorSpec
 from smsgw_core.send_limits import Rate
 
 
 class ConfigError(Exception):
     pass
+
+
+class StartupError(Exception):
+    """A dependency named by the configuration cannot be used (the CLI exits 2)."""
+
+
+def cannot_use(variable: str, value: str, exc: BaseException) -> str:
+    """One line for a setting whose target failed: `exc`'s first line, no password."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    # Printed and logged: a URL's password must not be, nor any echo of it in the reason.
+    return f"cannot use {variable}={mask_password(value)!r}: {hide_password(reason, value)}"
 
 
 def mask_password(url: str) -> str:
@@ -46,20 +58,6 @@ def hide_password(text: str, url: str) -> str:
     for secret in {password, unquote(password)} if password else ():
         text = text.replace(secret, "***")
     return text
-
-
-@dataclass(frozen=True, slots=True)
-class OperatorSpec:
-    name: str
-    url: str  # without the tps parameter, which is ours, not the operator's
-    tps: float | None = None  # sends per second at most, over every worker process
-
-    @property
-    def scheme(self) -> str:
-        return urlsplit(self.url).scheme
-
-    def params(self) -> dict[str, str]:
-        return {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
 
 
 # The kinds of value a setting can take. Their limits are msgspec constraints,
@@ -346,12 +344,14 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
         if any(s.name == name for s in specs):
             raise ConfigError(f"SMSGW_OPERATORS: operator {name!r} is listed twice")
         spec = _capped(OperatorSpec(name, url))
-        if spec.scheme == "sim":
-            _check_sim_params(spec)
-        elif spec.scheme not in ("http", "https") or not urlsplit(url).hostname:
+        kind = operator_kinds.KINDS.get(spec.scheme)
+        if kind is None:
             raise ConfigError(
-                f"SMSGW_OPERATORS: {name}={url!r}: expected sim://[?params] or http(s)://HOST[:PORT]"
-            )
+                f"SMSGW_OPERATORS: {name}={url!r}: expected {operator_kinds.url_forms()}")
+        problem = kind.problem(spec)
+        if problem is not None:
+            raise ConfigError(f"SMSGW_OPERATORS: {name}={url!r}: {problem}; "
+                              f"expected {kind.url_form}")
         specs.append(spec)
     return tuple(specs)
 
@@ -374,13 +374,6 @@ def _capped(spec: OperatorSpec) -> OperatorSpec:
     # By hand: urlunsplit would write sim:// without its two slashes.
     url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
     return OperatorSpec(spec.name, url + (f"#{parts.fragment}" if parts.fragment else ""), tps)
-
-
-def _check_sim_params(spec: OperatorSpec) -> None:
-    try:
-        Behaviour.parse(spec.params())
-    except BehaviourError as exc:
-        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: {exc}") from None
 
 
 def _customer_rate(raw: str) -> Rate:

@@ -1,9 +1,17 @@
 """The composition root: the one place that chooses an adapter for every port,
-and assembles the services a process runs from them.
+builds every chain of decorators, and assembles the services a process runs.
+
+`Container` is the whole gateway; its database part is `database.Database`,
+which the commands that need nothing else (migrate, keys, outbox, seed, the
+load test's delivery watch) use alone. How each adapter is made from the
+settings is in assembly.py (plain functions) and, for operators, in
+operator_kinds.py (one row per URL scheme); which of them a process gets is
+decided here and in database.py only.
 
 Every provider hands out a plain object: the lifecycles (migrating and disposing
 the engine, connecting and closing the bus, closing the operators' HTTP client)
-are Resources beside the objects, started by `processes.started`.
+are Resources beside the objects, started by `processes.started` and
+`processes.database`.
 """
 
 from __future__ import annotations
@@ -17,10 +25,10 @@ from smsgw_adapters.observability.tracing import TracedBus, traced_handler
 from smsgw_adapters.operators.http import operator_http_client
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_adapters.sql.capacity import SqlOperatorCapacity
-from smsgw_adapters.sql.uow import sql_uow_factory
 from smsgw_app import assembly
-from smsgw_app.api.backpressure import BacklogGate
+from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.config import Settings
+from smsgw_app.database import Database
 from smsgw_app.wakeup import Wakeup
 from smsgw_app.workers import KeyUsageWriter
 from smsgw_core.outbox import RetryPolicy
@@ -31,11 +39,10 @@ from smsgw_core.services.customers import Customers
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.history import History
-from smsgw_core.services.keys import Keys
 from smsgw_core.services.relay import OutboxRelay
-from smsgw_core.services.send_limit import SendLimits
+from smsgw_core.services.send_limit import LimitedSender, SendLimits
 from smsgw_core.services.send_sms import SmsSender
-from smsgw_core.system import SystemClock, SystemTokens, UuidIds
+from smsgw_core.system import UuidIds
 
 
 class Container(containers.DeclarativeContainer):
@@ -48,10 +55,11 @@ class Container(containers.DeclarativeContainer):
     telemetry = providers.Singleton(PrometheusTelemetry, metrics)
 
     # ---- adapters ---------------------------------------------------------------------
-    engine = providers.Singleton(
-        assembly.sql_engine, settings.provided.database_url, metrics.provided.db_statement
+    db = providers.Container(
+        Database, url=settings.provided.database_url, on_statement=metrics.provided.db_statement
     )
-    database = providers.Resource(assembly.migrated, engine)
+    engine = db.engine
+    database = db.migrated
     bus_kind = providers.Callable(assembly.bus_kind, settings)
     bus = providers.Selector(
         bus_kind,
@@ -63,8 +71,8 @@ class Container(containers.DeclarativeContainer):
         operator_http_client, timeout_s=settings.provided.operator_timeout_s
     )
     http_session = providers.Resource(assembly.closing, http_client)
-    uow = providers.Singleton(sql_uow_factory, engine)
-    clock = providers.Singleton(SystemClock)
+    uow = db.uow
+    clock = db.clock
     ids = providers.Singleton(UuidIds)
     tariff = providers.Singleton(
         Tariff, normal=settings.provided.price_normal, express=settings.provided.price_express
@@ -95,17 +103,21 @@ class Container(containers.DeclarativeContainer):
     sms_sender = providers.Singleton(
         SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry
     )
-    # What the API sends with: concurrent sends share transactions (SMSGW_ACCEPT_BATCH).
+    send_limits = providers.Singleton(
+        SendLimits, uow, time.monotonic, settings.provided.customer_rate)
+    # What the API sends with, outermost first: the backlog gate (503 before anything
+    # is counted or written), the customer's send limit (429), then group commit
+    # (concurrent sends share a transaction, SMSGW_ACCEPT_BATCH) around the use case.
+    # docs/architecture.md draws this chain; tests/unit/test_wiring.py keeps it so.
     sender = providers.Singleton(
-        GroupCommit, sms_sender, max_group=settings.provided.accept_batch
-    )
+        AdmittedSender, admission, providers.Singleton(
+            LimitedSender, send_limits, providers.Singleton(
+                GroupCommit, sms_sender, max_group=settings.provided.accept_batch)))
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
     authenticator = providers.Singleton(Authenticator, uow, time.monotonic, clock)
-    send_limits = providers.Singleton(
-        SendLimits, uow, time.monotonic, settings.provided.customer_rate)
     customers = providers.Singleton(Customers, uow, clock)
-    keys = providers.Singleton(Keys, uow, clock, providers.Singleton(SystemTokens))
+    keys = db.keys
     # The bus as the relay uses it: a span "sms.publish" per delivery when tracing.
     traced_bus = providers.Singleton(TracedBus, bus, system=bus_kind)
     relay = providers.Factory(
@@ -132,7 +144,7 @@ class Container(containers.DeclarativeContainer):
     )
     api_services = providers.Singleton(
         assembly.ApiServices, sender, history, accounts, readiness, authenticator, customers,
-        keys, send_limits, admission, legacy_auth=settings.provided.legacy_auth,
+        keys, legacy_auth=settings.provided.legacy_auth,
         metrics_token=settings.provided.metrics_token,
         cors_origins=settings.provided.cors_origins,
     )

@@ -13,13 +13,11 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 
-from smsgw_adapters.sql.engine import create_engine, upgrade_to_head
-from smsgw_adapters.sql.uow import sql_uow_factory
-from smsgw_app.config import Settings, hide_password
+from smsgw_app.config import Settings
+from smsgw_app.database import opened
 from smsgw_core.errors import InvalidRequest
 from smsgw_core.keys import ApiKey
 from smsgw_core.services.keys import Keys, NewKey
-from smsgw_core.system import SystemClock, SystemTokens
 
 
 def add_arguments(keys: argparse.ArgumentParser) -> None:
@@ -43,18 +41,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     except InvalidRequest as exc:
         print(f"smsgw keys {args.action}: {exc}", file=sys.stderr)
         return 2
-    engine = create_engine(settings.database_url)
-    keys = Keys(sql_uow_factory(engine), SystemClock(), SystemTokens())
-    try:
-        await upgrade_to_head(engine)
-        return await _act(args, keys, new)
-    except Exception as exc:  # the database is away: one line, exit 2
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print("smsgw: cannot use the database (SMSGW_DATABASE_URL): "
-              f"{hide_password(reason, settings.database_url)}", file=sys.stderr)
-        return 2
-    finally:
-        await engine.dispose()
+    async with opened(settings.database_url, migrate=True) as database:  # away: StartupError
+        return await _act(args, database.keys(), new)
 
 
 async def _act(args: argparse.Namespace, keys: Keys, new: NewKey | None) -> int:

@@ -13,11 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from smsgw_adapters.sql.engine import create_engine
-from smsgw_adapters.sql.uow import sql_uow_factory
 from smsgw_app.config import Settings
-from smsgw_core.ports import ParkedEvent, UnitOfWorkFactory
-from smsgw_core.system import SystemClock
+from smsgw_app.database import opened
+from smsgw_core.ports import Clock, ParkedEvent, UnitOfWorkFactory
 
 LIST_LIMIT = 1000
 
@@ -37,25 +35,18 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         print("smsgw outbox requeue: give event IDs or --parked (one of the two)",
               file=sys.stderr)
         return 2
-    engine = create_engine(settings.database_url)
-    uow = sql_uow_factory(engine)
-    try:
-        return await _act(args, uow)
-    except Exception as exc:  # the database is away or not migrated: one line, exit 2
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"smsgw: cannot use the database (SMSGW_DATABASE_URL): {reason}", file=sys.stderr)
-        return 2
-    finally:
-        await engine.dispose()
+    # Not migrated here: listing or requeueing must not change the schema.
+    async with opened(settings.database_url, migrate=False) as database:  # away: StartupError
+        return await _act(args, database.uow(), database.clock())
 
 
-async def _act(args: argparse.Namespace, uow: UnitOfWorkFactory) -> int:
+async def _act(args: argparse.Namespace, uow: UnitOfWorkFactory, clock: Clock) -> int:
     async with uow() as unit:
         if args.action == "list":
             _print(await unit.outbox.parked(LIST_LIMIT))
             return 0
         count = await unit.outbox.requeue(
-            None if args.parked else list(args.ids), SystemClock().now()
+            None if args.parked else list(args.ids), clock.now()
         )
         await unit.commit()
     print(f"requeued {count} parked event(s)")

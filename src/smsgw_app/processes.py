@@ -15,9 +15,9 @@ from typing import Any
 import uvloop
 
 from smsgw_adapters.observability import MetricsHttpServer
-from smsgw_adapters.sql.engine import create_engine, upgrade_to_head
-from smsgw_app.config import Settings, hide_password, mask_password
+from smsgw_app.config import Settings, StartupError, cannot_use
 from smsgw_app.container import Container
+from smsgw_app.database import opened
 from smsgw_app.supervisor import Service, supervise
 from smsgw_app.workers import MetricsServer
 
@@ -32,25 +32,10 @@ def run(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
         asyncio.run(main)
 
 
-class StartupError(Exception):
-    """A dependency named by the configuration cannot be used (the CLI exits 2)."""
-
-
 async def migrate(settings: Settings) -> None:
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade_to_head(engine)
-    except Exception as exc:
-        raise StartupError(_cannot_use("SMSGW_DATABASE_URL", settings.database_url, exc)) from exc
-    finally:
-        await engine.dispose()
+    async with opened(settings.database_url, migrate=True):
+        pass
     log.info("database migrated to head")
-
-
-def _cannot_use(variable: str, value: str, exc: Exception) -> str:
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    # Printed and logged: a URL's password must not be, nor any echo of it in the reason.
-    return f"cannot use {variable}={mask_password(value)!r}: {hide_password(reason, value)}"
 
 
 @asynccontextmanager
@@ -65,9 +50,10 @@ async def started(settings: Settings, lane: str = "all") -> AsyncIterator[Contai
     try:
         for resource, variable, value in resources:
             try:
-                await resource.init()  # type: ignore[misc]
+                # The database's resource is the nested container's: typed Provider.
+                await resource.init()  # type: ignore[misc, union-attr]
             except Exception as exc:
-                raise StartupError(_cannot_use(variable, value, exc)) from exc
+                raise StartupError(cannot_use(variable, value, exc)) from exc
         yield container
     finally:
         await container.shutdown_resources()  # type: ignore[misc]
@@ -87,7 +73,7 @@ def metrics_server(settings: Settings) -> list[Service]:
         server.start()
     except OSError as exc:
         log.error("%s; running without a metrics server (give each process of this host "
-                  "its own port)", _cannot_use("SMSGW_METRICS_PORT", str(settings.metrics_port),
+                  "its own port)", cannot_use("SMSGW_METRICS_PORT", str(settings.metrics_port),
                                                exc))
         return []
     log.info("metrics on http://%s:%d/metrics", server.host, server.port)

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from smsgw_app.api.app import ApiServices, create_app
-from smsgw_app.api.backpressure import BacklogGate
+from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.config import ConfigError, Settings
 from smsgw_app.workers import BacklogMonitor
 from smsgw_core.errors import Overloaded
@@ -22,7 +22,7 @@ from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
-from smsgw_core.services.send_limit import SendLimits
+from smsgw_core.services.send_limit import LimitedSender, SendLimits
 from smsgw_core.services.send_sms import SendSms, SmsSender
 from smsgw_core.system import SystemTokens
 from smsgw_core.testing import FakeClock, InMemoryDatabase, SequentialIds
@@ -108,10 +108,11 @@ async def test_an_overloaded_send_is_503_with_retry_after_and_writes_nothing() -
     accounts = Accounts(db.uow, clock, ids)
     await accounts.top_up(TopUp(1, 100))
     gate = BacklogGate(limit=1, retry_after_s=3)
-    app = create_app(ApiServices(SmsSender(db.uow, clock, ids, Tariff()), History(db.uow),
+    sender = AdmittedSender(gate, LimitedSender(SendLimits(db.uow, time.monotonic),
+                                                SmsSender(db.uow, clock, ids, Tariff())))
+    app = create_app(ApiServices(sender, History(db.uow),
                                  accounts, {}, Authenticator(db.uow, time.monotonic, clock),
-                                 Customers(db.uow, clock), Keys(db.uow, clock, SystemTokens()),
-                                 SendLimits(db.uow, time.monotonic), gate))
+                                 Customers(db.uow, clock), Keys(db.uow, clock, SystemTokens())))
     async with AsyncTestClient(app) as client:
         assert (await client.post("/sms/send", json=SEND)).status_code == 200
         gate.update(reading(0, 2), clock.now())

@@ -16,7 +16,7 @@ from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
-from smsgw_core.services.send_limit import SendLimits
+from smsgw_core.services.send_limit import LimitedSender, SendLimits
 from smsgw_core.services.send_sms import SmsSender
 from smsgw_core.system import SystemTokens
 from smsgw_core.testing import FakeClock, InMemoryDatabase, SequentialIds
@@ -28,9 +28,10 @@ SITE = "https://app.example.com"
 def services(**settings: object) -> ApiServices:
     db, clock, ids = InMemoryDatabase(), FakeClock(), SequentialIds()
     return ApiServices(
-        SmsSender(db.uow, clock, ids, Tariff()), History(db.uow), Accounts(db.uow, clock, ids),
+        LimitedSender(SendLimits(db.uow, time.monotonic), SmsSender(db.uow, clock, ids, Tariff())),
+        History(db.uow), Accounts(db.uow, clock, ids),
         {}, Authenticator(db.uow, time.monotonic, clock), Customers(db.uow, clock),
-        Keys(db.uow, clock, SystemTokens()), SendLimits(db.uow, time.monotonic),
+        Keys(db.uow, clock, SystemTokens()),
         **settings,  # type: ignore[arg-type]
     )
 

@@ -12,8 +12,6 @@ shares two cores with everything else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
 from urllib.request import getproxies
 
 import aiohttp
@@ -47,12 +45,12 @@ def operator_http_client(
     `timeout_s` after the operator last sent something, so the wait ends.
 
     `max_connections_per_host` is sized so that the wait does not happen: a
-    process has at most (SMSGW_WORKERS + SMSGW_EXPRESS_WORKERS) x
-    Deliverer.max_parallel sends in flight ((8 + 4) x 50 = 600 by default), and
-    each recipient is with one operator at a time. There is no cap across
-    hosts. Idle connections are closed after `keepalive_s`, before the
-    operator's own keep-alive (uvicorn's is 5 s) would close them under a
-    request.
+    process has at most Deliverer.max_calls sends in flight per message type
+    (2 x 256 = 512: whatever SMSGW_WORKERS and SMSGW_EXPRESS_WORKERS are, the
+    calls past it wait in the Deliverer's fair gate, not in this pool), and each
+    recipient is with one operator at a time. There is no cap across hosts.
+    Idle connections are closed after `keepalive_s`, before the operator's own
+    keep-alive (uvicorn's is 5 s) would close them under a request.
     """
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(
@@ -65,16 +63,6 @@ def operator_http_client(
         # request only when one is set.
         trust_env=bool(getproxies()),
     )
-
-
-async def operator_http_client_resource(**options: Any) -> AsyncIterator[aiohttp.ClientSession]:
-    """`operator_http_client` as a lifecycle resource (dependency-injector's
-    `providers.Resource`): the session is closed at shutdown."""
-    client = operator_http_client(**options)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 class HttpOperator:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from litestar import Litestar, Router
@@ -15,7 +15,6 @@ from litestar.plugins.prometheus import PrometheusController
 
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.allow import AllowEveryMethod
-from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.document import SECURITY, openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
@@ -32,7 +31,6 @@ from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
-from smsgw_core.services.send_limit import LimitedSender, SendLimits
 from smsgw_core.services.send_sms import Sender
 
 
@@ -40,15 +38,13 @@ from smsgw_core.services.send_sms import Sender
 class ApiServices:
     """What the controllers use; the composition root builds it once at start."""
 
-    sender: Sender
+    sender: Sender  # the whole chain (container.py): the handler calls it and nothing else
     history: History
     accounts: Accounts
     readiness_checks: dict[str, ReadinessCheck]
     authenticator: Authenticator
     customers: Customers
     keys: Keys
-    send_limits: SendLimits
-    admission: BacklogGate = field(default_factory=lambda: BacklogGate(0))
     legacy_auth: LegacyAuth = "none"  # SMSGW_LEGACY_AUTH
     metrics_token: str = ""  # SMSGW_METRICS_TOKEN; empty: /metrics open
     cors_origins: tuple[str, ...] = ()  # SMSGW_CORS_ORIGINS; empty: no CORS headers
@@ -93,12 +89,9 @@ def create_app(services: ApiServices) -> Litestar:
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the
             # send's own validation; so the backlog gate and the customer's send
-            # limit are decorators of the sender (the gate first: a send refused
-            # for the backlog does not count against the customer's limit).
-            "sender": value(AdmittedSender(
-                services.admission, LimitedSender(services.send_limits, services.sender))),
-            **{name: value(getattr(services, name))
-               for name in ("history", "accounts", "readiness_checks", "customers", "keys")},
+            # limit are decorators of the sender, not dependencies of their own.
+            **{name: value(getattr(services, name)) for name in (
+                "sender", "history", "accounts", "readiness_checks", "customers", "keys")},
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework

@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from smsgw_adapters.sql.engine import create_engine
 from smsgw_adapters.sql.seed import RecipientRow, recipient_outcomes
+from smsgw_app.database import opened
 from smsgw_app.loadtest.report import percentiles_ms
 
 TERMINAL = frozenset({"DONE", "FAILED"})
@@ -31,7 +31,6 @@ async def wait_for_delivery(
     Returns the report's "delivery" part. Gives up after `give_up_after` seconds;
     what is not terminal by then is counted unfinished.
     """
-    engine = create_engine(database_url)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + give_up_after
     pending = dict(accepted)
@@ -39,7 +38,8 @@ async def wait_for_delivery(
     last_read: list[RecipientRow] = []
     expected = sum(accepted.values())
     shown = loop.time()
-    try:
+    async with opened(database_url, migrate=False) as database:
+        engine = database.engine()
         while pending:
             last_read = await recipient_outcomes(engine, pending)
             by_sms: dict[str, list[RecipientRow]] = defaultdict(list)
@@ -57,8 +57,6 @@ async def wait_for_delivery(
             if not pending or loop.time() + POLL_S > deadline:
                 break
             await asyncio.sleep(POLL_S)
-    finally:
-        await engine.dispose()
     still_moving = [r for r in last_read if r.sms_identifier in pending]
     return summarize(finished + still_moving, expected)
 

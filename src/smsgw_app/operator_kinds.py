@@ -1,0 +1,94 @@
+"""The kinds of upstream operator, by the scheme of their URL in SMSGW_OPERATORS.
+
+The one place a kind of operator is added (an SMPP operator is one more row of
+`KINDS`): each kind checks its URL when the settings are read (a bad one is a
+configuration error, one line and exit 2, before anything starts) and builds
+its adapter when the container asks. What wraps every operator (the delivery
+log, the throughput cap) is the container's, whatever the kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from smsgw_adapters.operators.simulated import Behaviour, BehaviourError, SimulatedOperator
+from smsgw_core.ports import Operator
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSpec:
+    """One operator of SMSGW_OPERATORS: its name and URL, and our cap on its rate."""
+
+    name: str
+    url: str  # without the tps parameter, which is ours, not the operator's
+    tps: float | None = None  # sends per second at most, over every worker process
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    def params(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(urlsplit(self.url).query).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorTools:
+    """What the process shares among its operators' adapters."""
+
+    http_client: aiohttp.ClientSession
+    timeout_s: float  # SMSGW_OPERATOR_TIMEOUT_S
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorKind:
+    url_form: str  # how the URL is written, for the configuration error
+    problem: Callable[[OperatorSpec], str | None]  # what is wrong with the URL, if anything
+    build: Callable[[OperatorSpec, OperatorTools], Operator]
+
+
+def _http_problem(spec: OperatorSpec) -> str | None:
+    return None if urlsplit(spec.url).hostname else "no host"
+
+
+def _http_operator(spec: OperatorSpec, tools: OperatorTools) -> Operator:
+    # Imported when built: every command reads the settings, few build an operator.
+    from smsgw_adapters.operators.http import HttpOperator
+
+    return HttpOperator(spec.name, spec.url, tools.http_client, tools.timeout_s)
+
+
+def _simulated_problem(spec: OperatorSpec) -> str | None:
+    try:
+        Behaviour.parse(spec.params())
+    except BehaviourError as exc:
+        return str(exc)
+    return None
+
+
+def _simulated_operator(spec: OperatorSpec, _tools: OperatorTools) -> Operator:
+    return SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params()))
+
+
+_HTTP = OperatorKind("http(s)://HOST[:PORT]", _http_problem, _http_operator)
+
+KINDS: Mapping[str, OperatorKind] = {
+    "http": _HTTP,
+    "https": _HTTP,
+    # In this process, no server: the embedded default and tests (docs/operators.md).
+    "sim": OperatorKind("sim://[?params]", _simulated_problem, _simulated_operator),
+}
+
+
+def url_forms() -> str:
+    """The URL forms of every kind, for an error naming what is expected."""
+    return " or ".join(dict.fromkeys(kind.url_form for kind in KINDS.values()))
+
+
+def build_operator(spec: OperatorSpec, tools: OperatorTools) -> Operator:
+    return KINDS[spec.scheme].build(spec, tools)
