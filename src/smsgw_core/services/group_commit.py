@@ -27,11 +27,9 @@ class GroupCommit:
     max_group: int = MAX_GROUP
     # One accept transaction at a time per process: the sends that arrive
     # meanwhile make the next group. Two at once (the Coalescer's default) gave
-    # smaller groups, and each group's statements cost a process ~0.3 ms of CPU
-    # apiece whatever its size; the two also waited on each other for a hot
-    # customer's balance row. Measured back to back (benchmarks/run.py --only
-    # accept, 2026-12-07): spread 1,648 -> 1,749 req/s, one hot customer 1,388
-    # -> 1,821, p99 at 1,000 req/s open loop 210 -> 53 ms.
+    # smaller groups, whose statements cost a process the same CPU apiece
+    # whatever the group's size; the two also waited on each other for a hot
+    # customer's balance row. The figures, measured back to back: benchmarks/README.md.
     max_in_flight: int = ACCEPT_IN_FLIGHT
     _group: Coalescer[SendSms, Accepted] = field(init=False)
 
