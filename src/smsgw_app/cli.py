@@ -1,6 +1,6 @@
 """The `smsgw` command line.
 
-Configuration comes from the environment (see the README); a bad setting is one
+Configuration comes from the environment (docs/configuration.md); a bad setting is one
 line on stderr and exit code 2, never a traceback.
 """
 
