@@ -97,23 +97,22 @@ class JsonBody(MsgspecDTO[T], Generic[T]):
         require_json(self.asgi_connection.headers.get("content-type"))
         try:
             return msgspec.json.decode(value, type=self.model_type)
-        except msgspec.ValidationError:
-            return self._decode(with_whole_numbers(value) or value)
+        except msgspec.ValidationError as exc:
+            refused = exc
         except msgspec.DecodeError as exc:
             raise ClientException(f"malformed JSON body: {exc}") from None
         except RecursionError:  # msgspec's own depth guard, not a crash
             raise ClientException("malformed JSON body: nested too deeply") from None
-
-    def _decode(self, value: bytes) -> Any:
-        """Decode `value` (valid JSON), naming the field at fault when it does not fit."""
-        try:
-            return msgspec.json.decode(value, type=self.model_type)
-        except msgspec.ValidationError as exc:
-            found = invalid_field(value, self.model_type, exc)
-            raise ValidationException(
-                f"{found.path}: {found.reason}",
-                extra=[{"key": found.path, "message": found.reason, "source": "body"}],
-            ) from exc
+        if (whole := with_whole_numbers(value)) is not None:
+            try:
+                return msgspec.json.decode(whole, type=self.model_type)
+            except msgspec.ValidationError as exc:
+                refused = exc
+        found = invalid_field(refused)
+        raise ValidationException(
+            f"{found.path}: {found.reason}",
+            extra=[{"key": found.path, "message": found.reason, "source": "body"}],
+        ) from refused
 
     @classmethod
     def create_openapi_schema(
