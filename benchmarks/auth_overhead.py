@@ -34,9 +34,11 @@ from benchmarks.harness.asgi import post  # noqa: E402
 from smsgw_adapters.observability import logs  # noqa: E402
 from smsgw_app import processes  # noqa: E402
 from smsgw_app.api.app import ApiServices, create_app  # noqa: E402
+from smsgw_app.api.backpressure import AdmittedSender, BacklogGate  # noqa: E402
 from smsgw_app.config import LegacyAuth, Settings  # noqa: E402
 from smsgw_core.services.accounts import TopUp  # noqa: E402
 from smsgw_core.services.keys import NewKey  # noqa: E402
+from smsgw_core.services.send_limit import LimitedSender  # noqa: E402
 
 USER_ID = 1
 BODY = json.dumps({
@@ -61,8 +63,11 @@ async def run(requests: int, rounds: int, warmup: int, db_dir: str | None,
     with tempfile.TemporaryDirectory(dir=db_dir) as tmp:
         settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         async with processes.started(settings) as container:
+            # The use case without group commit (one transaction per request), as before.
+            sender = AdmittedSender(BacklogGate(0), LimitedSender(
+                container.send_limits(), container.sms_sender()))
             services = ApiServices(
-                container.sms_sender(), container.history(), container.accounts(), {},
+                sender, container.history(), container.accounts(), {},
                 container.authenticator(), container.customers(), container.keys(),
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))

@@ -45,8 +45,10 @@ from smsgw_adapters.observability import logs, tracing  # noqa: E402
 from smsgw_app import processes  # noqa: E402
 from smsgw_app.api import sms as sms_api  # noqa: E402
 from smsgw_app.api.app import ApiServices, create_app  # noqa: E402
+from smsgw_app.api.backpressure import AdmittedSender, BacklogGate  # noqa: E402
 from smsgw_app.config import Settings  # noqa: E402
 from smsgw_core.services.accounts import TopUp  # noqa: E402
+from smsgw_core.services.send_limit import LimitedSender  # noqa: E402
 
 USER_ID = 1
 BODY = json.dumps({
@@ -95,8 +97,11 @@ async def run(
     with tempfile.TemporaryDirectory(dir=db_dir) as tmp:
         settings = Settings(database_url=f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
         async with processes.started(settings) as container:
+            # The use case without group commit (one transaction per request), as before.
+            sender = AdmittedSender(BacklogGate(0), LimitedSender(
+                container.send_limits(), container.sms_sender()))
             services = ApiServices(
-                container.sms_sender(), container.history(), container.accounts(), {},
+                sender, container.history(), container.accounts(), {},
                 container.authenticator(), container.customers(), container.keys(),
             )
             await services.accounts.top_up(TopUp(USER_ID, 10**15, "bench"))

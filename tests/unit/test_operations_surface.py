@@ -8,6 +8,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from smsgw_app.api.app import ApiServices, create_app
+from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.config import ConfigError, Settings
 from smsgw_core.pricing import Tariff
 from smsgw_core.send_limits import Rate
@@ -28,7 +29,8 @@ SITE = "https://app.example.com"
 def services(**settings: object) -> ApiServices:
     db, clock, ids = InMemoryDatabase(), FakeClock(), SequentialIds()
     return ApiServices(
-        LimitedSender(SendLimits(db.uow, time.monotonic), SmsSender(db.uow, clock, ids, Tariff())),
+        AdmittedSender(BacklogGate(0), LimitedSender(SendLimits(db.uow, time.monotonic),
+                                                     SmsSender(db.uow, clock, ids, Tariff()))),
         History(db.uow), Accounts(db.uow, clock, ids),
         {}, Authenticator(db.uow, time.monotonic, clock), Customers(db.uow, clock),
         Keys(db.uow, clock, SystemTokens()),

@@ -15,6 +15,7 @@ from litestar.plugins.prometheus import PrometheusController
 
 from smsgw_adapters.observability import tracing
 from smsgw_app.api.allow import AllowEveryMethod
+from smsgw_app.api.backpressure import AdmittedSender
 from smsgw_app.api.balance import BalanceController
 from smsgw_app.api.document import SECURITY, openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
@@ -31,14 +32,15 @@ from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
-from smsgw_core.services.send_sms import Sender
 
 
 @dataclass(frozen=True)
 class ApiServices:
     """What the controllers use; the composition root builds it once at start."""
 
-    sender: Sender  # the whole chain (container.py): the handler calls it and nothing else
+    # The whole chain (container.py), the gate outermost: the handlers' annotation,
+    # which Litestar checks each request (a Protocol it could not).
+    sender: AdmittedSender
     history: History
     accounts: Accounts
     readiness_checks: dict[str, ReadinessCheck]
