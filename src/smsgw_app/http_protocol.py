@@ -1,16 +1,16 @@
-"""uvicorn's httptools protocol with a deadline for reading requests and a connection cap.
+"""uvicorn's httptools protocol with a deadline for reading requests.
 
 uvicorn times out only idle keep-alive connections after a response: a client
 that connects and sends nothing, or half a request, holds its connection (and
-the request's task) forever, and nothing caps how many it may hold. Here:
+the request's task) forever. Here every request must arrive whole (headers and
+body) within the request timeout, counted from the connection opening or the
+request's first byte; otherwise the connection is closed. A handler waiting on
+the body then sees a disconnect, which the API logs as such, without a
+traceback (api/errors.py). So no one holds a place under the connection cap
+(uvicorn's `limit_concurrency`) for longer than the timeout.
 
-- every request must arrive whole (headers and body) within the request timeout,
-  counted from the connection opening or the request's first byte; otherwise the
-  connection is closed. A handler waiting on the body then sees a disconnect,
-  which the API logs as such, without a traceback (api/errors.py);
-- a connection opened while `max_connections` are already open is answered 503
-  (JSON, `Retry-After`, `Connection: close`) to its first request and closed.
-  With the deadline above, no one can hold the cap for longer than it.
+Past that cap uvicorn answers 503 text/plain with no Retry-After; the API's
+503s say when to retry, in JSON, so this one does too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import json
 import logging
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 log = logging.getLogger("smsgw.http")
 
@@ -29,17 +30,13 @@ RETRY_AFTER_S = 1  # connections come and go quickly: a refused client may try a
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     request_timeout_s: float = 10.0
-    max_connections: int = 1000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        over_cap = len(self.connections) >= self.max_connections  # before adding this one
         super().connection_made(transport)
-        if over_cap:
-            self.app = _over_capacity  # this connection only: answer 503, then close
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -53,6 +50,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn's refusal past limit_concurrency, in the API's words.
+        super()._start_asgi_task(cycle, _over_capacity if app is service_unavailable else app)
 
     def _arm(self) -> None:
         if self._deadline is None:
@@ -72,10 +73,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def guarded_protocol(request_timeout_s: float, max_connections: int) -> type[HttpToolsProtocol]:
-    """The protocol class for uvicorn.Config(http=...), with these limits."""
+def guarded_protocol(request_timeout_s: float) -> type[HttpToolsProtocol]:
+    """The protocol class for uvicorn.Config(http=...), with this request timeout."""
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {
-        "request_timeout_s": request_timeout_s, "max_connections": max_connections,
+        "request_timeout_s": request_timeout_s,
     })
 
 
@@ -85,13 +86,10 @@ _OVER_CAPACITY = json.dumps({
 
 
 async def _over_capacity(scope: Any, receive: Any, send: Any) -> None:
-    if scope["type"] != "http":
-        return
-    log.warning("refused a request: the connection cap is reached")
     await send({"type": "http.response.start", "status": 503, "headers": [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(_OVER_CAPACITY)).encode()),
         (b"retry-after", str(RETRY_AFTER_S).encode()),
-        (b"connection", b"close"),
+        (b"connection", b"close"),  # the connection goes, and with it a place under the cap
     ]})
     await send({"type": "http.response.body", "body": _OVER_CAPACITY})

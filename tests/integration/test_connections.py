@@ -87,6 +87,9 @@ def test_connections_past_the_cap_are_answered_503(make_gateway: GatewayFactory)
         r = wait_until(refused, timeout=10)
         assert r.json()["message"].startswith("connections:")
         assert r.headers["retry-after"] == "1" and r.headers["connection"] == "close"
+        held.pop().close()  # two held and the one asking: the cap itself, served
+        wait_until(lambda: httpx.get(f"{gw.url}/healthz", timeout=10).status_code == 200,
+                   timeout=10)
     finally:
         for sock in held:
             sock.close()
