@@ -40,7 +40,7 @@ _BODY_DECODER = msgspec.json.Decoder(Payload | list[Payload])
 
 def _payload(delivery: DeliveryJob) -> Payload:
     return Payload(
-        delivery.sms_identifier, delivery.user_id, delivery.type, delivery.text,
+        delivery.sms_identifier, delivery.customer_id, delivery.type, delivery.text,
         list(delivery.recipients), delivery.unit_share,
         delivery.accepted_at.isoformat() if delivery.accepted_at is not None else None,
         dict(delivery.trace),

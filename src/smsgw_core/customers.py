@@ -1,8 +1,9 @@
 """Customers: whom a balance, a key and a send limit belong to.
 
-A customer's id is its user_id everywhere (the Go service's accounts have no
-other); a customer row holds what the seed routes never had, its name and its
-own send limit.
+A customer's id is `customer_id` in Python everywhere; the Go service's schema
+and seed routes call it `user_id` (its columns and JSON keys keep that name; its
+accounts have no other id). A customer row holds what the seed routes never
+had, its name and its own send limit.
 """
 
 from __future__ import annotations

@@ -19,16 +19,16 @@ class InvalidRequest(DomainError):
 class InsufficientBalance(DomainError):
     """The account does not exist or its balance does not cover the cost."""
 
-    def __init__(self, user_id: int, cost: int) -> None:
-        super().__init__(f"insufficient balance: user {user_id} cannot pay {cost}")
-        self.user_id = user_id
+    def __init__(self, customer_id: int, cost: int) -> None:
+        super().__init__(f"insufficient balance: user {customer_id} cannot pay {cost}")
+        self.customer_id = customer_id
         self.cost = cost
 
 
 class UnknownAccount(DomainError):
-    def __init__(self, user_id: int) -> None:
-        super().__init__(f"unknown user_id {user_id}")
-        self.user_id = user_id
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"unknown user_id {customer_id}")
+        self.customer_id = customer_id
 
 
 class DuplicateTransaction(DomainError):

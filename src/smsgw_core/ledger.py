@@ -28,7 +28,7 @@ class TransactionType(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Transaction:
     transaction_id: str
-    user_id: int
+    customer_id: int
     amount: int  # signed: charges are negative
     type: TransactionType
     description: str
@@ -49,8 +49,8 @@ def refund_id(sms_identifier: str, recipient: str) -> str:
     return f"refund:{sms_identifier}:{recipient}"
 
 
-def topup_id(user_id: int, key: str) -> str:
-    return f"topup:{user_id}:{key}"
+def topup_id(customer_id: int, key: str) -> str:
+    return f"topup:{customer_id}:{key}"
 
 
 def refused_charges(charges: Sequence[Transaction], balances: Mapping[int, int]) -> list[int]:
@@ -59,9 +59,9 @@ def refused_charges(charges: Sequence[Transaction], balances: Mapping[int, int])
     left = dict(balances)
     refused = []
     for position, tx in enumerate(charges):
-        current = left.get(tx.user_id)
+        current = left.get(tx.customer_id)
         if current is None or current + tx.amount < 0:
             refused.append(position)
         else:
-            left[tx.user_id] = current + tx.amount
+            left[tx.customer_id] = current + tx.amount
     return refused

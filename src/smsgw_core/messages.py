@@ -81,7 +81,7 @@ class RecipientMessage:
     """One recipient's copy of an accepted SMS: a row of the history."""
 
     sms_identifier: str
-    user_id: int
+    customer_id: int
     recipient: str
     type: MessageType
     status: SmsStatus

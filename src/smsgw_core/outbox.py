@@ -16,7 +16,7 @@ class DeliveryJob:
     or a part of them (see `chunks`)."""
 
     sms_identifier: str
-    user_id: int
+    customer_id: int
     type: MessageType
     text: str
     recipients: tuple[str, ...]

@@ -23,7 +23,7 @@ from smsgw_core.outbox import DeliveryJob, OutboxEvent
 
 @dataclass(frozen=True, slots=True)
 class HistoryFilter:
-    user_id: int
+    customer_id: int
     status: SmsStatus | None = None
     sms_identifier: str | None = None
 
@@ -83,17 +83,17 @@ class LedgerRepository(Protocol):
         """Apply every credit (e.g. a delivery group's refunds), or none.
 
         Records each transaction and adds to its account's balance, creating
-        an account that does not exist yet. The accounts are locked in user_id
+        an account that does not exist yet. The accounts are locked in customer id
         order, as `debit_many` locks them, so groups of credits and of debits
         over the same accounts cannot deadlock each other. Raises
         DuplicateTransaction, applying nothing, if an id was applied before or
         is given twice; ValueError for an amount that does not add money.
         """
 
-    async def balance(self, user_id: int) -> int | None: ...
+    async def balance(self, customer_id: int) -> int | None: ...
 
     async def transactions(
-        self, user_id: int, limit: int, before: int | None
+        self, customer_id: int, limit: int, before: int | None
     ) -> list[tuple[int, Transaction]]:
         """Up to `limit` (position, tx), newest first, positions below `before`."""
 
@@ -217,9 +217,9 @@ class OutboxRepository(Protocol):
 
 
 class IdempotencyRepository(Protocol):
-    async def get(self, user_id: int, key: str) -> StoredResponse | None: ...
+    async def get(self, customer_id: int, key: str) -> StoredResponse | None: ...
 
-    async def add(self, user_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
+    async def add(self, customer_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
         """Raises DuplicateIdempotencyKey if the key is already stored."""
 
 

@@ -17,30 +17,30 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def topup(tx_id: str, user_id: int, amount: int, when: datetime = T0) -> Transaction:
-    return Transaction(tx_id, user_id, amount, TransactionType.TOPUP, f"top-up {tx_id}", when)
+def topup(tx_id: str, customer_id: int, amount: int, when: datetime = T0) -> Transaction:
+    return Transaction(tx_id, customer_id, amount, TransactionType.TOPUP, f"top-up {tx_id}", when)
 
 
-def charge(tx_id: str, user_id: int, cost: int, when: datetime = T0) -> Transaction:
-    return Transaction(tx_id, user_id, -cost, TransactionType.CHARGE, f"charge {tx_id}", when)
+def charge(tx_id: str, customer_id: int, cost: int, when: datetime = T0) -> Transaction:
+    return Transaction(tx_id, customer_id, -cost, TransactionType.CHARGE, f"charge {tx_id}", when)
 
 
 def messages(
-    sms_identifier: str, user_id: int, *recipients: str, when: datetime = T0,
+    sms_identifier: str, customer_id: int, *recipients: str, when: datetime = T0,
     type: MessageType = MessageType.NORMAL,
 ) -> list[RecipientMessage]:
     return [
-        RecipientMessage(sms_identifier, user_id, r, type, SmsStatus.PENDING, "", when, when)
+        RecipientMessage(sms_identifier, customer_id, r, type, SmsStatus.PENDING, "", when, when)
         for r in recipients
     ]
 
 
 def delivery(
-    sms_identifier: str, *recipients: str, user_id: int = 1,
+    sms_identifier: str, *recipients: str, customer_id: int = 1,
     type: MessageType = MessageType.NORMAL,
 ) -> DeliveryJob:
     return DeliveryJob(
-        sms_identifier, user_id, type, f"hello from {sms_identifier} ✓",
+        sms_identifier, customer_id, type, f"hello from {sms_identifier} ✓",
         tuple(recipients or ("+989120000001",)), 1,
     )
 

@@ -14,12 +14,12 @@ LEASE = timedelta(seconds=30)
 NORMAL, EXPRESS = MessageType.NORMAL.priority, MessageType.EXPRESS.priority
 
 
-async def _add(uow_factory: UnitOfWorkFactory, user_id: int, *names: str, recipients: int = 1,
+async def _add(uow_factory: UnitOfWorkFactory, customer_id: int, *names: str, recipients: int = 1,
                kind: MessageType = MessageType.NORMAL) -> None:
     numbers = [f"+98912{n:07d}" for n in range(recipients)]
     async with uow_factory() as uow:
         for name in names:
-            await uow.outbox.add([delivery(name, *numbers, user_id=user_id, type=kind)], T0)
+            await uow.outbox.add([delivery(name, *numbers, customer_id=customer_id, type=kind)], T0)
         await uow.commit()
 
 

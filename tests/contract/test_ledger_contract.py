@@ -13,9 +13,9 @@ from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.ports import UnitOfWorkFactory
 
 
-async def _seed(uow_factory: UnitOfWorkFactory, user_id: int, amount: int) -> None:
+async def _seed(uow_factory: UnitOfWorkFactory, customer_id: int, amount: int) -> None:
     async with uow_factory() as uow:
-        await uow.ledger.apply(topup(f"seed-{user_id}", user_id, amount))
+        await uow.ledger.apply(topup(f"seed-{customer_id}", customer_id, amount))
         await uow.commit()
 
 
@@ -44,7 +44,7 @@ async def test_overdraft_is_refused_and_changes_nothing(uow_factory: UnitOfWorkF
     async with uow_factory() as uow:
         with pytest.raises(InsufficientBalance) as refused:
             await uow.ledger.apply(charge("c1", 1, 101))
-        assert (refused.value.user_id, refused.value.cost) == (1, 101)
+        assert (refused.value.customer_id, refused.value.cost) == (1, 101)
         assert await uow.ledger.balance(1) == 100
         assert [t.transaction_id for _, t in await uow.ledger.transactions(1, 10, None)] == [
             "seed-1"
@@ -258,8 +258,8 @@ async def test_debit_many_counts_every_charge_of_an_account_together(
         assert await uow.ledger.balance(1) == 0
 
 
-def refund(tx_id: str, user_id: int, amount: int) -> Transaction:
-    return Transaction(tx_id, user_id, amount, TransactionType.REFUND, f"refund {tx_id}", T0)
+def refund(tx_id: str, customer_id: int, amount: int) -> Transaction:
+    return Transaction(tx_id, customer_id, amount, TransactionType.REFUND, f"refund {tx_id}", T0)
 
 
 async def test_credit_many_applies_every_credit_in_one_go(uow_factory: UnitOfWorkFactory) -> None:

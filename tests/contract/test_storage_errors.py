@@ -117,8 +117,8 @@ async def test_an_unreachable_database_is_storage_unavailable(
     await asyncio.sleep(0.1)
 
 
-def refund(tx_id: str, user_id: int) -> Transaction:
-    return Transaction(tx_id, user_id, 1, TransactionType.REFUND, "refund", T0)
+def refund(tx_id: str, customer_id: int) -> Transaction:
+    return Transaction(tx_id, customer_id, 1, TransactionType.REFUND, "refund", T0)
 
 
 @pytest.mark.parametrize("uow_factory", ["sqlite", "mariadb"], indirect=True)  # about locks

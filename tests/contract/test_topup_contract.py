@@ -20,11 +20,13 @@ def accounts(uow_factory: UnitOfWorkFactory) -> Accounts:
     return Accounts(uow_factory, FakeClock(), SequentialIds("tx"))
 
 
-async def ledger_of(uow_factory: UnitOfWorkFactory, user_id: int) -> tuple[int | None, list[int]]:
-    """(balance, amounts of the user's transactions, newest first)."""
+async def ledger_of(
+    uow_factory: UnitOfWorkFactory, customer_id: int
+) -> tuple[int | None, list[int]]:
+    """(balance, amounts of the customer's transactions, newest first)."""
     async with uow_factory() as uow:
-        balance = await uow.ledger.balance(user_id)
-        rows = await uow.ledger.transactions(user_id, 1000, None)
+        balance = await uow.ledger.balance(customer_id)
+        rows = await uow.ledger.transactions(customer_id, 1000, None)
     return balance, [tx.amount for _, tx in rows]
 
 
@@ -48,14 +50,14 @@ async def test_a_top_up_past_the_maximum_balance_is_refused_and_writes_nothing(
 
 async def test_a_top_up_key_is_1_to_100_characters(uow_factory: UnitOfWorkFactory) -> None:
     acc = accounts(uow_factory)
-    user_id = 2**63 - 1  # the longest user id, too: the transaction id must still fit
-    assert await acc.top_up(TopUp(user_id, 7, idempotency_key="k" * 100)) == 7
-    assert await acc.top_up(TopUp(user_id, 7, idempotency_key="k" * 100)) == 7
+    customer_id = 2**63 - 1  # the longest user id, too: the transaction id must still fit
+    assert await acc.top_up(TopUp(customer_id, 7, idempotency_key="k" * 100)) == 7
+    assert await acc.top_up(TopUp(customer_id, 7, idempotency_key="k" * 100)) == 7
     for key in ("", "k" * 101):
         with pytest.raises(InvalidRequest) as refused:
-            await acc.top_up(TopUp(user_id, 7, idempotency_key=key))
+            await acc.top_up(TopUp(customer_id, 7, idempotency_key=key))
         assert refused.value.field == "Idempotency-Key"
-    assert await ledger_of(uow_factory, user_id) == (7, [7])
+    assert await ledger_of(uow_factory, customer_id) == (7, [7])
 
 
 async def test_a_top_up_key_replays_the_first_answer_and_refuses_another_body(

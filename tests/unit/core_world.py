@@ -60,9 +60,10 @@ class World:
         self.history = History(self.db.uow)
 
     # read-only views of the committed state
-    def transactions(self, user_id: int | None = None) -> list[Transaction]:
+    def transactions(self, customer_id: int | None = None) -> list[Transaction]:
         return [
-            t for _, t in self.db.state.transactions if user_id is None or t.user_id == user_id
+            t for _, t in self.db.state.transactions
+            if customer_id is None or t.customer_id == customer_id
         ]
 
     def messages(self, sms_identifier: str | None = None) -> list[RecipientMessage]:
@@ -71,8 +72,8 @@ class World:
             if sms_identifier is None or m.sms_identifier == sms_identifier
         ]
 
-    def balance(self, user_id: int) -> int | None:
-        return self.db.state.balances.get(user_id)
+    def balance(self, customer_id: int) -> int | None:
+        return self.db.state.balances.get(customer_id)
 
     async def relay_and_deliver(self) -> None:
         """Publish everything due, then deliver what the bus received (once each)."""

@@ -71,7 +71,7 @@ class WorkerCrash(BaseException):
 
 @dataclass(frozen=True)
 class AcceptedSms:
-    user_id: int
+    customer_id: int
     recipients: tuple[str, ...]
     cost: int
     share: int
@@ -334,9 +334,9 @@ class LedgerMachine(RuleBasedStateMachine):
         failed_refunds = sum(
             self.accepted[m.sms_identifier].share
             for _, m in state.messages
-            if m.user_id == user and m.status is SmsStatus.FAILED
+            if m.customer_id == user and m.status is SmsStatus.FAILED
         )
-        charges = sum(a.cost for a in self.accepted.values() if a.user_id == user)
+        charges = sum(a.cost for a in self.accepted.values() if a.customer_id == user)
         return self.topped_up.get(user, 0) - charges + failed_refunds
 
     @invariant()
@@ -345,10 +345,10 @@ class LedgerMachine(RuleBasedStateMachine):
         txs = [t for _, t in state.transactions]
         ids = [t.transaction_id for t in txs]
         assert len(ids) == len(set(ids)), "a transaction id was applied twice"
-        assert {t.user_id for t in txs} == set(state.balances)
+        assert {t.customer_id for t in txs} == set(state.balances)
         for user, balance in state.balances.items():
             assert balance >= 0
-            assert balance == sum(t.amount for t in txs if t.user_id == user)
+            assert balance == sum(t.amount for t in txs if t.customer_id == user)
             assert balance == self.model_balance(user)
 
         by_id = {t.transaction_id: t for t in txs}
@@ -362,7 +362,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert len(refunds) == len(failed)
         for m in failed:
             refund = by_id[refund_id(m.sms_identifier, m.recipient)]
-            assert refund.user_id == m.user_id
+            assert refund.customer_id == m.customer_id
             assert refund.amount == self.accepted[m.sms_identifier].share
 
     @invariant()

@@ -67,7 +67,7 @@ def test_random_walks_follow_the_machine(targets: list[SmsStatus]) -> None:
         if before.status.terminal:
             assert current == before  # terminal never changes
         # the identity of the row never changes
-        assert (current.sms_identifier, current.recipient, current.user_id) == (
+        assert (current.sms_identifier, current.recipient, current.customer_id) == (
             "sms-1", "09128582812", 7,
         )
         assert current.created_at == T0

@@ -40,7 +40,7 @@ async def test_send_charges_and_records_pending_rows_and_one_event(world: World)
     rows = world.messages(accepted.sms_identifier)
     assert [m.recipient for m in rows] == [N1, N2, N3]
     assert all(m.status is SmsStatus.PENDING and m.provider == "" for m in rows)
-    assert all(m.user_id == U and m.type is MessageType.NORMAL for m in rows)
+    assert all(m.customer_id == U and m.type is MessageType.NORMAL for m in rows)
 
     [event_row] = outbox_rows(world)
     assert event_row.status == "pending"
@@ -86,7 +86,7 @@ async def test_unknown_customer_is_refused_and_nothing_is_written(world: World) 
     await fund(world, 100, user=2)
     with writes_nothing(world), pytest.raises(InsufficientBalance) as err:
         await send(world, user=U)
-    assert (err.value.user_id, err.value.cost) == (U, 1)
+    assert (err.value.customer_id, err.value.cost) == (U, 1)
 
 
 async def test_short_balance_is_refused_and_nothing_is_written(world: World) -> None:

@@ -22,8 +22,8 @@ class Pauses:
         self.taken.append(seconds)
 
 
-def topup(tx_id: str, user_id: int, amount: int) -> Transaction:
-    return Transaction(tx_id, user_id, amount, TransactionType.TOPUP, "", FakeClock().now())
+def topup(tx_id: str, customer_id: int, amount: int) -> Transaction:
+    return Transaction(tx_id, customer_id, amount, TransactionType.TOPUP, "", FakeClock().now())
 
 
 def conflicts(n: int) -> list[Exception]:

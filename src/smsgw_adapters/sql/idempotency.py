@@ -16,20 +16,20 @@ _idem = idempotency_keys.c
 
 
 class SqlIdempotency(SqlRepository):
-    async def get(self, user_id: int, key: str) -> StoredResponse | None:
+    async def get(self, customer_id: int, key: str) -> StoredResponse | None:
         found = await self._conn.execute(
             sa.select(_idem.request_hash, _idem.response).where(
-                _idem.user_id == user_id, _idem.idem_key == key
+                _idem.user_id == customer_id, _idem.idem_key == key
             )
         )
         row = found.first()
         return None if row is None else StoredResponse(row.request_hash, row.response)
 
-    async def add(self, user_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
+    async def add(self, customer_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
         try:
             await self._conn.execute(
                 idempotency_keys.insert().values(
-                    user_id=user_id,
+                    user_id=customer_id,
                     idem_key=key,
                     request_hash=stored.request_hash,
                     response=stored.response,

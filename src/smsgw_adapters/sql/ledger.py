@@ -54,7 +54,7 @@ class SqlLedger(SqlRepository):
     async def _debit(self, tx: Transaction) -> None:
         moved = await self._conn.execute(
             user_balances.update()
-            .where(_bal.user_id == tx.user_id, _bal.balance + tx.amount >= 0)
+            .where(_bal.user_id == tx.customer_id, _bal.balance + tx.amount >= 0)
             .values(balance=_bal.balance + tx.amount, last_updated=tx.created_at)
         )
         if moved.rowcount != 1:
@@ -63,7 +63,7 @@ class SqlLedger(SqlRepository):
             await self._conn.execute(
                 user_transactions.delete().where(_tx.transaction_id == tx.transaction_id)
             )
-            raise InsufficientBalance(tx.user_id, -tx.amount)
+            raise InsufficientBalance(tx.customer_id, -tx.amount)
 
     async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
         if not charges:
@@ -146,18 +146,18 @@ class SqlLedger(SqlRepository):
             )
         )
 
-    async def balance(self, user_id: int) -> int | None:
+    async def balance(self, customer_id: int) -> int | None:
         found = await self._conn.scalar(
-            sa.select(_bal.balance).where(_bal.user_id == user_id)
+            sa.select(_bal.balance).where(_bal.user_id == customer_id)
         )
         return None if found is None else int(found)
 
     async def transactions(
-        self, user_id: int, limit: int, before: int | None
+        self, customer_id: int, limit: int, before: int | None
     ) -> list[tuple[int, Transaction]]:
         query = (
             sa.select(user_transactions)
-            .where(_tx.user_id == user_id)
+            .where(_tx.user_id == customer_id)
             .order_by(_tx.id.desc())
             .limit(limit)
         )
@@ -169,7 +169,7 @@ class SqlLedger(SqlRepository):
 
 def _row(tx: Transaction) -> dict[str, Any]:
     return {
-        "user_id": tx.user_id,
+        "user_id": tx.customer_id,
         "amount": tx.amount,
         "transaction_type": tx.type.value,
         "description": tx.description,
@@ -181,7 +181,7 @@ def _row(tx: Transaction) -> dict[str, Any]:
 def _transaction(row: sa.Row[Any]) -> Transaction:
     return Transaction(
         transaction_id=row.transaction_id,
-        user_id=row.user_id,
+        customer_id=row.user_id,
         amount=row.amount,
         type=TransactionType(row.transaction_type),
         description=row.description or "",
@@ -206,7 +206,7 @@ def _moves(txs: Sequence[Transaction]) -> dict[int, int]:
     """How much each account moves, keyed by user_id."""
     moved: dict[int, int] = {}
     for tx in txs:
-        moved[tx.user_id] = moved.get(tx.user_id, 0) + tx.amount
+        moved[tx.customer_id] = moved.get(tx.customer_id, 0) + tx.amount
     return moved
 
 

@@ -120,7 +120,7 @@ class SqlMessages(SqlRepository):
     ) -> list[tuple[int, RecipientMessage]]:
         select = (
             sa.select(sms_status)
-            .where(_sms.user_id == query.user_id)
+            .where(_sms.user_id == query.customer_id)
             .order_by(_sms.id.desc())
             .limit(limit)
         )
@@ -136,7 +136,7 @@ class SqlMessages(SqlRepository):
 
 def _row(m: RecipientMessage) -> dict[str, Any]:
     return {
-        "user_id": m.user_id,
+        "user_id": m.customer_id,
         "status": m.status.value,
         "type": m.type.value,
         "recipient": m.recipient,
@@ -150,7 +150,7 @@ def _row(m: RecipientMessage) -> dict[str, Any]:
 def _message(row: sa.Row[Any]) -> RecipientMessage:
     return RecipientMessage(
         sms_identifier=row.sms_identifier,
-        user_id=row.user_id,
+        customer_id=row.user_id,
         recipient=row.recipient,
         type=MessageType(row.type),
         status=SmsStatus(row.status),

@@ -35,7 +35,7 @@ class SqlOutbox(SqlRepository):
                 "aggregate_type": AGGREGATE_TYPE, "aggregate_id": d.sms_identifier,
                 "event_type": SMS_SEND, "payload": codec.to_document(d), "priority": d.priority,
                 "status": PENDING, "attempts": 0, "next_run_at": at, "created_at": at,
-                "updated_at": at, "user_id": d.user_id, "recipients": len(d.recipients),
+                "updated_at": at, "user_id": d.customer_id, "recipients": len(d.recipients),
             }
             for d in deliveries
         ])

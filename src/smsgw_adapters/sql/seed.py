@@ -26,9 +26,9 @@ OUTCOME_CHUNK = 1_000  # sms identifiers per IN (...) query
 _sms = sms_status.c
 
 
-def seed_transaction_id(run_id: str, user_id: int) -> str:
+def seed_transaction_id(run_id: str, customer_id: int) -> str:
     """The top-up id of one user's seed in run `run_id`: unique per run and user."""
-    return topup_id(user_id, f"seed-{run_id}")
+    return topup_id(customer_id, f"seed-{run_id}")
 
 
 async def seed_balances(
@@ -53,13 +53,14 @@ async def seed_balances(
         ids = range(start, min(start + chunk, first_user + users))
         async with engine.begin() as conn:
             await conn.execute(user_transactions.insert(), [
-                {"user_id": user_id, "amount": balance,
+                {"user_id": customer_id, "amount": balance,
                  "transaction_type": TransactionType.TOPUP.value, "description": description,
-                 "transaction_id": seed_transaction_id(run_id, user_id), "created_at": now}
-                for user_id in ids
+                 "transaction_id": seed_transaction_id(run_id, customer_id), "created_at": now}
+                for customer_id in ids
             ])
             await conn.execute(credit, [
-                {"user_id": user_id, "balance": balance, "last_updated": now} for user_id in ids
+                {"user_id": customer_id, "balance": balance, "last_updated": now}
+                for customer_id in ids
             ])
 
 

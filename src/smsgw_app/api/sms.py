@@ -122,6 +122,6 @@ def log_accepted(accepted: Accepted, customer_id: int, kind: MessageType, text: 
 
 def _row(m: RecipientMessage) -> HistoryRow:
     return HistoryRow(
-        m.user_id, m.sms_identifier, m.recipient, m.type.value, GO_STATUS[m.status], m.provider,
+        m.customer_id, m.sms_identifier, m.recipient, m.type.value, GO_STATUS[m.status], m.provider,
         m.created_at.isoformat(), m.updated_at.isoformat(),
     )

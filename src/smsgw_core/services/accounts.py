@@ -33,39 +33,39 @@ MAX_ID = MAX_POSITION  # user ids are BIGINT columns too
 
 @dataclass(frozen=True, slots=True)
 class TopUp:
-    user_id: int
+    customer_id: int
     amount: int
     description: str = ""
     idempotency_key: str | None = None
 
     def fingerprint(self) -> str:
-        body = ["topup", self.user_id, self.amount, self.description]
+        body = ["topup", self.customer_id, self.amount, self.description]
         return hashlib.sha256(json.dumps(body, ensure_ascii=False).encode()).hexdigest()
 
 
-def _key_owner(user_id: int) -> int:
+def _key_owner(customer_id: int) -> int:
     """Where a top-up's Idempotency-Key is stored: under the negated user id.
 
     Send keys are stored under the customer id, always >= 1, so a top-up key can
     never meet a send key, whatever either spells.
     """
-    return -user_id
+    return -customer_id
 
 
-def _transaction_id(user_id: int, key: str) -> str:
+def _transaction_id(customer_id: int, key: str) -> str:
     """The key's own spelling while it fits the column (as top-ups always had), else
     its digest. Two keys sharing an id can only cost a 409, never a second credit:
     the stored fingerprint decides (see top_up)."""
-    literal = topup_id(user_id, key)
+    literal = topup_id(customer_id, key)
     if len(literal) <= MAX_TRANSACTION_ID:
         return literal
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-    return topup_id(user_id, f"sha256:{digest}")
+    return topup_id(customer_id, f"sha256:{digest}")
 
 
 @dataclass(frozen=True, slots=True)
 class AccountView:
-    user_id: int
+    customer_id: int
     balance: int
     transactions: Page[Transaction]
 
@@ -84,7 +84,7 @@ class Accounts:
         same body answers what the first answered, another body is a conflict.
         A top-up that would take the balance past MAX_BALANCE writes nothing.
         """
-        if not 0 < command.user_id <= MAX_ID:
+        if not 0 < command.customer_id <= MAX_ID:
             raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_ID}")
         if not 0 < command.amount <= MAX_BALANCE:
             raise InvalidRequest("balance", f"must be an integer from 1 to {MAX_BALANCE}")
@@ -97,7 +97,7 @@ class Accounts:
             return replay
         now = self.clock.now()
         tx = Transaction(
-            _transaction_id(command.user_id, key or self.ids.new_id()), command.user_id,
+            _transaction_id(command.customer_id, key or self.ids.new_id()), command.customer_id,
             command.amount, TransactionType.TOPUP, command.description, now,
         )
 
@@ -105,13 +105,13 @@ class Accounts:
             await uow.ledger.apply(tx)
             # Read inside the transaction, which holds the balance row since the
             # credit: no concurrent top-up can slip past the maximum in between.
-            balance = await uow.ledger.balance(command.user_id)
+            balance = await uow.ledger.balance(command.customer_id)
             assert balance is not None
             if balance > MAX_BALANCE:
                 raise BalanceLimit(MAX_BALANCE)  # leaving the unit of work rolls the credit back
             if key is not None:
                 stored = StoredResponse(command.fingerprint(), {"balance": balance})
-                await uow.idempotency.add(_key_owner(command.user_id), key, stored, now)
+                await uow.idempotency.add(_key_owner(command.customer_id), key, stored, now)
             await uow.commit()
             return balance
 
@@ -133,22 +133,22 @@ class Accounts:
 
     async def _replay(self, command: TopUp, key: str) -> int | None:
         async with self.uow() as uow:
-            stored = await uow.idempotency.get(_key_owner(command.user_id), key)
+            stored = await uow.idempotency.get(_key_owner(command.customer_id), key)
         if stored is None:
             return None
         if stored.request_hash != command.fingerprint():
             raise IdempotencyConflict(key)
         return int(stored.response["balance"])
 
-    async def view(self, user_id: int, page: PageRequest) -> AccountView:
-        if not 0 < user_id <= MAX_ID:
+    async def view(self, customer_id: int, page: PageRequest) -> AccountView:
+        if not 0 < customer_id <= MAX_ID:
             raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_ID}")
 
         async def read(uow: UnitOfWork) -> AccountView:
-            balance = await uow.ledger.balance(user_id)
+            balance = await uow.ledger.balance(customer_id)
             if balance is None:
-                raise UnknownAccount(user_id)
-            rows = await uow.ledger.transactions(user_id, page.limit + 1, page.before)
-            return AccountView(user_id, balance, page_of(rows, page))
+                raise UnknownAccount(customer_id)
+            rows = await uow.ledger.transactions(customer_id, page.limit + 1, page.before)
+            return AccountView(customer_id, balance, page_of(rows, page))
 
         return await in_transaction(self.uow, read)  # SQLite: a busy reader gives up too

@@ -174,7 +174,7 @@ class Deliverer:
         gate: AbstractAsyncContextManager[object] = _UNGATED,
     ) -> FailoverResult:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
-        async with gate, self._calls[delivery.type].slot(delivery.user_id):
+        async with gate, self._calls[delivery.type].slot(delivery.customer_id):
             return await send_with_failover(sms, self.operators, self.breaker)
 
     async def _claim_group(

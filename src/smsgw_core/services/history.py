@@ -16,7 +16,7 @@ class History:
     uow: UnitOfWorkFactory
 
     async def query(self, query: HistoryFilter, page: PageRequest) -> Page[RecipientMessage]:
-        if not 0 < query.user_id <= MAX_POSITION:  # user ids are BIGINT columns
+        if not 0 < query.customer_id <= MAX_POSITION:  # the user_id columns are BIGINT
             raise InvalidRequest("user_id", f"must be an integer from 1 to {MAX_POSITION}")
 
         async def read(uow: UnitOfWork) -> list[tuple[int, RecipientMessage]]:

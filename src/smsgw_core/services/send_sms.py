@@ -165,7 +165,8 @@ class SmsSender:
             # round drops at least one, and a refusal is the rare path).
             for index in reversed(refused):
                 position, sale = pending.pop(index)
-                results[position] = InsufficientBalance(sale.charge.user_id, -sale.charge.amount)
+                charge = sale.charge
+                results[position] = InsufficientBalance(charge.customer_id, -charge.amount)
         if pending:
             self.signal.notify()
         for position, sale in pending:

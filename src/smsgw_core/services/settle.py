@@ -73,6 +73,6 @@ def refund(
 ) -> Transaction:
     why = (reason or FailureReason.REJECTED).value
     return Transaction(
-        refund_id(delivery.sms_identifier, recipient), delivery.user_id, delivery.unit_share,
+        refund_id(delivery.sms_identifier, recipient), delivery.customer_id, delivery.unit_share,
         TransactionType.REFUND, f"refund: {recipient} undeliverable ({why})", at,
     )

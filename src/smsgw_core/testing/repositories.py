@@ -40,10 +40,10 @@ class InMemoryLedger(_Repo):
     async def apply(self, tx: Transaction) -> None:
         if any(t.transaction_id == tx.transaction_id for _, t in self.s.transactions):
             raise DuplicateTransaction(tx.transaction_id)
-        current = self.s.balances.get(tx.user_id)
+        current = self.s.balances.get(tx.customer_id)
         if tx.amount <= 0 and (current is None or current + tx.amount < 0):
-            raise InsufficientBalance(tx.user_id, -tx.amount)
-        self.s.balances[tx.user_id] = (current or 0) + tx.amount
+            raise InsufficientBalance(tx.customer_id, -tx.amount)
+        self.s.balances[tx.customer_id] = (current or 0) + tx.amount
         self.s.transactions.append((self.s.take_id(), tx))
 
     async def debit_many(self, charges: Sequence[Transaction]) -> list[int]:
@@ -57,7 +57,7 @@ class InMemoryLedger(_Repo):
             await self._uow.rollback()
             return refused
         for tx in charges:
-            self.s.balances[tx.user_id] += tx.amount
+            self.s.balances[tx.customer_id] += tx.amount
             self.s.transactions.append((self.s.take_id(), tx))
         return refused
 
@@ -71,18 +71,18 @@ class InMemoryLedger(_Repo):
                 raise DuplicateTransaction(tx.transaction_id)
             known.add(tx.transaction_id)
         for tx in credits:
-            self.s.balances[tx.user_id] = self.s.balances.get(tx.user_id, 0) + tx.amount
+            self.s.balances[tx.customer_id] = self.s.balances.get(tx.customer_id, 0) + tx.amount
             self.s.transactions.append((self.s.take_id(), tx))
 
-    async def balance(self, user_id: int) -> int | None:
-        return self.s.balances.get(user_id)
+    async def balance(self, customer_id: int) -> int | None:
+        return self.s.balances.get(customer_id)
 
     async def transactions(
-        self, user_id: int, limit: int, before: int | None
+        self, customer_id: int, limit: int, before: int | None
     ) -> list[tuple[int, Transaction]]:
         rows = [
             (i, t) for i, t in reversed(self.s.transactions)
-            if t.user_id == user_id and (before is None or i < before)
+            if t.customer_id == customer_id and (before is None or i < before)
         ]
         return rows[:limit]
 
@@ -134,7 +134,7 @@ class InMemoryMessages(_Repo):
     ) -> list[tuple[int, RecipientMessage]]:
         rows = [
             (i, m) for i, m in reversed(self.s.messages)
-            if m.user_id == query.user_id
+            if m.customer_id == query.customer_id
             and (query.status is None or m.status is query.status)
             and (query.sms_identifier is None or m.sms_identifier == query.sms_identifier)
             and (before is None or i < before)
@@ -305,18 +305,18 @@ class InMemoryOutbox(_Repo):
 
 
 class InMemoryIdempotency(_Repo):
-    async def get(self, user_id: int, key: str) -> StoredResponse | None:
-        return self.s.idempotency.get((user_id, key))
+    async def get(self, customer_id: int, key: str) -> StoredResponse | None:
+        return self.s.idempotency.get((customer_id, key))
 
-    async def add(self, user_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
-        if (user_id, key) in self.s.idempotency:
+    async def add(self, customer_id: int, key: str, stored: StoredResponse, at: datetime) -> None:
+        if (customer_id, key) in self.s.idempotency:
             raise DuplicateIdempotencyKey(key)
-        self.s.idempotency[(user_id, key)] = stored
+        self.s.idempotency[(customer_id, key)] = stored
 
 
 def _customer(event: OutboxEvent) -> int:
     """Whose event, as the SQL outbox's user_id column has it (0 for a poison one)."""
-    return 0 if isinstance(event.content, UndecodablePayload) else event.content.user_id
+    return 0 if isinstance(event.content, UndecodablePayload) else event.content.customer_id
 
 
 def _recipients(event: OutboxEvent) -> int:

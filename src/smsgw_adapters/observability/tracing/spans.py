@@ -59,7 +59,7 @@ def start_child_span(
 
 def delivery_attributes(delivery: DeliveryJob) -> dict[str, str | int]:
     return {
-        USER_ID: delivery.user_id,
+        USER_ID: delivery.customer_id,
         SMS_IDENTIFIER: delivery.sms_identifier,
         TYPE: delivery.type.value,
         RECIPIENTS: len(delivery.recipients),
