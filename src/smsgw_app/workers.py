@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from smsgw_adapters.bus import Consumer
 from smsgw_adapters.observability import MetricsHttpServer
 from smsgw_app.wakeup import Wakeup
+from smsgw_core.backoff import Backoff
 from smsgw_core.messages import MessageType
 from smsgw_core.ports import Backlog, Clock, UnitOfWorkFactory
 from smsgw_core.services.relay import OutboxRelay
@@ -27,7 +28,9 @@ log = logging.getLogger("smsgw.workers")
 # jittered so that a lane's tasks do not all look at the same moment.
 POLL_S = 0.5
 EXPRESS_POLL_S = 0.1
-ERROR_BACKOFF_S = 1.0
+# A pass that failed (the database or the bus away) is followed by the next one
+# a second later, however many failed before it.
+RELAY_AFTER_ERROR = Backoff(first=1.0, factor=1.0, ceiling=1.0)
 # A lane whose queue is full (SMSGW_RELAY_AHEAD) looks again this soon: the
 # workers drain it in well under a second, and the relay must refill it before
 # it runs dry.
@@ -48,15 +51,19 @@ class RelayService:
     wakeup: Wakeup
     poll_s: float = POLL_S
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    after_error: Backoff = RELAY_AFTER_ERROR
 
     async def run(self) -> None:
+        failures = 0
         while not self.stopping.is_set():
             try:
                 report = await self.relay.relay_once()
             except Exception:
+                failures += 1
                 log.exception("%s failed; retrying", self.name)
-                await _pause(self.stopping, ERROR_BACKOFF_S)
+                await _pause(self.stopping, self.after_error.delay(failures))
                 continue
+            failures = 0
             if report.throttled and not self.stopping.is_set():
                 await _pause(self.stopping, THROTTLED_POLL_S)
             elif report.published == 0 and not self.stopping.is_set():

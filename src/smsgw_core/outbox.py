@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from smsgw_core.backoff import Backoff
 from smsgw_core.messages import MessageType
 
 SMS_SEND = "sms.send"
@@ -63,22 +64,22 @@ class OutboxEvent:
         return self.content
 
 
+# Half a second, doubling, a minute at most; never giving up: a publish that
+# keeps failing (the broker is down) is tried every minute for as long as it
+# takes, so an accepted SMS is never dropped for want of a broker. Its validity
+# (validity.py) bounds the wait: past it, the relay fails and refunds the SMS
+# instead of publishing it.
+PUBLISH = Backoff(first=0.5, factor=2.0, ceiling=60.0)
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff for publishing, capped; never giving up.
+    """When a failed publish is tried again, and how long a claim holds its events."""
 
-    A publish that keeps failing (the broker is down) is retried every `cap` at
-    worst, for as long as it takes: an accepted SMS is never dropped for want of
-    a broker. Its validity (validity.py) bounds the wait: past it, the relay
-    fails and refunds the SMS instead of publishing it. `attempts` counts the
-    consecutive failures of the current try only (publishing resets it).
-    """
-
-    base: timedelta = timedelta(milliseconds=500)
-    cap: timedelta = timedelta(seconds=60)
+    backoff: Backoff = PUBLISH
     lease: timedelta = timedelta(seconds=10)
 
     def delay(self, attempts: int) -> timedelta:
-        """Wait before attempt number `attempts + 1` (attempts >= 1)."""
-        factor = 1 << min(max(attempts - 1, 0), 30)
-        return min(self.base * factor, self.cap)
+        """Wait before attempt number `attempts + 1`: an event's `attempts` counts
+        the failures in a row of its current try (publishing resets it)."""
+        return timedelta(seconds=self.backoff.delay(attempts))

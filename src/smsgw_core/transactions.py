@@ -23,12 +23,12 @@ Contract for a body:
 from __future__ import annotations
 
 import asyncio
-import random as _random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from smsgw_core.backoff import Backoff
 from smsgw_core.errors import TransientConflict
 from smsgw_core.ports import UnitOfWork, UnitOfWorkFactory
 
@@ -41,36 +41,28 @@ async def _sleep(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
+# Five tries in all; the pause before each new one is anywhere up to 0.01, 0.02,
+# 0.04, 0.08 s ("full jitter": two transactions that deadlocked each other must
+# not collide again in lockstep). Well inside a client's patience, and a lock
+# wait timeout (seconds) dominates anyway.
+CONFLICTS = Backoff(first=0.01, factor=2.0, ceiling=0.2, jitter=1.0, attempts=5)
+
+
 @dataclass(frozen=True, slots=True)
 class ConflictRetry:
-    """How often, and after what pause, a conflicting transaction is run again.
+    """How often, and after what pause, a conflicting transaction is run again."""
 
-    The pause before attempt n+1 is uniformly random in [0, min(max_delay_s,
-    first_delay_s * 2**(n-1))] ("full jitter"): two transactions that deadlocked
-    each other must not collide again in lockstep. With the defaults, the five
-    attempts take at most 0.01 + 0.02 + 0.04 + 0.08 s of pauses: well inside a
-    client's patience, and a lock wait timeout (seconds) dominates anyway.
-    """
-
-    attempts: int = 5  # in all, the first included
-    first_delay_s: float = 0.01
-    max_delay_s: float = 0.2
+    backoff: Backoff = CONFLICTS
     # No new attempt starts this long after the first began: a lock wait timeout
     # comes only after innodb_lock_wait_timeout (50 s by default; SQLite busy after
     # its 30 s busy timeout), and five of those would outlast any client.
     budget_s: float = 10.0
     sleep: Sleep = field(default=_sleep, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, compare=False)  # seconds
-    jitter: Callable[[], float] = field(default=_random.random, compare=False)  # in [0, 1)
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
-
-    def delay(self, failures: int) -> float:
-        """The pause after the `failures`-th failed attempt (1-based)."""
-        ceiling = min(self.max_delay_s, self.first_delay_s * 2.0 ** (failures - 1))
-        return self.jitter() * ceiling
+        if self.backoff.attempts is None:
+            raise ValueError("a conflicting transaction is retried a bounded number of times")
 
 
 RETRY_CONFLICTS = ConflictRetry()
@@ -81,7 +73,7 @@ async def retry_conflicts(
 ) -> T:
     """`await attempt()`, again after a pause while it raises TransientConflict.
 
-    At most `retry.attempts` calls, and none begun later than `retry.budget_s`
+    At most `retry.backoff.attempts` calls, and none begun later than `retry.budget_s`
     after the first; the last TransientConflict propagates, as does any other
     exception at once. `attempt` must open (and leave) its own unit of work
     each time: see the module's contract.
@@ -93,8 +85,9 @@ async def retry_conflicts(
             return await attempt()
         except TransientConflict:
             failures += 1
-            pause = retry.delay(failures)
-            if failures >= retry.attempts or retry.clock() + pause - started > retry.budget_s:
+            pause = retry.backoff.delay(failures)
+            if (not retry.backoff.tries_again(failures)
+                    or retry.clock() + pause - started > retry.budget_s):
                 raise
         await retry.sleep(pause)
 

@@ -35,6 +35,7 @@ from smsgw_adapters.rabbit import (
     RabbitConsumer,
     RabbitTopology,
 )
+from smsgw_core.backoff import Backoff
 from smsgw_core.messages import MessageType
 from smsgw_core.outbox import DeliveryJob
 
@@ -80,7 +81,7 @@ class InProcessBackend:
     ) -> InProcessConsumer:
         made = InProcessConsumer(
             self.bus, handler, express_workers=express_workers, normal_workers=normal_workers,
-            retry_delay=retry_delay,
+            redelivery=Backoff(first=retry_delay, ceiling=retry_delay),
         )
         self.consumers.append(made)
         return made
@@ -112,7 +113,7 @@ class RabbitBackend:
         made = RabbitConsumer(
             self.bus, handler,
             express_workers=express_workers, normal_workers=normal_workers,
-            retry_delay=retry_delay, retry_delay_cap=0.2,
+            redelivery=Backoff(first=retry_delay, ceiling=0.2),
             connection_name=f"{self.topology.normal_queue}-consumer-{len(self.consumers)}",
             reconnect_interval=0.3,
         )

@@ -18,6 +18,7 @@ from core_world import (
     send,
 )
 
+from smsgw_core.backoff import Backoff
 from smsgw_core.fairness import FairShare, Headroom
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import RetryPolicy, UndecodablePayload
@@ -92,7 +93,7 @@ async def test_bus_failure_retries_later_with_backoff(world: World) -> None:
 
 
 def test_backoff_policy() -> None:
-    policy = RetryPolicy(base=timedelta(seconds=1), cap=timedelta(seconds=10))
+    policy = RetryPolicy(Backoff(first=1, ceiling=10))
     assert [policy.delay(n).total_seconds() for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
     assert policy.delay(10_000) == timedelta(seconds=10)
 

@@ -1,4 +1,4 @@
-"""ResilientBreaker: a failure-rate circuit per operator around tenacity retries.
+"""ResilientBreaker: a failure-rate circuit per operator around a send's retries.
 
 Time is a hand-moved clock and the retry's sleep a recording fake: nothing here
 waits for real.
@@ -14,6 +14,7 @@ import pytest
 
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_app.config import ConfigError, Settings
+from smsgw_core.backoff import Backoff
 from smsgw_core.failover import send_with_failover
 from smsgw_core.operators import CircuitOpen, ErrorClass, OperatorError, OutgoingSms
 from smsgw_core.testing import Behaviour, FakeTicks, ScriptedOperator, always
@@ -82,7 +83,7 @@ class Breaker:
 
 
 async def test_a_transient_error_is_retried_after_a_short_backoff() -> None:
-    b = Breaker(attempts=2, backoff_s=0.05, jitter_s=0.05)
+    b = Breaker(attempts=2, retry=Backoff(first=0.05, ceiling=1.0, jitter_s=0.05))
     operator = ScriptedOperator("A", script(TRANSIENT, "A-1"))
     assert await b.send(operator) == "A-1"
     assert operator.calls == 2
@@ -91,7 +92,7 @@ async def test_a_transient_error_is_retried_after_a_short_backoff() -> None:
 
 
 async def test_retries_are_bounded_and_the_last_error_surfaces() -> None:
-    b = Breaker(attempts=3, backoff_s=0.05, jitter_s=0)
+    b = Breaker(attempts=3, retry=Backoff(first=0.05, ceiling=1.0))
     operator = ScriptedOperator("A", always(TRANSIENT))
     with pytest.raises(OperatorError) as caught:
         await b.send(operator)

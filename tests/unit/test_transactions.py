@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from core_world import World
 
+from smsgw_core.backoff import Backoff
 from smsgw_core.errors import StorageUnavailable, TransientConflict
 from smsgw_core.ledger import Transaction, TransactionType
 from smsgw_core.ports import UnitOfWork
 from smsgw_core.services.accounts import TopUp
 from smsgw_core.services.send_sms import SendSms
 from smsgw_core.testing import FakeClock
-from smsgw_core.transactions import ConflictRetry, in_transaction, retry_conflicts
+from smsgw_core.transactions import CONFLICTS, ConflictRetry, in_transaction, retry_conflicts
 
 
 class Pauses:
@@ -32,8 +35,8 @@ def conflicts(n: int) -> list[Exception]:
 
 async def test_a_conflict_is_retried_after_a_jittered_growing_pause() -> None:
     pauses = Pauses()
-    retry = ConflictRetry(attempts=5, first_delay_s=0.01, max_delay_s=0.03, sleep=pauses,
-                          jitter=lambda: 1.0)
+    retry = ConflictRetry(Backoff(first=0.01, ceiling=0.03, jitter=1.0, attempts=5,
+                                  random=lambda: 1.0), sleep=pauses)
     failures = conflicts(3)
 
     async def attempt() -> str:
@@ -55,7 +58,8 @@ async def test_the_last_conflict_propagates_after_the_attempts() -> None:
         raise TransientConflict("deadlock")
 
     with pytest.raises(TransientConflict):
-        await retry_conflicts(attempt, ConflictRetry(attempts=4, sleep=pauses))
+        await retry_conflicts(attempt, ConflictRetry(replace(CONFLICTS, attempts=4),
+                                                     sleep=pauses))
     assert calls == 4
     assert len(pauses.taken) == 3
     assert all(0 <= p <= 0.2 for p in pauses.taken)
@@ -71,7 +75,8 @@ async def test_no_attempt_starts_after_the_budget() -> None:
         now += 4.0
         raise TransientConflict("lock wait timeout")
 
-    retry = ConflictRetry(attempts=5, budget_s=10.0, sleep=Pauses(), clock=lambda: now)
+    retry = ConflictRetry(replace(CONFLICTS, attempts=5), budget_s=10.0, sleep=Pauses(),
+                          clock=lambda: now)
     with pytest.raises(TransientConflict):
         await retry_conflicts(slow_conflict, retry)
     assert calls == 3  # begun at 0, 4 and 8 s; a fourth would begin at 12 s

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from core_world import World
 
+from smsgw_core.backoff import Backoff
 from smsgw_core.ledger import TransactionType, refund_id
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import ErrorClass, OperatorError, OutgoingSms
@@ -65,7 +66,7 @@ async def deliver_published(world: World) -> list[DeliveryCounts]:
 
 
 async def test_a_failing_publish_is_retried_with_a_capped_backoff_and_never_parked() -> None:
-    world = World(policy=RetryPolicy(base=timedelta(seconds=1), cap=timedelta(seconds=60)))
+    world = World(policy=RetryPolicy(Backoff(first=1, ceiling=60)))
     await accept(world)
     world.bus.fail_with = ConnectionError("broker down")
     waits = []

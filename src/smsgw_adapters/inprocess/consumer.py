@@ -3,8 +3,8 @@
 The bus is one priority queue, so every worker takes express before normal:
 there is no separate express pool here, and `express_workers + normal_workers`
 workers share the queue. A handler that raises has its delivery put back on the
-bus after `retry_delay`, as a broker would redeliver it; if the process stops
-first, the outbox's redrive at the next start has it (nothing here survives).
+bus after a pause (REDELIVERY), as a broker would redeliver it; if the process
+stops first, the outbox's redrive at the next start has it (nothing here survives).
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ import logging
 
 from smsgw_adapters.bus import DeliveryHandler
 from smsgw_adapters.inprocess.bus import InProcessBus
+from smsgw_core.backoff import Backoff
 from smsgw_core.outbox import DeliveryJob
 
 log = logging.getLogger("smsgw.workers")
 
-
+# A second each time: the bus keeps no count of a delivery's tries, so every
+# pause is the first one (the figure of the first failure).
+REDELIVERY = Backoff(first=1.0, factor=1.0, ceiling=1.0)
 
 
 class InProcessConsumer:
@@ -30,7 +33,7 @@ class InProcessConsumer:
         *,
         express_workers: int = 4,
         normal_workers: int = 16,
-        retry_delay: float = 1.0,
+        redelivery: Backoff = REDELIVERY,
     ) -> None:
         if express_workers < 0 or normal_workers < 0 or express_workers + normal_workers < 1:
             raise ValueError(
@@ -40,7 +43,7 @@ class InProcessConsumer:
         self._bus = bus
         self._handler = handler
         self._workers = express_workers + normal_workers
-        self._retry_delay = retry_delay
+        self._redelivery = redelivery
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -90,6 +93,6 @@ class InProcessConsumer:
             self._bus.done(handled)
         if handled is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._retry_delay)
+                await asyncio.wait_for(self._stopping.wait(), self._redelivery.delay(1))
             if not self._stopping.is_set():
                 await self._bus.publish([delivery])

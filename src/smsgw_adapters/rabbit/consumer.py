@@ -7,10 +7,10 @@ For each message:
 - it decodes to a DeliveryJob, or a bundle of them: the handler runs for each
   (a bundle's at once), and the message is acked only after every one returned
   (the handler commits its effect before returning);
-- a handler raises: the message is nacked with requeue, after a backoff that
-  grows with the broker's `x-delivery-count` (no hot loop). It never leaves the
-  broker's custody, and past the queue's delivery limit the broker dead-letters
-  it (reason `delivery_limit` in `x-death`);
+- a handler raises: the message is nacked with requeue, after a pause that
+  grows with the broker's `x-delivery-count` (REDELIVERY: no hot loop). It
+  never leaves the broker's custody, and past the queue's delivery limit the
+  broker dead-letters it (reason `delivery_limit` in `x-death`);
 - it does not decode (poison): it is republished, confirmed, to the dead-letter
   queue with the reason in a header, and only then acked. Retrying cannot help.
 
@@ -47,10 +47,14 @@ from smsgw_adapters.rabbit.connection import make_broker
 from smsgw_adapters.rabbit.observer import NoQueueObserver, QueueObserver
 from smsgw_adapters.rabbit.topology import dead_letter_queue, work_queue
 from smsgw_adapters.trace_carrier import TRACE_FIELDS, carrier_from_headers
+from smsgw_core.backoff import Backoff
 
 log = logging.getLogger("smsgw.rabbit")
 
-
+# A second, doubling with each delivery, half a minute at most: a message whose
+# handler keeps failing comes back less and less often until the queue's
+# delivery limit dead-letters it.
+REDELIVERY = Backoff(first=1.0, factor=2.0, ceiling=30.0)
 
 
 class RabbitConsumer:
@@ -61,8 +65,7 @@ class RabbitConsumer:
         *,
         express_workers: int = 4,
         normal_workers: int = 16,
-        retry_delay: float = 1.0,
-        retry_delay_cap: float = 30.0,
+        redelivery: Backoff = REDELIVERY,
         connection_name: str = "smsgw-worker",
         reconnect_interval: float = 2.0,
         confirm_timeout: float = 5.0,
@@ -73,8 +76,7 @@ class RabbitConsumer:
         # The bus's broker and queues, on a connection of its own (see connection.py).
         topology = self.topology = bus.topology
         self._handler = handler
-        self._retry_delay = retry_delay
-        self._retry_delay_cap = retry_delay_cap
+        self._redelivery = redelivery
         self._confirm_timeout = confirm_timeout
         self._observer: QueueObserver = observer or NoQueueObserver()
         self._broker = make_broker(
@@ -220,9 +222,9 @@ class RabbitConsumer:
         await _settle(message.ack(), message)
 
     async def _requeue_later(self, message: RabbitMessage) -> None:
-        deliveries = message.raw_message.headers.get("x-delivery-count", 0)
-        attempts = deliveries if isinstance(deliveries, int) else 0
-        delay = min(self._retry_delay * 2 ** min(attempts, 30), self._retry_delay_cap)
+        # The broker counts the deliveries before this one: this failure is one more.
+        earlier = message.raw_message.headers.get("x-delivery-count", 0)
+        delay = self._redelivery.delay((earlier if isinstance(earlier, int) else 0) + 1)
         # Stopping cuts the pause short: the message goes back for another consumer.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)

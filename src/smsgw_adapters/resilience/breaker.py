@@ -1,4 +1,4 @@
-"""The core's CircuitBreaker port: a rate circuit per operator around tenacity retries.
+"""The core's CircuitBreaker port: a rate circuit per operator around the send's retries.
 
 One logical call is one outcome for the circuit: its retries run inside it, and
 it failed only if its last try failed. The circuit (circuit.py) opens when, of
@@ -13,7 +13,9 @@ refused number or a message id is an answer, so a success; any other exception
 (an adapter bug) says nothing about the operator and is not counted.
 
 A retry is not tried once the circuit changed state under the call (other calls
-opened it meanwhile): it raises CircuitOpen, and failover moves on.
+opened it meanwhile): it raises CircuitOpen, and failover moves on. Only a
+transient OperatorError is tried again, after a pause of the core's Backoff
+(OPERATOR_SEND: 50 ms and up to 50 ms more by chance, doubling, a second at most).
 
 This replaced purgatory, which counts consecutive failures and reads
 `time.time()` itself (docs/operators.md says why). Time is an injected
@@ -26,8 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from dataclasses import replace
 
 from smsgw_adapters.resilience.circuit import (
     Admission,
@@ -36,12 +37,17 @@ from smsgw_adapters.resilience.circuit import (
     Clock,
     RateCircuit,
 )
+from smsgw_core.backoff import Backoff
 from smsgw_core.operators import CircuitOpen, OperatorError
 
 log = logging.getLogger("smsgw.resilience")
 
 Sleep = Callable[[float], Awaitable[None]]
 StateListener = Callable[[str, BreakerState], None]
+
+# Two tries in all (SMSGW_OPERATOR_RETRIES=1): the pause between them is short,
+# since failover waits for it, and chance keeps sends that failed together apart.
+OPERATOR_SEND = Backoff(first=0.05, factor=2.0, ceiling=1.0, jitter_s=0.05, attempts=2)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -56,21 +62,18 @@ class ResilientBreaker:
         min_calls: int = 20,
         failure_rate: float = 0.5,
         reset_s: float = 5.0,
-        attempts: int = 2,
-        backoff_s: float = 0.05,
-        backoff_max_s: float = 1.0,
-        jitter_s: float = 0.05,
+        retry: Backoff = OPERATOR_SEND,
+        attempts: int | None = None,  # tries in all (SMSGW_OPERATOR_RETRIES + 1); None: retry's
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.monotonic,
         on_state_change: StateListener | None = None,
     ) -> None:
-        if attempts < 1:
-            raise ValueError("attempts must be at least 1")
+        if attempts is not None:
+            retry = replace(retry, attempts=attempts)
+        if retry.attempts is None:
+            raise ValueError("an operator's send is tried a bounded number of times")
         self._settings = CircuitSettings(window_s, min_calls, failure_rate, reset_s)
-        self._attempts = attempts
-        self._wait = wait_exponential_jitter(
-            multiplier=backoff_s, max=backoff_max_s, jitter=jitter_s
-        )
+        self._retry = retry
         self._sleep = sleep
         self._clock = clock
         self._on_state_change = on_state_change
@@ -109,36 +112,17 @@ class ResilientBreaker:
         self, operator: str, circuit: RateCircuit, admission: Admission,
         send: Callable[[], Awaitable[str]],
     ) -> str:
-        tries = 0
-        first_failure: OperatorError | None = None
-
-        async def attempt() -> str:
-            nonlocal tries
-            tries += 1
-            if tries == 1 and first_failure is not None:
-                raise first_failure  # the first try, made already: tenacity counts it
-            if tries > 1 and not circuit.still_admitted(admission):
+        failures = 0
+        while True:
+            try:
+                return await send()
+            except OperatorError as exc:
+                failures += 1
+                if not exc.transient or not self._retry.tries_again(failures):
+                    raise
+            await self._sleep(self._retry.delay(failures))
+            if not circuit.still_admitted(admission):
                 raise CircuitOpen(operator)
-            return await send()
-
-        # The first try goes without tenacity, whose machinery cost a worker a
-        # tenth of its CPU per send; only a transient failure brings it in, with
-        # that try replayed to it, so the retries and their pauses are as ever.
-        try:
-            return await attempt()
-        except OperatorError as exc:
-            if not is_transient(exc) or self._attempts == 1:
-                raise
-            first_failure, tries = exc, 0
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=self._wait,
-            retry=retry_if_exception(is_transient),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        result: str = await retrying(attempt)
-        return result
 
     def _circuit(self, operator: str) -> RateCircuit:
         circuit = self._circuits.get(operator)

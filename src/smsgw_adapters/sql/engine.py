@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from smsgw_adapters.sql.migrate import at_head, upgrade_to_head
 from smsgw_adapters.sql.types import MYSQL_DIALECTS
+from smsgw_core.backoff import Backoff
 
 __all__ = ["at_head", "create_engine", "observe_statements", "probe", "upgrade_to_head"]
 
@@ -25,6 +26,9 @@ OPERATIONS = frozenset({"select", "insert", "update", "delete"})
 _STARTED = "smsgw.statement_started"
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Another process switching the same new file to WAL holds it for milliseconds:
+# look again every 50 ms, until the busy timeout.
+WAL_SWITCH_RETRY = Backoff(first=0.05, factor=1.0, ceiling=0.05)
 
 # SQLAlchemy puts a failing statement's parameters into the error's text, so an
 # ERROR traceback would carry customers' SMS texts, phone numbers and outbox
@@ -80,6 +84,7 @@ def _switch_to_wal(cursor: Any) -> None:
     """Processes starting on one new file at once: SQLite may refuse the switch with
     "database is locked" without calling the busy handler, so wait for it here."""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    failures = 0
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -87,7 +92,8 @@ def _switch_to_wal(cursor: Any) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-            time.sleep(0.05)
+            failures += 1
+            time.sleep(WAL_SWITCH_RETRY.delay(failures))
 
 
 def _begin_immediate(connection: Connection) -> None:
