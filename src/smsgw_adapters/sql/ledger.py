@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from smsgw_adapters.sql.repository import SqlRepository, along, along_update
+from smsgw_adapters.sql.repository import SqlRepository, force_index, force_index_update
 from smsgw_adapters.sql.schema import user_balances, user_transactions
 from smsgw_adapters.sql.types import MYSQL_DIALECTS
 from smsgw_core.errors import DuplicateTransaction, InsufficientBalance, TransientConflict
@@ -32,8 +32,8 @@ _SAVEPOINT = "SAVEPOINT smsgw_ledger"
 _UNDO = "ROLLBACK TO SAVEPOINT smsgw_ledger"
 _BALANCES = sa.select(_bal.user_id, _bal.balance).where(
     _bal.user_id.in_(sa.bindparam("users", expanding=True)))
-_LOCK_BALANCES = along("uq_user_balances_user_id", user_balances,
-                       _BALANCES.order_by(_bal.user_id).with_for_update())
+_LOCK_BALANCES = force_index("uq_user_balances_user_id", user_balances,
+                             _BALANCES.order_by(_bal.user_id).with_for_update())
 
 
 class SqlLedger(SqlRepository):
@@ -197,7 +197,7 @@ def _guarded_debit(moves: dict[int, int]) -> sa.Update:
     upsert, whose next-key locks reach past the rows (see `_move`).
     """
     move = sa.case(moves, value=_bal.user_id)
-    return along_update("uq_user_balances_user_id", user_balances.update()
+    return force_index_update("uq_user_balances_user_id", user_balances.update()
         .where(_bal.user_id.in_(sa.bindparam("users", expanding=True)), _bal.balance + move >= 0)
         .values(balance=_bal.balance + move, last_updated=sa.bindparam("at")))
 

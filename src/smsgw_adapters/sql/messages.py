@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from smsgw_adapters.sql.repository import SqlRepository, along
+from smsgw_adapters.sql.repository import SqlRepository, force_index
 from smsgw_adapters.sql.schema import sms_status
 from smsgw_core.errors import InvalidTransition
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
@@ -21,7 +21,7 @@ _BY_SMS = _sms.sms_identifier.in_(sa.bindparam("sms", expanding=True))
 # Each locking read goes along the (sms_identifier, recipient) key: concurrent
 # claims and outcomes then lock their rows in that one order, and only theirs.
 _KEY = "uq_sms_status_identifier_recipient"
-_UNFINISHED_ROWS = along(_KEY, sms_status, (
+_UNFINISHED_ROWS = force_index(_KEY, sms_status, (
     sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
     .where(_BY_SMS, _sms.status.in_(UNFINISHED))
     .order_by(_sms.id)
@@ -29,7 +29,7 @@ _UNFINISHED_ROWS = along(_KEY, sms_status, (
 ))
 # PENDING, or SENDING past its lease: a row a delivery in progress holds is not
 # even locked, so that delivery's outcome never waits for this claim.
-_CLAIMABLE_ROWS = along(_KEY, sms_status, (
+_CLAIMABLE_ROWS = force_index(_KEY, sms_status, (
     sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
     .where(_BY_SMS, sa.or_(
         _sms.status == SmsStatus.PENDING.value,
@@ -39,7 +39,7 @@ _CLAIMABLE_ROWS = along(_KEY, sms_status, (
     .order_by(_sms.id)
     .with_for_update()
 ))
-_SENDING_ROWS = along(_KEY, sms_status, (
+_SENDING_ROWS = force_index(_KEY, sms_status, (
     sa.select(_sms.id, _sms.sms_identifier, _sms.recipient)
     .where(_BY_SMS, _sms.status == SmsStatus.SENDING.value)
     .order_by(_sms.id)
