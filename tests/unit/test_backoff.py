@@ -38,9 +38,11 @@ def drawing(backoff: Backoff, r: float) -> Backoff:
     return replace(backoff, random=lambda: r)
 
 
-@given(backoffs(), failures)
-def test_pauses_never_shrink_before_chance(backoff: Backoff, n: int) -> None:
-    assert backoff.pause(n) <= backoff.pause(n + 1)
+@given(backoffs(), failures, failures)
+def test_pauses_never_shrink_before_chance(backoff: Backoff, n: int, m: int) -> None:
+    earlier, later = sorted((n, m))
+    assert backoff.pause(earlier) <= backoff.pause(later)
+    assert backoff.pause(later) <= backoff.pause(later + 1)
 
 
 @given(backoffs(), failures, draws)
