@@ -208,8 +208,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     http_idle_timeout_s: Seconds = 5.0
     """A keep-alive connection with no request for this long is closed."""
     http_max_connections: Count = 1000
-    """Open connections the API serves, per process; a connection past them is
-    answered 503 with `Retry-After` and closed."""
+    """Open connections (or requests in flight) the API serves, per process;
+    while more are open, a request is answered 503 with `Retry-After` and its
+    connection closed."""
     legacy_auth: LegacyAuth = "none"
     """`none`: the seed routes (`/sms/send`, `/sms/history`, `/balance`,
     `/balance/add`) are open to anyone who reaches the port, as the Go
