@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.bus import Bus, Consumer, DeliveryHandler
-from smsgw_adapters.inprocess import LANES, InProcessBus, InProcessConsumer
+from smsgw_adapters.inprocess import QUEUES, InProcessBus, InProcessConsumer
 from smsgw_adapters.observability import Metrics, tracing
 from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer, RabbitTopology
 from smsgw_adapters.sql.engine import (
@@ -61,7 +61,7 @@ def bus_kind(settings: Settings) -> str:
 
 
 def inprocess_bus(metrics: Metrics) -> InProcessBus:
-    return InProcessBus(observer=metrics.queues.declare(LANES.values()))
+    return InProcessBus(observer=metrics.queues.declare(QUEUES.values()))
 
 
 def topology(settings: Settings) -> RabbitTopology:
@@ -105,13 +105,13 @@ def inprocess_consumer(
 
 def rabbit_consumer(
     bus: RabbitBus, settings: Settings, metrics: Metrics, handler: DeliveryHandler,
-    lane: str = "all",
+    lanes: Collection[MessageType] = frozenset(MessageType),
 ) -> RabbitConsumer:
     """Both lanes, or one (`smsgw worker --lane`), each with its own pool of workers."""
     return RabbitConsumer(
         bus, handler,
-        express_workers=settings.express_workers if lane != "normal" else 0,
-        normal_workers=settings.workers if lane != "express" else 0,
+        express_workers=settings.express_workers if MessageType.EXPRESS in lanes else 0,
+        normal_workers=settings.workers if MessageType.NORMAL in lanes else 0,
         observer=metrics.queues.declare(bus.topology.work_queues),
         trace_fields=tracing.propagated_fields(),
     )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from smsgw_adapters.observability import logs, tracing
 from smsgw_app.config import ConfigError, Settings, StartupError
 from smsgw_app.loadtest import run as loadtest
+from smsgw_core.messages import MessageType
 
 # service.name of each process's spans (OTEL_SERVICE_NAME overrides it).
 SERVICE_NAMES = {"serve": "smsgw", "api": "smsgw-api", "relay": "smsgw-relay",
@@ -165,6 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         tracing.shutdown()  # flush the spans still batched
 
 
+def _lanes(choice: str) -> frozenset[MessageType]:
+    """The lanes `--lane` names: "all" is every one."""
+    return frozenset(MessageType) if choice == "all" else frozenset({MessageType(choice)})
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     from smsgw_app import processes  # after config: import errors are not config errors
     from smsgw_app.supervisor import ServiceFailed
@@ -173,7 +179,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "serve": lambda: processes.serve(settings, args.host, args.port),
         "api": lambda: processes.api(settings, args.host, args.port),
         "relay": lambda: processes.relay(settings),
-        "worker": lambda: processes.worker(settings, getattr(args, "lane", "all")),
+        "worker": lambda: processes.worker(settings, _lanes(getattr(args, "lane", "all"))),
         "migrate": lambda: processes.migrate(settings),
     }
     try:

@@ -31,6 +31,7 @@ from smsgw_app.config import Settings
 from smsgw_app.database import Database
 from smsgw_app.wakeup import Wakeup
 from smsgw_app.workers import KeyUsageWriter
+from smsgw_core.messages import MessageType
 from smsgw_core.outbox import RetryPolicy
 from smsgw_core.pricing import Tariff
 from smsgw_core.services.accounts import Accounts
@@ -48,7 +49,7 @@ from smsgw_core.system import UuidIds
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     # The lanes a worker process consumes: `smsgw worker --lane` (all, express, normal).
-    lane = providers.Dependency(instance_of=str, default="all")
+    lanes = providers.Dependency(instance_of=frozenset, default=frozenset(MessageType))
 
     # One registry per process (prometheus_client's default), whatever the container.
     metrics = providers.Singleton(Metrics.default)
@@ -133,7 +134,7 @@ class Container(containers.DeclarativeContainer):
         bus_kind,
         inprocess=providers.Singleton(assembly.inprocess_consumer, bus, settings, deliver),
         rabbitmq=providers.Singleton(
-            assembly.rabbit_consumer, bus, settings, metrics, deliver, lane
+            assembly.rabbit_consumer, bus, settings, metrics, deliver, lanes
         ),
     )
 

@@ -20,6 +20,7 @@ from smsgw_app.container import Container
 from smsgw_app.database import opened
 from smsgw_app.supervisor import Service, supervise
 from smsgw_app.workers import MetricsServer
+from smsgw_core.messages import MessageType
 
 log = logging.getLogger("smsgw")
 
@@ -39,9 +40,11 @@ async def migrate(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def started(settings: Settings, lane: str = "all") -> AsyncIterator[Container]:
+async def started(
+    settings: Settings, lanes: frozenset[MessageType] = frozenset(MessageType)
+) -> AsyncIterator[Container]:
     """The container with its resources (database, broker, HTTP clients) up."""
-    container = Container(settings=settings, lane=lane)
+    container = Container(settings=settings, lanes=lanes)
     resources = (
         (container.database, "SMSGW_DATABASE_URL", settings.database_url),
         (container.broker, "SMSGW_BROKER_URL", settings.broker_url),
@@ -124,8 +127,10 @@ async def relay(settings: Settings) -> None:
         await supervise(services, settings.shutdown_timeout_s)
 
 
-async def worker(settings: Settings, lane: str = "all") -> None:
+async def worker(
+    settings: Settings, lanes: frozenset[MessageType] = frozenset(MessageType)
+) -> None:
     _needs_broker(settings, "worker")
-    async with started(settings, lane) as container:
+    async with started(settings, lanes) as container:
         services = [*container.delivery_services(), *metrics_server(settings)]
         await supervise(services, settings.shutdown_timeout_s)

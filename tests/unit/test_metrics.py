@@ -230,7 +230,7 @@ async def test_sql_statements_are_timed_by_operation(metrics: Metrics, tmp_path:
 async def test_the_in_process_bus_reports_published_and_handled_deliveries(
     metrics: Metrics,
 ) -> None:
-    bus = InProcessBus(observer=metrics.queues.declare(InProcessBus().lanes))
+    bus = InProcessBus(observer=metrics.queues.declare(InProcessBus().queues))
     assert value(metrics, "smsgw_queue_redelivered_total", queue="inprocess-normal") == 0
     express = DeliveryJob("s1", 1, MessageType.EXPRESS, "hi", ("0912000001",), 1, NOW)
     normal = DeliveryJob("s2", 1, MessageType.NORMAL, "hi", ("0912000001",), 1, NOW)

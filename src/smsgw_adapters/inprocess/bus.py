@@ -6,7 +6,7 @@ one, and a full queue makes the relay wait, so the backlog stays in the outbox
 redrive re-publishes what was in flight when the process died.
 
 For metrics, an optional observer hears of every delivery put on the bus and
-every one handled, under a lane name per type (`inprocess-express`,
+every one handled, under a queue name per type (`inprocess-express`,
 `inprocess-normal`): the in-process counterparts of the RabbitMQ queues.
 """
 
@@ -20,7 +20,7 @@ from typing import Protocol
 from smsgw_core.messages import MessageType
 from smsgw_core.outbox import DeliveryJob
 
-LANES = {kind: f"inprocess-{kind.value}" for kind in MessageType}
+QUEUES = {kind: f"inprocess-{kind.value}" for kind in MessageType}
 
 
 class BusObserver(Protocol):
@@ -39,15 +39,15 @@ class InProcessBus:
         self._ready = dict.fromkeys(MessageType, 0)
 
     @property
-    def lanes(self) -> tuple[str, ...]:
-        return tuple(LANES.values())
+    def queues(self) -> tuple[str, ...]:
+        return tuple(QUEUES.values())
 
     async def publish(self, deliveries: Sequence[DeliveryJob]) -> None:
         for delivery in deliveries:
             await self._queue.put((-delivery.priority, next(self._order), delivery))
             self._ready[delivery.type] += 1
             if self._observer is not None:
-                self._observer.published(LANES[delivery.type])
+                self._observer.published(QUEUES[delivery.type])
 
     async def take(self) -> DeliveryJob:
         _, _, delivery = await self._queue.get()
@@ -58,7 +58,7 @@ class InProcessBus:
         """Close out a taken delivery; pass it when it was handled, to count it consumed."""
         self._queue.task_done()
         if handled is not None and self._observer is not None:
-            self._observer.consumed(LANES[handled.type])
+            self._observer.consumed(QUEUES[handled.type])
 
     async def start(self) -> None:
         return None  # nothing to connect to

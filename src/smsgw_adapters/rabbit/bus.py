@@ -114,10 +114,10 @@ class RabbitBus:
         for delivery in deliveries:
             by_kind.setdefault(delivery.type, []).append(delivery)
         bundles: list[list[DeliveryJob]] = []
-        for lane in by_kind.values():
+        for of_kind in by_kind.values():
             current: list[DeliveryJob] = []
             recipients = 0
-            for delivery in lane:
+            for delivery in of_kind:
                 if current and recipients + len(delivery.recipients) > self.bundle:
                     bundles.append(current)
                     current, recipients = [], 0

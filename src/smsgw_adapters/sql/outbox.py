@@ -78,20 +78,20 @@ class SqlOutbox(SqlRepository):
     ) -> list[Waiting]:
         # The customers with pending events of the lane, from after_customer on
         # and around: an index read per customer (idx_outbox_fair's prefix).
-        lane = {"priority": priority}
+        of_priority = {"priority": priority}
         found = list(await self._conn.scalars(
-            _CUSTOMERS_AFTER, {**lane, "after": after_customer, "limit": customers}))
+            _CUSTOMERS_AFTER, {**of_priority, "after": after_customer, "limit": customers}))
         if len(found) < customers:
             found += await self._conn.scalars(
                 _CUSTOMERS_FROM_START,
-                {**lane, "after": after_customer, "limit": customers - len(found)})
+                {**of_priority, "after": after_customer, "limit": customers - len(found)})
         if not found:
             return []
         # Each customer's oldest due events: one index range each, in one statement
         # built once per size (a statement built per claim cost the relay a fifth of
         # its CPU); the unused places name no customer.
         heads, size = _heads(len(found))
-        values: dict[str, Any] = {**lane, "now": now, "per": per_customer}
+        values: dict[str, Any] = {**of_priority, "now": now, "per": per_customer}
         values.update((f"c{i}", found[i] if i < len(found) else _NO_CUSTOMER)
                       for i in range(size))
         return [Waiting(row.id, row.user_id, row.recipients)

@@ -38,7 +38,7 @@ class BacklogGate:
 
     def update(self, backlog: Sequence[Backlog], now: datetime) -> None:
         """A BacklogMonitor sink."""
-        self._due = sum(lane.events for lane in backlog)
+        self._due = sum(reading.events for reading in backlog)
 
     def admit(self) -> None:
         """Raise Overloaded while the last reading is over the limit."""

@@ -73,11 +73,11 @@ class OutboxRelay:
             if room <= 0:
                 return RelayReport(0, 0, 0, throttled=True)
         if self.fair is not None and priority is not None:
-            fair, lane = self.fair, priority
+            fair, lane_priority = self.fair, priority
 
             async def claim(uow: UnitOfWork) -> list[OutboxEvent]:
                 waiting = await uow.outbox.waiting(
-                    now, lane, per_customer=room, customers=self.customers_per_claim,
+                    now, lane_priority, per_customer=room, customers=self.customers_per_claim,
                     after_customer=fair.last_served)
                 picked = fair.pick(waiting, room, size=self._parts)
                 return await uow.outbox.claim([w.event_id for w in picked], now, leased_until)

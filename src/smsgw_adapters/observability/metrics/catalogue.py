@@ -154,11 +154,11 @@ class Metrics:
         events = {kind.value: 0 for kind in MessageType}
         ages = {kind.value: 0.0 for kind in MessageType}
         failing = {kind.value: 0 for kind in MessageType}
-        for lane in backlog:
-            label = priority_label(lane.priority)
-            events[label] = lane.events
-            ages[label] = _age(lane.oldest, now) if lane.events else 0.0
-            failing[label] = lane.failing
+        for reading in backlog:
+            label = priority_label(reading.priority)
+            events[label] = reading.events
+            ages[label] = _age(reading.oldest, now) if reading.events else 0.0
+            failing[label] = reading.failing
         for label, count in events.items():
             self.outbox_backlog_events.labels(label).set(count)
             self.outbox_oldest_due_age_seconds.labels(label).set(ages[label])
