@@ -175,6 +175,16 @@ async def get_all(channel: AbstractChannel, queue: str) -> list[AbstractIncoming
     return found
 
 
+async def consumers_of(topology: RabbitTopology) -> dict[str, int]:
+    """The broker's count of consumers on each work queue."""
+    async with raw_channel() as channel:
+        found = {}
+        for lane, name in (("express", topology.express_queue), ("normal", topology.normal_queue)):
+            declared = await channel.declare_queue(name, passive=True)
+            found[lane] = declared.declaration_result.consumer_count or 0
+        return found
+
+
 async def first_dead_letters(
     channel: AbstractChannel, topology: RabbitTopology,
 ) -> list[AbstractIncomingMessage]:
@@ -286,29 +296,70 @@ async def test_stop_lets_an_in_flight_handler_finish_and_takes_nothing_new(
     backend: Backend,
 ) -> None:
     started, release = asyncio.Event(), asyncio.Event()
-    finished: list[DeliveryJob] = []
+    order: list[str] = []  # the handler's end and stop()'s return, as they happened
 
     async def slow(found: DeliveryJob) -> None:
         started.set()
         await release.wait()
-        finished.append(found)
+        order.append(f"{found.sms_identifier} finished")
 
     consumer = backend.consumer(slow)
     await consumer.start()
     await backend.bus.publish([normal("in-flight")])
     await asyncio.wait_for(started.wait(), WAIT_S)
-    stopping = asyncio.create_task(consumer.stop(timeout=WAIT_S))
-    await asyncio.sleep(0.05)
-    assert not stopping.done(), "stop() returned while a handler was still running"
-    release.set()
+
+    async def stop() -> None:
+        await consumer.stop(timeout=WAIT_S)
+        order.append("stop returned")  # in the same step as the return: nothing between
+
+    stopping = asyncio.create_task(stop())
+    release.set()  # the handler can only end after stop() has begun
     await stopping
-    assert [d.sms_identifier for d in finished] == ["in-flight"]
+    assert order == ["in-flight finished", "stop returned"], "stop() did not wait"
+    # Taken by nothing: a second consumer, started after the publish, gets it. Had
+    # the first kept consuming it would have had it first; had the in-flight one
+    # not been acked it would come back ahead of it.
     await backend.bus.publish([normal("after-stop")])
-    await asyncio.sleep(0.1)  # time a consumer that had not stopped would use to take it
-    assert len(finished) == 1
-    # The in-flight one was acked, the new one waits (RabbitMQ counts a message as
-    # a whole bundle's deliveries: an upper bound).
-    assert await waiting(backend.bus) == getattr(backend.bus, "bundle", 1)
+    second = Recorder()
+    other = backend.consumer(second)
+    await other.start()
+    await eventually(lambda: bool(second.handled) or len(order) > 2, "someone took it")
+    await other.stop(timeout=5)
+    assert [d.sms_identifier for d in second.handled] == ["after-stop"]
+    assert order == ["in-flight finished", "stop returned"]
+    assert await waiting(backend.bus) == 0
+
+
+async def test_stop_gives_a_running_handler_its_grace_then_cancels_it_before_returning(
+    backend: Backend,
+) -> None:
+    started = asyncio.Event()
+    order: list[str] = []  # the handler's end and stop()'s return, as they happened
+    loop = asyncio.get_running_loop()
+    cancelled_at: list[float] = []
+
+    async def stuck(found: DeliveryJob) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled_at.append(loop.time())
+            order.append("handler cancelled")
+            raise
+
+    consumer = backend.consumer(stuck)
+    await consumer.start()
+    await backend.bus.publish([normal("stuck")])
+    await asyncio.wait_for(started.wait(), WAIT_S)
+    grace, stop_called = 0.5, loop.time()
+    await consumer.stop(timeout=grace)
+    order.append("stop returned")
+    # Both signals come from stop() itself, whatever this machine's speed: a stop()
+    # that returned with the handler running would not have cancelled it first, and
+    # one that cancelled it at once (as closing a RabbitMQ connection does) would have
+    # cut its grace short. A slower machine only makes the handler live longer.
+    assert order == ["handler cancelled", "stop returned"]
+    assert cancelled_at[0] - stop_called >= grace
 
 
 async def test_a_failing_handler_gets_the_message_again_until_it_succeeds(
@@ -383,8 +434,13 @@ async def test_a_bundle_is_acked_once_every_delivery_succeeded_and_redelivered_w
         await consumer.start()
         await rabbit.bus.publish([normal("a"), normal("b"), normal("c")])
         await eventually(lambda: len(attempts) == 6, "the bundle came back once")
-        await asyncio.sleep(0.2)  # time for a third delivery, were the second not acked
+        # One worker, prefetching one message: a marker published now reaches it only
+        # once the bundle's message is settled, and a bundle requeued again would be
+        # handled again before the consumer stops or be found waiting after.
+        await rabbit.bus.publish([normal("marker")])
+        await eventually(lambda: "marker" in attempts, "the marker behind the bundle")
         await consumer.stop(timeout=5)
+        attempts.remove("marker")
         assert sorted(attempts) == ["a", "a", "b", "b", "c", "c"]
         assert await waiting(rabbit.bus) == 0
         assert await rabbit.bus.dead_letters() == 0
@@ -425,9 +481,11 @@ async def test_a_consumer_of_one_lane_leaves_the_other_queue_alone(
     seen = Recorder()
     consumer = rabbit.consumer(seen, express_workers=2, normal_workers=0)
     await consumer.start()
+    # The broker's own count, not a wait: nothing consumes the normal queue, so
+    # nothing can ever take what is published to it.
+    assert await consumers_of(rabbit.topology) == {"express": 1, "normal": 0}
     await rabbit.bus.publish([normal("n"), express("e")])
     await eventually(lambda: [d.sms_identifier for d in seen.handled] == ["e"], "express")
-    await asyncio.sleep(0.3)
     assert [d.sms_identifier for d in seen.handled] == ["e"]
     assert (await rabbit.bus.backlog())[MessageType.NORMAL] == 1
 

@@ -24,11 +24,23 @@ async def test_express_is_taken_before_waiting_normal_deliveries() -> None:
 async def test_a_full_bus_makes_the_publisher_wait() -> None:
     bus = InProcessBus(capacity=2)
     await bus.publish([delivery("a", MessageType.NORMAL), delivery("b", MessageType.NORMAL)])
-    blocked = asyncio.create_task(bus.publish([delivery("c", MessageType.NORMAL)]))
-    await asyncio.sleep(0.01)
-    assert not blocked.done()
-    assert await bus.backlog() == {MessageType.NORMAL: 2, MessageType.EXPRESS: 0}
-    assert (await bus.take()).sms_identifier == "a"
+    publishing = asyncio.Event()
+
+    async def publish_express() -> None:
+        publishing.set()
+        await bus.publish([delivery("e", MessageType.EXPRESS)])
+
+    async def take_after_it() -> tuple[dict[MessageType, int], DeliveryJob]:
+        return await bus.backlog(), await bus.take()
+
+    blocked = asyncio.create_task(publish_express())
+    # Scheduled after the publisher's first step, so it has had its turn: an express
+    # delivery on the bus would be taken ahead of the normal ones.
+    backlog, first = await asyncio.create_task(take_after_it())
+    assert publishing.is_set()
+    assert backlog == {MessageType.NORMAL: 2, MessageType.EXPRESS: 0}
+    assert first.sms_identifier == "a"
     bus.done()
     await asyncio.wait_for(blocked, 1)
-    assert await bus.backlog() == {MessageType.NORMAL: 2, MessageType.EXPRESS: 0}
+    assert await bus.backlog() == {MessageType.NORMAL: 1, MessageType.EXPRESS: 1}
+    assert (await bus.take()).sms_identifier == "e"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
@@ -85,8 +85,20 @@ def test_every_catalogued_metric_is_defined_with_its_type_and_exists_at_zero(
     assert value(metrics, "smsgw_db_statement_duration_seconds_count", operation="other") == 0
 
 
-def test_the_default_metrics_are_made_once_per_process() -> None:
-    assert Metrics.default() is Metrics.default()
+def test_the_default_metrics_are_made_once_per_process_on_the_default_registry() -> None:
+    # What one caller counts, every other caller and prometheus_client's default
+    # registry (the one the metrics server exposes) see: a Metrics made per call,
+    # or on a registry of its own, would leave the second count or the scrape behind.
+    series = {"operator": "once-per-process", "outcome": "ok"}
+
+    def scraped() -> float:
+        return REGISTRY.get_sample_value("smsgw_operator_sends_total", series) or 0.0
+
+    before = scraped()
+    Metrics.default().operator_send("once-per-process", "ok", 0.1)
+    Metrics.default().operator_send("once-per-process", "ok", 0.1)
+    assert scraped() == before + 2
+    assert Metrics.default().registry is REGISTRY
 
 
 def test_telemetry_counts_money_finished_recipients_and_publishing(metrics: Metrics) -> None:

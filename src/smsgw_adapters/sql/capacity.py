@@ -3,6 +3,8 @@ send may go, in the database's clock (so the worker hosts' clocks do not matter)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,8 +14,11 @@ _c = operator_capacity.c
 
 
 class SqlOperatorCapacity:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, ticks: Callable[[], float] | None = None) -> None:
+        """`ticks`: seconds, as time.monotonic, for a clock moved by hand (tests); by
+        default the database's, the one clock every worker host shares."""
         self.engine = engine
+        self.ticks = ticks
         self._known: set[str] = set()
 
     async def reserve(self, operator: str, sends: int, per_s: float) -> float:
@@ -25,7 +30,8 @@ class SqlOperatorCapacity:
                     .prefix_with("OR IGNORE", dialect="sqlite")
                     .values(operator=operator, next_free_s=0.0))
                 self._known.add(operator)
-            now = float((await conn.execute(sa.select(_now(conn.dialect.name)))).scalar_one())
+            now = self.ticks() if self.ticks is not None else float(
+                (await conn.execute(sa.select(_now(conn.dialect.name)))).scalar_one())
             next_free = float((await conn.execute(
                 sa.select(_c.next_free_s).where(_c.operator == operator).with_for_update()
             )).scalar_one())
