@@ -6,8 +6,8 @@ import dataclasses
 
 import aio_pika
 import pytest
+from bus_helpers import eventually, rabbit_backend
 from contract_helpers import delivery
-from test_bus_contract import eventually, rabbit_backend
 from tests.services import RABBITMQ_URL
 
 from smsgw_adapters import codec

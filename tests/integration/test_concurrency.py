@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from tests.integration.harness import Gateway
 from tests.integration.helpers import api_balance, db_balance, transactions, wait_db_terminal
+from tests.integration.racing import AFFORDABLE, SENDS, send_all
 
 pytestmark = pytest.mark.slow
-
-SENDS = 100
-AFFORDABLE = 10
-
-
-async def _send_all(url: str, user_id: int) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=SENDS, max_keepalive_connections=SENDS)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        body = {"customer_id": user_id, "text": "race", "recipients": ["09120000001"]}
-        return list(await asyncio.gather(
-            *(client.post("/sms/send", json=body) for _ in range(SENDS))
-        ))
 
 
 def test_concurrent_sends_never_overdraw(gateway: Gateway, user_id: int) -> None:
     gateway.top_up(user_id, AFFORDABLE)  # one unit per normal single-recipient send
 
-    responses = asyncio.run(_send_all(gateway.url, user_id))
+    responses = asyncio.run(send_all(gateway.url, user_id))
 
     codes = sorted(r.status_code for r in responses)
     assert codes.count(200) == AFFORDABLE, [r.text for r in responses if r.status_code >= 500]

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.harness import GatewayFactory
 from tests.integration.helpers import api_balance, transactions
-from tests.integration.test_concurrency import AFFORDABLE, SENDS, _send_all
+from tests.integration.racing import AFFORDABLE, SENDS, send_all
 from tests.mariadb import mariadb_database
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_racing_sends_for_one_customer_are_answered_200_or_402(
         user_id = 7000 + round_
         gateway.top_up(user_id, AFFORDABLE)
 
-        responses = asyncio.run(_send_all(gateway.url, user_id))
+        responses = asyncio.run(send_all(gateway.url, user_id))
 
         codes = [r.status_code for r in responses]
         assert sorted(set(codes)) == [200, 402], [r.text for r in responses

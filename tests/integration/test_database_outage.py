@@ -16,9 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
+from tests.integration.forwarder import Forwarder
 from tests.integration.harness import Gateway, GatewayFactory, wait_until
 from tests.integration.helpers import api_balance
-from tests.integration.test_readiness import Forwarder
 from tests.mariadb import mariadb_database
 from tests.services import MARIADB_HOST, MARIADB_PORT
 

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smsgw_adapters.sql import engine as engines
-from tests.integration.test_readiness import Forwarder
+from tests.integration.forwarder import Forwarder
 from tests.mariadb import mariadb_database
 from tests.services import MARIADB_HOST, MARIADB_PORT
 
