@@ -33,7 +33,9 @@ EXPRESS_POLL_S = 0.1
 RELAY_AFTER_ERROR = Backoff(first=1.0, factor=1.0, ceiling=1.0)
 # A lane whose queue is full (SMSGW_RELAY_AHEAD) looks again this soon: the
 # workers drain it in well under a second, and the relay must refill it before
-# it runs dry.
+# it runs dry. So does a relay whose pick another relay claimed first: the lane
+# has work (waiting the idle poll instead left the queue empty for up to half a
+# second while several relays shared a backlog).
 THROTTLED_POLL_S = 0.02
 
 
@@ -64,7 +66,7 @@ class RelayService:
                 await _pause(self.stopping, self.after_error.delay(failures))
                 continue
             failures = 0
-            if report.throttled and not self.stopping.is_set():
+            if (report.throttled or report.contended) and not self.stopping.is_set():
                 await _pause(self.stopping, THROTTLED_POLL_S)
             elif report.published == 0 and not self.stopping.is_set():
                 await self.wakeup.wait(self.poll_s * random.uniform(0.5, 1.0))

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from core_world import (
     N1,
@@ -19,10 +20,13 @@ from core_world import (
 )
 
 from smsgw_core.backoff import Backoff
-from smsgw_core.fairness import FairShare, Headroom
+from smsgw_core.fairness import FairShare, Headroom, Waiting
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import RetryPolicy, UndecodablePayload
 from smsgw_core.services.relay import OutboxRelay, RelayReport
+from smsgw_core.testing import InMemoryDatabase
+from smsgw_core.testing.repositories import InMemoryOutbox
+from smsgw_core.testing.uow import InMemoryUnitOfWork
 
 # --- relay ----------------------------------------------------------------------------
 
@@ -210,6 +214,32 @@ async def test_the_queue_is_kept_short_and_refilled_as_it_drains(world: World) -
     assert (await relay.relay_once()).throttled
     assert len(world.bus.published) == 14
     assert sum(1 for row in outbox_rows(world) if row.status == "pending") == 11
+
+
+class RivalOutbox(InMemoryOutbox):
+    """An outbox where another relay claims whatever this one reads as waiting,
+    between its read and its claim (on MariaDB, SKIP LOCKED then skips them)."""
+
+    async def waiting(self, now: datetime, *args: Any, **kwargs: Any) -> list[Waiting]:
+        seen = await super().waiting(now, *args, **kwargs)
+        await self.claim([w.event_id for w in seen], now, now + timedelta(minutes=1))
+        return seen
+
+
+class RivalUnitOfWork(InMemoryUnitOfWork):
+    def __init__(self, db: InMemoryDatabase) -> None:
+        super().__init__(db)
+        self.outbox = RivalOutbox(self)
+
+
+async def test_a_pick_another_relay_claimed_first_is_contended_not_idle(world: World) -> None:
+    await fund(world, 10_000)
+    await send(world)
+    raced = OutboxRelay(lambda: RivalUnitOfWork(world.db), world.bus, world.clock,
+                        world.policy, world.validity, lane=MessageType.NORMAL, fair=FairShare())
+    assert await raced.relay_once() == RelayReport(0, 0, 0, contended=True)
+    # Nothing waiting at all is idle, not contended.
+    assert await fair_lane(world).relay_once() == RelayReport(0, 0, 0)
 
 
 async def test_express_is_never_held_back_by_the_normal_queue(world: World) -> None:

@@ -46,6 +46,9 @@ class RelayReport:
     parked: int
     expired: int = 0  # events settled without publishing: their SMS's validity had run out
     throttled: bool = False  # the lane's queue held `ahead` deliveries: nothing was claimed
+    # Another relay claimed what this one picked, between its read and its claim
+    # (SKIP LOCKED skips them): the lane has work, it is not idle.
+    contended: bool = False
 
 
 @dataclass
@@ -72,6 +75,7 @@ class OutboxRelay:
             room = min(room, self.headroom.room((await self.bus.backlog()).get(self.lane, 0)))
             if room <= 0:
                 return RelayReport(0, 0, 0, throttled=True)
+        picked: list[Waiting] = []
         if self.fair is not None and priority is not None:
             fair, lane_priority = self.fair, priority
 
@@ -79,7 +83,7 @@ class OutboxRelay:
                 waiting = await uow.outbox.waiting(
                     now, lane_priority, per_customer=room, customers=self.customers_per_claim,
                     after_customer=fair.last_served)
-                picked = fair.pick(waiting, room, size=self._parts)
+                picked[:] = fair.pick(waiting, room, size=self._parts)
                 return await uow.outbox.claim([w.event_id for w in picked], now, leased_until)
 
             events = await self._commit(claim)
@@ -89,7 +93,7 @@ class OutboxRelay:
         if self.headroom is not None:
             self.headroom.published(sum(self._event_parts(e) for e in events), room)
         if not events:
-            return RelayReport(0, 0, 0)
+            return RelayReport(0, 0, 0, contended=bool(picked))
         deliveries, poison = _decode(events)
         if poison:
             await self._park(poison)
