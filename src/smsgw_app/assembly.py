@@ -7,6 +7,7 @@ is its URL scheme's row of operator_kinds.KINDS.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import timedelta
@@ -180,16 +181,18 @@ def relay_services(
 ) -> list[Service]:
     """The relay pools (one per lane) and the outbox janitor."""
     services: list[Service] = []
+    # Normal traffic in a fair order across customers, decided at the outbox (its
+    # queue kept short) by the lane's relays of this process in turns, with one
+    # order and one headroom; express oldest first, all of it at once.
+    fair_lane = {"fair": FairShare(), "headroom": Headroom(settings.relay_ahead),
+                 "turn": asyncio.Lock()}
     for lane, size in ((MessageType.EXPRESS, settings.relay_express_workers),
                        (MessageType.NORMAL, settings.relay_normal_workers)):
         express = lane is MessageType.EXPRESS
         poll = EXPRESS_POLL_S if express else POLL_S
         for n in range(size):
-            # Normal traffic in a fair order across customers, decided at the outbox
-            # (its queue kept short); express oldest first, all of it at once.
-            lane_relay = relay(lane=lane, chunk=settings.delivery_chunk) if express else relay(
-                lane=lane, chunk=settings.delivery_chunk, fair=FairShare(),
-                headroom=Headroom(settings.relay_ahead))
+            lane_relay = relay(lane=lane, chunk=settings.delivery_chunk,
+                               **({} if express else fair_lane))
             services.append(RelayService(f"relay-{lane.value}-{n}", lane_relay, wakeup, poll))
     services.append(OutboxJanitor(
         relay(),

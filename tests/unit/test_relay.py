@@ -6,6 +6,7 @@ On the in-memory fakes (tests/unit/core_world.py); assertions are on state.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +25,7 @@ from smsgw_core.fairness import FairShare, Headroom, Waiting
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.outbox import RetryPolicy, UndecodablePayload
 from smsgw_core.services.relay import OutboxRelay, RelayReport
-from smsgw_core.testing import InMemoryDatabase
+from smsgw_core.testing import InMemoryDatabase, RecordingBus
 from smsgw_core.testing.repositories import InMemoryOutbox
 from smsgw_core.testing.uow import InMemoryUnitOfWork
 
@@ -240,6 +241,29 @@ async def test_a_pick_another_relay_claimed_first_is_contended_not_idle(world: W
     assert await raced.relay_once() == RelayReport(0, 0, 0, contended=True)
     # Nothing waiting at all is idle, not contended.
     assert await fair_lane(world).relay_once() == RelayReport(0, 0, 0)
+
+
+class SlowBus(RecordingBus):
+    """A bus whose depth takes a moment to read, as a broker's does."""
+
+    async def backlog(self) -> Mapping[MessageType, int]:
+        depth = await super().backlog()
+        await asyncio.sleep(0)  # the answer is on its way back: others go on meanwhile
+        return depth
+
+
+async def test_a_lanes_relays_in_one_process_refill_its_queue_in_turns(world: World) -> None:
+    await fund(world, 10_000)
+    for _ in range(25):
+        await send(world)
+    bus = SlowBus()
+    shared = {"fair": FairShare(), "headroom": Headroom(10, floor=10), "turn": asyncio.Lock()}
+    relays = [OutboxRelay(world.db.uow, bus, world.clock, world.policy, world.validity,
+                          lane=MessageType.NORMAL, **shared) for _ in range(2)]
+    await asyncio.gather(*(relay.relay_once() for relay in relays))
+    # One fills the queue to its headroom; the other then finds it full. Both
+    # reading its depth at once would have filled it twice over.
+    assert len(bus.published) == 10
 
 
 async def test_express_is_never_held_back_by_the_normal_queue(world: World) -> None:

@@ -20,6 +20,7 @@ at the outbox, and not first come first served in the broker's queue.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -65,8 +66,18 @@ class OutboxRelay:
     headroom: Headroom | None = None  # what the lane's queue may hold; None: anything
     customers_per_claim: int = 64  # customers one fair claim looks at (the next ones after)
     chunk: int = 0  # recipients per published delivery at most (an SMS in parts); 0: whole
+    # Shared by a lane's relays in one process with its `fair` and `headroom`: they
+    # refill the lane's queue in turns. Two reading the queue's depth at once would
+    # each fill it to the target, and an SMS published behind both waits for both.
+    turn: asyncio.Lock | None = None
 
     async def relay_once(self) -> RelayReport:
+        if self.turn is None:
+            return await self._relay_once()
+        async with self.turn:
+            return await self._relay_once()
+
+    async def _relay_once(self) -> RelayReport:
         now = self.clock.now()
         priority = None if self.lane is None else self.lane.priority
         leased_until = now + self.policy.lease
