@@ -11,7 +11,7 @@ decided here and in database.py only.
 Every provider hands out a plain object: the lifecycles (migrating and disposing
 the engine, connecting and closing the bus, closing the operators' HTTP client)
 are Resources beside the objects, started by `processes.started` and
-`processes.database`.
+`database.opened`.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ POLL_S = 0.5
 EXPRESS_POLL_S = 0.1
 # A pass that failed (the database or the bus away) is followed by the next one
 # a second later, however many failed before it.
-RELAY_AFTER_ERROR = Backoff(first=1.0, factor=1.0, ceiling=1.0)
+RELAY_AFTER_ERROR = Backoff.every(1.0)
 # A lane whose queue is full (SMSGW_RELAY_AHEAD) looks again this soon: the
 # workers drain it in well under a second, and the relay must refill it before
 # it runs dry. So does a relay whose pick another relay claimed first: the lane

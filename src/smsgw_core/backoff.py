@@ -49,6 +49,11 @@ class Backoff:
         if self.attempts is not None and self.attempts < 1:
             raise ValueError("attempts must be at least 1")
 
+    @classmethod
+    def every(cls, seconds: float) -> Backoff:
+        """The same pause after every failure, never giving up."""
+        return cls(first=seconds, factor=1.0, ceiling=seconds)
+
     def tries_again(self, failures: int) -> bool:
         """Whether another try follows `failures` failures in a row."""
         return self.attempts is None or failures < self.attempts

@@ -22,7 +22,7 @@ log = logging.getLogger("smsgw.workers")
 
 # A second each time: the bus keeps no count of a delivery's tries, so every
 # pause is the first one (the figure of the first failure).
-REDELIVERY = Backoff(first=1.0, factor=1.0, ceiling=1.0)
+REDELIVERY = Backoff.every(1.0)
 
 
 class InProcessConsumer:

@@ -28,7 +28,7 @@ _STARTED = "smsgw.statement_started"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Another process switching the same new file to WAL holds it for milliseconds:
 # look again every 50 ms, until the busy timeout.
-WAL_SWITCH_RETRY = Backoff(first=0.05, factor=1.0, ceiling=0.05)
+WAL_SWITCH_RETRY = Backoff.every(0.05)
 
 # SQLAlchemy puts a failing statement's parameters into the error's text, so an
 # ERROR traceback would carry customers' SMS texts, phone numbers and outbox
