@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=float, default=0.0)
     sim.add_argument("--reject-prefix", default="",
                      help="numbers starting with this are refused with 422")
+    from smsgw_adapters.operators import receipt_plan  # light: no HTTP server or client
+
+    receipt_plan.add_receipt_arguments(sim)
     seed = commands.add_parser(
         "seed", help="top up many customers at once, straight into the database")
     seed.add_argument("--users", type=int, required=True, metavar="N", help="how many customers")
@@ -72,11 +75,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _operator_sim(args: argparse.Namespace) -> int:
+    from smsgw_adapters.operators.receipt_plan import receipt_options
     from smsgw_adapters.operators.simulated import Behaviour
     from smsgw_adapters.operators.simulator_server import run_simulator
 
     try:
-        Behaviour(fail_rate=args.fail_rate, latency_ms=args.latency_ms)  # or BehaviourError
+        Behaviour(fail_rate=args.fail_rate, latency_ms=args.latency_ms, receipts=args.receipts,
+                  receipt_delay_ms=args.receipt_delay_ms)  # or BehaviourError
+        receipts = receipt_options(args)
         level, fmt = logs.settings_from_env()
     except ValueError as exc:
         print(f"smsgw: {exc}", file=sys.stderr)
@@ -84,7 +90,7 @@ def _operator_sim(args: argparse.Namespace) -> int:
     logs.configure_logging(level, fmt)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulator(args.name, args.host, args.port, args.fail_rate,
-                                  args.latency_ms, args.reject_prefix))
+                                  args.latency_ms, args.reject_prefix, **receipts))
     return 0
 
 
