@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from smsgw_adapters.operators.simulated import Behaviour, BehaviourError, SimulatedOperator
-from smsgw_core.ports import Operator
+from smsgw_core.ports import Operator, ReceiptSink
 
 if TYPE_CHECKING:
     import aiohttp
@@ -43,6 +43,7 @@ class OperatorTools:
 
     http_client: aiohttp.ClientSession
     timeout_s: float  # SMSGW_OPERATOR_TIMEOUT_S
+    receipts: ReceiptSink | None = None  # where receipts an adapter gets go (None: nowhere)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +72,10 @@ def _simulated_problem(spec: OperatorSpec) -> str | None:
     return None
 
 
-def _simulated_operator(spec: OperatorSpec, _tools: OperatorTools) -> Operator:
-    return SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params()))
+def _simulated_operator(spec: OperatorSpec, tools: OperatorTools) -> Operator:
+    # Its receipts (sim://?receipts=…) go where an SMPP session's would: the intake.
+    return SimulatedOperator.behaving(spec.name, Behaviour.parse(spec.params()),
+                                      sink=tools.receipts)
 
 
 _HTTP = OperatorKind("http(s)://HOST[:PORT]", _http_problem, _http_operator)

@@ -1,10 +1,13 @@
 r"""The per-recipient message and its state machine.
 
-    PENDING -> SENDING -> DONE
+    PENDING -> SENDING -> DONE -> DELIVERED | UNDELIVERED | EXPIRED  (a receipt)
        ^          |   \-> FAILED
        +----------+  (deferred: no operator could take it now)
 
-DONE and FAILED are terminal. SENDING -> SENDING is allowed: it is how a
+DONE and FAILED are terminal: the delivery is over (an operator took it, or
+none ever will). After DONE only an operator's delivery receipt moves a
+recipient, once, to one of the three final statuses (receipts.py); FAILED and
+those three are final: nothing moves them again. SENDING -> SENDING is allowed: it is how a
 message is claimed again after a crash left it mid-send past its lease (the
 earlier attempt's outcome is unknown, so delivery to the operator is
 at-least-once). SENDING -> PENDING is a deferral: every operator was
@@ -47,10 +50,19 @@ class SmsStatus(enum.Enum):
     SENDING = "SENDING"
     DONE = "DONE"
     FAILED = "FAILED"
+    DELIVERED = "DELIVERED"  # a receipt: it reached the handset
+    UNDELIVERED = "UNDELIVERED"  # a receipt: the operator or the handset refused or lost it
+    EXPIRED = "EXPIRED"  # a receipt: the operator's own validity ran out first
 
     @property
     def terminal(self) -> bool:
-        return self in (SmsStatus.DONE, SmsStatus.FAILED)
+        """The delivery is over: no operator will be called for it again."""
+        return self not in (SmsStatus.PENDING, SmsStatus.SENDING)
+
+    @property
+    def final(self) -> bool:
+        """Nothing moves it any more (DONE still waits for a receipt that may come)."""
+        return self.terminal and self is not SmsStatus.DONE
 
     @classmethod
     def parse(cls, value: str) -> SmsStatus:
@@ -66,8 +78,11 @@ ALLOWED_TRANSITIONS: dict[SmsStatus, frozenset[SmsStatus]] = {
     SmsStatus.SENDING: frozenset(
         {SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.DONE, SmsStatus.FAILED}
     ),
-    SmsStatus.DONE: frozenset(),
+    SmsStatus.DONE: frozenset({SmsStatus.DELIVERED, SmsStatus.UNDELIVERED, SmsStatus.EXPIRED}),
     SmsStatus.FAILED: frozenset(),
+    SmsStatus.DELIVERED: frozenset(),
+    SmsStatus.UNDELIVERED: frozenset(),
+    SmsStatus.EXPIRED: frozenset(),
 }
 
 
@@ -88,10 +103,16 @@ class RecipientMessage:
     provider: str
     created_at: datetime
     updated_at: datetime
+    message_id: str = ""  # the operator's id for it, once DONE
+    error_code: str = ""  # from the operator's receipt, when it gave one
+    delivered_at: datetime | None = None  # when the receipt says it was settled (any final one)
 
-    def moved_to(self, target: SmsStatus, at: datetime, provider: str = "") -> RecipientMessage:
+    def moved_to(
+        self, target: SmsStatus, at: datetime, provider: str = "", message_id: str = "",
+    ) -> RecipientMessage:
         check_transition(self.status, target)
-        return replace(self, status=target, updated_at=at, provider=provider or self.provider)
+        return replace(self, status=target, updated_at=at, provider=provider or self.provider,
+                       message_id=message_id or self.message_id)
 
 
 def normalize_recipients(recipients: Iterable[str]) -> list[str]:

@@ -19,6 +19,7 @@ from smsgw_core.ledger import Transaction
 from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import DeliveryJob, OutboxEvent
+from smsgw_core.receipts import OperatorMessage, Receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,18 @@ class RecipientFinish:
     recipient: str
     status: SmsStatus
     provider: str = ""  # empty: the provider recorded before stays
+    message_id: str = ""  # DONE: the operator's id for it, which its receipts will name
+
+
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """The recipient a receipt's message id names (see `MessageRepository.report_many`)."""
+
+    sms_identifier: str
+    recipient: str
+    customer_id: int
+    moved: bool  # False: it had a final status already, the receipt changed nothing
+    done_at: datetime  # when it became DONE (the operator took it)
 
 
 class MessageRepository(Protocol):
@@ -128,9 +141,38 @@ class MessageRepository(Protocol):
         PENDING (deferred); False where it was not SENDING (a recipient named twice
         moves once, the first time)."""
 
+    async def report_many(
+        self, reports: Sequence[tuple[OperatorMessage, SmsStatus]], at: datetime
+    ) -> list[Reached | None]:
+        """Move the DONE recipient each operator message id names to the receipt's
+        final status (DELIVERED, UNDELIVERED or EXPIRED), in order; None where no
+        recipient has that id (yet). A recipient moves once: named again, or final
+        already, it is Reached with moved=False."""
+
+    async def shares(self, sms_identifiers: Collection[str]) -> dict[str, int]:
+        """What one recipient of each SMS was charged (its charge over its recipients):
+        the refund of one that is not delivered. Absent: no charge was recorded."""
+
     async def history(
         self, query: HistoryFilter, limit: int, before: int | None
-    ) -> list[tuple[int, RecipientMessage]]: ...
+    ) -> list[tuple[int, RecipientMessage]]:
+        """With each recipient's final receipt's error code and time, where it has one."""
+
+
+class ReceiptRepository(Protocol):
+    """The receipts operators sent: the first one for each of their message ids."""
+
+    async def add(self, receipts: Sequence[Receipt]) -> list[bool]:
+        """Keep each receipt that is the first for its (operator, message id); False
+        for one received before, or named earlier in `receipts` (a duplicate)."""
+
+    async def waiting(self, messages: Collection[OperatorMessage]) -> list[Receipt]:
+        """The receipts kept for these message ids (an answer naming them is being
+        recorded now), in the order they came."""
+
+    async def expire(self, received_before: datetime, limit: int) -> list[Receipt]:
+        """Delete (and return) up to `limit` receipts received before `received_before`
+        whose message id no recipient has: orphans, they will never find one."""
 
 
 class OutboxRepository(Protocol):
@@ -277,6 +319,9 @@ class UnitOfWork(Protocol):
     @property
     def keys(self) -> KeyRepository: ...
 
+    @property
+    def receipts(self) -> ReceiptRepository: ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(
@@ -308,6 +353,15 @@ class Operator(Protocol):
 
     async def send(self, sms: OutgoingSms) -> str:
         """Hand `sms` to the operator; return its message id or raise OperatorError."""
+
+
+class ReceiptSink(Protocol):
+    """Where an operator adapter hands the receipts it gets (an SMPP session's
+    deliver_sm, an in-process simulator's reports): the gateway's intake."""
+
+    async def take(self, receipts: Sequence[Receipt]) -> object:
+        """Apply or keep them, committed when this returns; raise and the operator
+        must send them again (nothing is acknowledged before it is recorded)."""
 
 
 class OperatorCapacity(Protocol):

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from smsgw_core.messages import SmsStatus
+
 DEFAULT_ORPHAN_TTL = timedelta(hours=1)
 
 
@@ -44,6 +46,22 @@ class Reported(enum.Enum):
     def refundable(self) -> bool:
         """Whether, where the gateway refunds undelivered messages, this one is refunded."""
         return self is not Reported.DELIVERED
+
+    @property
+    def status(self) -> SmsStatus:
+        """The recipient's final status this receipt moves it to."""
+        return SmsStatus(self.value.upper())
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptPolicy:
+    """What the gateway does with receipts: the settings behind them."""
+
+    refund_undelivered: bool = False  # SMSGW_REFUND_UNDELIVERED
+    orphan_ttl: timedelta = DEFAULT_ORPHAN_TTL  # SMSGW_RECEIPT_ORPHAN_TTL_S
+
+    def refunds(self, reported: Reported) -> bool:
+        return self.refund_undelivered and reported.refundable
 
 
 @dataclass(frozen=True, slots=True)

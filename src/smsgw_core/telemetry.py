@@ -10,6 +10,7 @@ from typing import Protocol
 
 from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
+from smsgw_core.receipts import Reported
 
 
 class Telemetry(Protocol):
@@ -22,6 +23,15 @@ class Telemetry(Protocol):
     def relayed(self, type: MessageType, published: int, failed: int, parked: int) -> None:
         """Outcome of publishing a batch of outbox events of one type."""
 
+    def receipt_applied(self, operator: str, reported: Reported, seconds: float) -> None:
+        """A receipt moved its recipient, `seconds` after the operator took it."""
+
+    def receipt_unmatched(self, operator: str, verdict: str) -> None:
+        """A receipt that moved nothing: "kept" (no recipient yet) or "duplicate"."""
+
+    def receipt_orphans(self, operator: str, count: int) -> None:
+        """Kept receipts dropped after the orphan time: no recipient ever had their id."""
+
 
 class NoTelemetry:
     def ledger(self, type: TransactionType, amount: int, count: int = 1) -> None:
@@ -33,6 +43,15 @@ class NoTelemetry:
     def relayed(self, type: MessageType, published: int, failed: int, parked: int) -> None:
         return None
 
+    def receipt_applied(self, operator: str, reported: Reported, seconds: float) -> None:
+        return None
+
+    def receipt_unmatched(self, operator: str, verdict: str) -> None:
+        return None
+
+    def receipt_orphans(self, operator: str, count: int) -> None:
+        return None
+
 
 class RecordingTelemetry:
     """Keeps every report: for tests and for embedders that want the figures."""
@@ -41,6 +60,7 @@ class RecordingTelemetry:
         self.ledger_moves: list[tuple[TransactionType, int, int]] = []
         self.finishes: list[tuple[MessageType, SmsStatus, float | None]] = []
         self.relays: list[tuple[MessageType, int, int, int]] = []
+        self.receipts: list[tuple[str, str]] = []  # (operator, status or kept/duplicate/orphan)
 
     def ledger(self, type: TransactionType, amount: int, count: int = 1) -> None:
         self.ledger_moves.append((type, amount, count))
@@ -50,3 +70,12 @@ class RecordingTelemetry:
 
     def relayed(self, type: MessageType, published: int, failed: int, parked: int) -> None:
         self.relays.append((type, published, failed, parked))
+
+    def receipt_applied(self, operator: str, reported: Reported, seconds: float) -> None:
+        self.receipts.append((operator, reported.value))
+
+    def receipt_unmatched(self, operator: str, verdict: str) -> None:
+        self.receipts.append((operator, verdict))
+
+    def receipt_orphans(self, operator: str, count: int) -> None:
+        self.receipts.extend([(operator, "orphan")] * count)

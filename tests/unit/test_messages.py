@@ -20,7 +20,9 @@ from smsgw_core.messages import (
 )
 
 P, S, D, F = SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.DONE, SmsStatus.FAILED
-LEGAL = {(P, S), (S, S), (S, D), (S, F), (S, P)}  # S -> P: deferred
+RECEIPTS = {SmsStatus.DELIVERED, SmsStatus.UNDELIVERED, SmsStatus.EXPIRED}
+# S -> P: deferred; D -> a receipt's status
+LEGAL = {(P, S), (S, S), (S, D), (S, F), (S, P)} | {(D, r) for r in RECEIPTS}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -46,8 +48,9 @@ def test_every_pair_of_states(current: SmsStatus, target: SmsStatus) -> None:
             message(current).moved_to(target, T0)
 
 
-def test_terminal_states() -> None:
-    assert {s for s in SmsStatus if s.terminal} == {D, F}
+def test_terminal_and_final_states() -> None:
+    assert {s for s in SmsStatus if s.terminal} == {D, F} | RECEIPTS
+    assert {s for s in SmsStatus if s.final} == {F} | RECEIPTS
 
 
 @settings(max_examples=200)
@@ -64,8 +67,10 @@ def test_random_walks_follow_the_machine(targets: list[SmsStatus]) -> None:
             assert current == before
         else:
             assert (before.status, target) in LEGAL
+        if before.status.final:
+            assert current == before  # final never changes
         if before.status.terminal:
-            assert current == before  # terminal never changes
+            assert current.status.terminal  # never back into a delivery
         # the identity of the row never changes
         assert (current.sms_identifier, current.recipient, current.customer_id) == (
             "sms-1", "09128582812", 7,
@@ -98,9 +103,9 @@ def test_status_parse_accepts_lowercase(status: SmsStatus) -> None:
 
 def test_status_parse_refuses_unknown_naming_the_allowed_values() -> None:
     with pytest.raises(InvalidRequest) as err:
-        SmsStatus.parse("delivered")
+        SmsStatus.parse("read")
     assert err.value.field == "status"
-    for s in ("pending", "sending", "done", "failed"):
+    for s in ("pending", "sending", "done", "failed", "delivered", "undelivered", "expired"):
         assert s in err.value.reason
 
 

@@ -49,12 +49,28 @@ sms_status = sa.Table(
     sa.Column("sms_identifier", identifier(50), nullable=False),
     sa.Column("created_at", UtcDateTime(fractional=True), nullable=False),
     sa.Column("updated_at", UtcDateTime(fractional=True), nullable=False),
+    sa.Column("message_id", identifier(100), nullable=True),  # the operator's, once DONE
     sa.UniqueConstraint(
         "sms_identifier", "recipient", name="uq_sms_status_identifier_recipient"
     ),
+    sa.Index("idx_sms_status_provider_message", "provider", "message_id"),
     sa.Index("idx_sms_status_user_identifier", "user_id", "sms_identifier"),
     sa.Index("idx_sms_status_user_status_created", "user_id", "status", "created_at"),
     sa.Index("idx_sms_status_user_id_id", "user_id", "id"),
+)
+
+# The first receipt an operator sent for each of its message ids: the record of
+# what it said and, while no recipient has the id yet, a receipt kept for it.
+operator_receipts = sa.Table(
+    "operator_receipts",
+    metadata,
+    sa.Column("operator", sa.String(50), primary_key=True),
+    sa.Column("message_id", identifier(100), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("error_code", sa.String(32), nullable=False, server_default=""),
+    sa.Column("done_at", UtcDateTime(fractional=True), nullable=True),
+    sa.Column("received_at", UtcDateTime(fractional=True), nullable=False),
+    sa.Index("idx_operator_receipts_received", "received_at"),
 )
 
 outbox_events = sa.Table(

@@ -13,6 +13,7 @@ from smsgw_adapters.sql.idempotency import SqlIdempotency
 from smsgw_adapters.sql.ledger import SqlLedger
 from smsgw_adapters.sql.messages import SqlMessages
 from smsgw_adapters.sql.outbox import SqlOutbox
+from smsgw_adapters.sql.receipts import SqlReceipts
 from smsgw_adapters.sql.tenancy import SqlCustomers, SqlKeys
 from smsgw_core.errors import StorageUnavailable
 
@@ -33,6 +34,7 @@ class SqlUnitOfWork:
         self.idempotency = SqlIdempotency(self)
         self.customers = SqlCustomers(self)
         self.keys = SqlKeys(self)
+        self.receipts = SqlReceipts(self)
 
     @property
     def connection(self) -> AsyncConnection:

@@ -33,8 +33,10 @@ from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWork, UnitOfWorkFactory
+from smsgw_core.receipts import ReceiptPolicy
 from smsgw_core.services.coalesce import Coalescer
-from smsgw_core.services.settle import Settlement, Verdict, settle
+from smsgw_core.services.receipts import report as report_receipts
+from smsgw_core.services.settle import Settled, Settlement, Verdict, settle
 from smsgw_core.telemetry import NoTelemetry, Telemetry
 from smsgw_core.transactions import in_transaction
 from smsgw_core.validity import DeliveryPolicy, FailureReason
@@ -63,7 +65,8 @@ def _verdict(
     recipient: str, outcome: FailoverResult | None, expired: bool
 ) -> Verdict:
     if outcome is not None and outcome.delivered:
-        return Verdict(recipient, SmsStatus.DONE, outcome.provider)
+        return Verdict(recipient, SmsStatus.DONE, outcome.provider,
+                       message_id=outcome.provider_message_id)
     if outcome is not None and not outcome.retryable:
         return Verdict(recipient, SmsStatus.FAILED, reason=FailureReason.REJECTED)
     if expired:
@@ -93,6 +96,9 @@ class Deliverer:
     # They wait in turns across customers (FairGate), not first come first served.
     max_calls: int = 256
     telemetry: Telemetry = field(default_factory=NoTelemetry)
+    # Receipts kept for an operator message id are applied when the answer naming it
+    # is recorded (None: the gateway takes no receipts, none are looked for).
+    receipts: ReceiptPolicy | None = field(default_factory=ReceiptPolicy)
     # A claim names the SMS and the recipients of this delivery (all or a part of them).
     _claims: dict[MessageType, Coalescer[tuple[str, tuple[str, ...]], list[str]]] = field(
         init=False, repr=False)
@@ -157,17 +163,19 @@ class Deliverer:
                             else Verdict(recipient, SmsStatus.PENDING))
         settlement = Settlement(delivery, verdicts, retry_at=now)
 
-        async def record(uow: UnitOfWork) -> list[list[Verdict]]:
-            applied = await settle(uow, [settlement], now)
+        async def record(uow: UnitOfWork) -> Settled:
+            settled = await settle(uow, [settlement], now, self.receipts)
             await uow.commit()
-            return applied
+            return settled
 
         try:
-            [applied] = await in_transaction(self.uow, record)
+            settled = await in_transaction(self.uow, record)
         except Exception:  # the lease brings them back instead
             log.exception("could not hand back %s", delivery.sms_identifier)
             return
+        [applied] = settled.verdicts
         self._report(delivery, [v.status for v in applied if v.status.terminal], now)
+        report_receipts(self.telemetry, settled.receipts)
 
     async def _send(
         self, delivery: DeliveryJob, recipient: str,
@@ -213,16 +221,17 @@ class Deliverer:
             settlements.append(Settlement(sent.delivery, verdicts,
                                           self.policy.retry_at(accepted, now)))
 
-        async def record(uow: UnitOfWork) -> list[list[Verdict]]:
-            applied = await settle(uow, settlements, now)
+        async def record(uow: UnitOfWork) -> Settled:
+            settled = await settle(uow, settlements, now, self.receipts)
             await uow.commit()
-            return applied
+            return settled
 
         # Re-run whole on a deadlock: raising would leave the recipients SENDING, and
         # the operators would get them again once their lease lapsed.
-        applied = await in_transaction(self.uow, record)
+        settled = await in_transaction(self.uow, record)
+        report_receipts(self.telemetry, settled.receipts)
         reports = []
-        for sent, verdicts in zip(group, applied, strict=True):
+        for sent, verdicts in zip(group, settled.verdicts, strict=True):
             self._log_failures(sent, verdicts)
             statuses = [v.status for v in verdicts]
             self._report(sent.delivery, [s for s in statuses if s.terminal], now)

@@ -190,13 +190,13 @@ class OutboxRelay:
             claimed = await uow.messages.claim_many(
                 [d.sms_identifier for _, d in expired], now, self.validity.stale_before(now)
             )
-            applied = await settle(uow, [
+            settled = await settle(uow, [
                 Settlement(d, [Verdict(r, SmsStatus.FAILED, reason=FailureReason.EXPIRED)
                                for r in claimed.get(d.sms_identifier, [])])
                 for _, d in expired
             ], now)
             await uow.outbox.mark_published([e.id for e, _ in expired], now)
-            return applied
+            return settled.verdicts
 
         applied = await self._commit(expire)
         for (event, delivery), verdicts in zip(expired, applied, strict=True):

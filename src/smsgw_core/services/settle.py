@@ -8,6 +8,10 @@ deferred recipients made due again at its retry time, and the refunds, keyed by
 (sms, recipient) so each is paid at most once, credited last and in user-id
 order: the balance rows are the hot locks, and every transaction that moves
 several of them takes them in that one order, so two cannot deadlock.
+
+A recipient settled DONE keeps the operator's message id; receipts that
+arrived for that id before this answer (kept, see receipts.py) are applied in
+the same transaction, their refunds credited with the others.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from smsgw_core.ledger import Transaction, TransactionType, refund_id
 from smsgw_core.messages import SmsStatus
 from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import RecipientFinish, UnitOfWork
+from smsgw_core.receipts import OperatorMessage, ReceiptPolicy
+from smsgw_core.services.receipts import ReceiptOutcome, apply_receipts
 from smsgw_core.validity import FailureReason
 
 
@@ -31,6 +37,7 @@ class Verdict:
     status: SmsStatus
     provider: str = ""
     reason: FailureReason | None = None  # FAILED only
+    message_id: str = ""  # DONE only: the operator's id for it
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +47,30 @@ class Settlement:
     retry_at: datetime | None = None  # when deferred (PENDING) recipients are tried again
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    verdicts: list[list[Verdict]]  # the applied ones, per settlement
+    receipts: ReceiptOutcome  # kept receipts applied to recipients settled DONE now
+
+
 async def settle(
-    uow: UnitOfWork, settlements: Sequence[Settlement], now: datetime
-) -> list[list[Verdict]]:
-    """Apply each verdict whose recipient is still SENDING; return the applied ones,
-    per settlement. The caller commits."""
+    uow: UnitOfWork, settlements: Sequence[Settlement], now: datetime,
+    receipts: ReceiptPolicy | None = None,
+) -> Settled:
+    """Apply each verdict whose recipient is still SENDING, and the receipts kept for
+    those settled DONE (under `receipts`; None: receipts are not looked for). The
+    caller commits."""
     outcomes = [
-        RecipientFinish(s.delivery.sms_identifier, v.recipient, v.status, v.provider)
+        RecipientFinish(s.delivery.sms_identifier, v.recipient, v.status, v.provider,
+                        v.message_id)
         for s in settlements for v in s.verdicts
     ]
     moved = iter(await uow.messages.finish_many(outcomes, now))
     applied: list[list[Verdict]] = []
     refunds: list[Transaction] = []
     retries: dict[str, datetime] = {}
+    taken: list[OperatorMessage] = []
+    shares: dict[str, int] = {}
     for s in settlements:
         kept = [v for v in s.verdicts if next(moved)]  # the others: settled concurrently
         applied.append(kept)
@@ -61,11 +79,20 @@ async def settle(
                 refunds.append(refund(s.delivery, v.recipient, v.reason, now))
             elif v.status is SmsStatus.PENDING:
                 retries[s.delivery.sms_identifier] = s.retry_at or now
+            elif v.status is SmsStatus.DONE and v.message_id:
+                taken.append(OperatorMessage(v.provider, v.message_id))
+                shares[s.delivery.sms_identifier] = s.delivery.unit_share
     if retries:
         await uow.outbox.defer(retries, now)
+    outcome = ReceiptOutcome()
+    if taken and receipts is not None:
+        waiting = await uow.receipts.waiting(taken)
+        if waiting:
+            outcome = await apply_receipts(uow, waiting, receipts, now, shares)
+            refunds += outcome.refunds
     if refunds:  # one call: it locks every balance row it moves in user-id order
         await uow.ledger.credit_many(refunds)
-    return applied
+    return Settled(applied, outcome)
 
 
 def refund(

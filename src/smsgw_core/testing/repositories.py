@@ -14,10 +14,18 @@ from smsgw_core.errors import (
     InvalidTransition,
 )
 from smsgw_core.fairness import Waiting
-from smsgw_core.ledger import Transaction, refused_charges
+from smsgw_core.ledger import Transaction, TransactionType, charge_id, refused_charges
 from smsgw_core.messages import RecipientMessage, SmsStatus
 from smsgw_core.outbox import DeliveryJob, OutboxEvent, UndecodablePayload
-from smsgw_core.ports import Backlog, HistoryFilter, ParkedEvent, RecipientFinish, StoredResponse
+from smsgw_core.ports import (
+    Backlog,
+    HistoryFilter,
+    ParkedEvent,
+    Reached,
+    RecipientFinish,
+    StoredResponse,
+)
+from smsgw_core.receipts import OperatorMessage, Receipt
 from smsgw_core.testing.state import InMemoryState, OutboxRow
 
 if TYPE_CHECKING:
@@ -125,21 +133,76 @@ class InMemoryMessages(_Repo):
             if m.sms_identifier == outcome.sms_identifier and m.recipient == outcome.recipient:
                 if m.status is not SmsStatus.SENDING:
                     return False
-                self.s.messages[index] = (i, m.moved_to(outcome.status, at, outcome.provider))
+                self.s.messages[index] = (i, m.moved_to(
+                    outcome.status, at, outcome.provider, outcome.message_id))
                 return True
         return False
+
+    async def report_many(
+        self, reports: Sequence[tuple[OperatorMessage, SmsStatus]], at: datetime
+    ) -> list[Reached | None]:
+        return [self._report(about, status, at) for about, status in reports]
+
+    def _report(self, about: OperatorMessage, status: SmsStatus, at: datetime) -> Reached | None:
+        for index, (i, m) in enumerate(self.s.messages):
+            if (m.provider, m.message_id) != (about.operator, about.message_id):
+                continue
+            if m.status is not SmsStatus.DONE:
+                return Reached(m.sms_identifier, m.recipient, m.customer_id, False, m.updated_at)
+            self.s.messages[index] = (i, m.moved_to(status, at))
+            return Reached(m.sms_identifier, m.recipient, m.customer_id, True, m.updated_at)
+        return None
+
+    async def shares(self, sms_identifiers: Collection[str]) -> dict[str, int]:
+        charged = {tx.transaction_id: -tx.amount for _, tx in self.s.transactions
+                   if tx.type is TransactionType.CHARGE}
+        counts: dict[str, int] = {}
+        for _, m in self.s.messages:
+            if m.sms_identifier in sms_identifiers:
+                counts[m.sms_identifier] = counts.get(m.sms_identifier, 0) + 1
+        return {sms: charged[charge_id(sms)] // n for sms, n in counts.items()
+                if charge_id(sms) in charged}
 
     async def history(
         self, query: HistoryFilter, limit: int, before: int | None
     ) -> list[tuple[int, RecipientMessage]]:
         rows = [
-            (i, m) for i, m in reversed(self.s.messages)
+            (i, self._with_receipt(m)) for i, m in reversed(self.s.messages)
             if m.customer_id == query.customer_id
             and (query.status is None or m.status is query.status)
             and (query.sms_identifier is None or m.sms_identifier == query.sms_identifier)
             and (before is None or i < before)
         ]
         return rows[:limit]
+
+
+    def _with_receipt(self, m: RecipientMessage) -> RecipientMessage:
+        receipt = self.s.receipts.get(OperatorMessage(m.provider, m.message_id))
+        if receipt is None or not m.status.final:
+            return m
+        return replace(m, error_code=receipt.error_code,
+                       delivered_at=receipt.done_at or receipt.received_at)
+
+
+class InMemoryReceipts(_Repo):
+    async def add(self, receipts: Sequence[Receipt]) -> list[bool]:
+        first = []
+        for receipt in receipts:
+            first.append(receipt.about not in self.s.receipts)
+            self.s.receipts.setdefault(receipt.about, receipt)
+        return first
+
+    async def waiting(self, messages: Collection[OperatorMessage]) -> list[Receipt]:
+        return [r for about, r in self.s.receipts.items() if about in messages]
+
+    async def expire(self, received_before: datetime, limit: int) -> list[Receipt]:
+        known = {OperatorMessage(m.provider, m.message_id) for _, m in self.s.messages
+                 if m.message_id}
+        gone = [r for about, r in self.s.receipts.items()
+                if r.received_at < received_before and about not in known][:limit]
+        for receipt in gone:
+            del self.s.receipts[receipt.about]
+        return gone
 
 
 class InMemoryOutbox(_Repo):

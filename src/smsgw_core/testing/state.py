@@ -11,6 +11,7 @@ from smsgw_core.ledger import Transaction
 from smsgw_core.messages import RecipientMessage
 from smsgw_core.outbox import OutboxEvent
 from smsgw_core.ports import StoredResponse
+from smsgw_core.receipts import OperatorMessage, Receipt
 
 
 @dataclass
@@ -31,6 +32,7 @@ class InMemoryState:
     idempotency: dict[tuple[int, str], StoredResponse] = field(default_factory=dict)
     customers: dict[int, Customer] = field(default_factory=dict)
     keys: dict[str, ApiKey] = field(default_factory=dict)
+    receipts: dict[OperatorMessage, Receipt] = field(default_factory=dict)  # the first of each
     next_id: int = 1
 
     def take_id(self) -> int:

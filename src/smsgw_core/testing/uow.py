@@ -12,6 +12,7 @@ from smsgw_core.testing.repositories import (
     InMemoryLedger,
     InMemoryMessages,
     InMemoryOutbox,
+    InMemoryReceipts,
 )
 from smsgw_core.testing.state import InMemoryState
 from smsgw_core.testing.tenancy import InMemoryCustomers, InMemoryKeys
@@ -47,6 +48,7 @@ class InMemoryUnitOfWork:
         self.idempotency = InMemoryIdempotency(self)
         self.customers = InMemoryCustomers(self)
         self.keys = InMemoryKeys(self)
+        self.receipts = InMemoryReceipts(self)
 
     async def __aenter__(self) -> Self:
         await self.db.lock.acquire()

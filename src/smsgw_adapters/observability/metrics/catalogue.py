@@ -24,10 +24,17 @@ OPERATOR_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 ACCEPT_TO_TERMINAL_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                                      30.0, 60.0, 120.0, 300.0, 600.0)
 
+# From the operator's answer (DONE) to its receipt: a second for most, hours for a
+# phone switched off.
+DONE_TO_RECEIPT_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                                  900.0, 3600.0, 14400.0, 86400.0)
+
 OUTCOMES: Final = ("ok", "transient", "permanent", "open")
+# What became of a receipt: the status it applied, or why it applied none.
+RECEIPT_OUTCOMES: Final = ("delivered", "undelivered", "expired", "kept", "duplicate")
 OPERATIONS: Final = ("select", "insert", "update", "delete", "other")
 BREAKER_STATES: Final = {"closed": 0, "half-opened": 1, "half-open": 1, "open": 2, "opened": 2}
-FINAL_STATUSES: Final = (SmsStatus.DONE, SmsStatus.FAILED)
+FINAL_STATUSES: Final = (SmsStatus.DONE, SmsStatus.FAILED)  # of a delivery (not a receipt)
 
 
 class Metrics:
@@ -104,6 +111,22 @@ class Metrics:
             "From an SMS's accept to a recipient's DONE/FAILED.", ["type"],
             buckets=ACCEPT_TO_TERMINAL_BUCKETS, registry=registry,
         )
+        self.receipts = Counter(
+            "smsgw_receipts_total",
+            "Operators' delivery receipts: the final status applied (delivered, undelivered, "
+            "expired), or kept (no recipient has the id yet) or duplicate.",
+            ["operator", "status"], registry=registry,
+        )
+        self.receipt_orphans = Counter(
+            "smsgw_receipt_orphans_total",
+            "Kept receipts dropped after the orphan time: no recipient ever had their id.",
+            ["operator"], registry=registry,
+        )
+        self.done_to_receipt_seconds = Histogram(
+            "smsgw_done_to_receipt_seconds",
+            "From the operator taking a recipient (DONE) to the receipt that settled it.",
+            ["operator"], buckets=DONE_TO_RECEIPT_BUCKETS, registry=registry,
+        )
 
         for operation in OPERATIONS:
             self.db_statement_seconds.labels(operation)
@@ -135,6 +158,10 @@ class Metrics:
             for outcome in OUTCOMES:
                 self.operator_sends.labels(operator, outcome)
                 self.operator_send_seconds.labels(operator, outcome)
+            for status in RECEIPT_OUTCOMES:
+                self.receipts.labels(operator, status)
+            self.receipt_orphans.labels(operator)
+            self.done_to_receipt_seconds.labels(operator)
 
     def db_statement(self, operation: str, seconds: float) -> None:
         label = operation if operation in OPERATIONS else "other"

@@ -10,6 +10,7 @@ from smsgw_core.ledger import TransactionType
 from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import CircuitOpen, OperatorError
 from smsgw_core.ports import CircuitBreaker
+from smsgw_core.receipts import Reported
 
 
 class PrometheusTelemetry:
@@ -32,6 +33,16 @@ class PrometheusTelemetry:
         self._m.outbox_published.labels(label).inc(max(0, published))
         self._m.outbox_publish_failures.labels(label).inc(max(0, failed))
         self._m.outbox_parked.labels(label).inc(max(0, parked))
+
+    def receipt_applied(self, operator: str, reported: Reported, seconds: float) -> None:
+        self._m.receipts.labels(operator, reported.value).inc()
+        self._m.done_to_receipt_seconds.labels(operator).observe(max(0.0, seconds))
+
+    def receipt_unmatched(self, operator: str, verdict: str) -> None:
+        self._m.receipts.labels(operator, verdict).inc()
+
+    def receipt_orphans(self, operator: str, count: int) -> None:
+        self._m.receipt_orphans.labels(operator).inc(max(0, count))
 
 
 class MeasuredBreaker:
