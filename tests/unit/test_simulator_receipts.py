@@ -266,3 +266,22 @@ async def test_a_refused_batch_is_dropped_and_counted_a_failed_one_goes_again() 
     assert stamps[0] == stamps[1]  # the same batch, the same done_at, when tried again
     assert reporter.tally.stats() == {"delivered": 0, "undelivered": 1, "expired": 0,
                                       "none": 0, "pending": 0, "refused": 1}
+
+
+async def test_due_receipts_go_a_thousand_at_most_to_a_batch() -> None:
+    batches: list[int] = []
+
+    async def report(batch: Sequence[Owed], at: datetime) -> Answer:
+        batches.append(len(batch))
+        return Answer.ACKNOWLEDGED
+
+    reporter = ReceiptReporter(report, 0, linger_s=0)
+    arrived = time.monotonic()
+    for n in range(2500):
+        reporter.owe(f"m{n}", Reported.DELIVERED, arrived)
+    try:
+        await until(lambda: reporter.tally.pending == 0)
+    finally:
+        await reporter.close()
+    assert batches == [1000, 1000, 500]
+    assert list(reporter.tally.by_message) == [f"m{n}" for n in range(2500)]  # in order

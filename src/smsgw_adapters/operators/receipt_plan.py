@@ -209,7 +209,8 @@ class ReceiptReporter:
             try:
                 answer = await self._report(batch, at)
             except Exception as exc:  # any failure: the gateway did not record them
-                log.warning("%d receipt(s) not taken: %r", len(batch), exc)
+                log.warning("%d receipt(s) not taken: %s: %s", len(batch),
+                            type(exc).__name__, exc)
                 answer = None
             if answer is not None:
                 break
@@ -244,7 +245,7 @@ def add_receipt_arguments(parser: argparse.ArgumentParser) -> None:
 def receipt_options(args: argparse.Namespace) -> dict[str, Any]:
     """`run_simulator`'s keywords from the options `add_receipt_arguments` added."""
     if args.receipts is not None and not args.receipt_url:
-        raise ReceiptPlanError("--receipts needs --receipt-url: no receipts are sent without")
+        raise ReceiptPlanError("--receipts needs --receipt-url (receipts are off without it)")
     return {"seed": args.seed, "receipt_url": args.receipt_url,
             "receipt_token": args.receipt_token, "receipts": args.receipts,
             "receipt_delay_ms": args.receipt_delay_ms}
