@@ -43,8 +43,10 @@ from smsgw_app.workers import (
 )
 from smsgw_core.fairness import FairShare, Headroom
 from smsgw_core.messages import MessageType
-from smsgw_core.ports import Clock, Operator, OperatorCapacity, UnitOfWorkFactory
+from smsgw_core.ports import Clock, Operator, OperatorCapacity, ReceiptSink, UnitOfWorkFactory
+from smsgw_core.receipts import ReceiptPolicy
 from smsgw_core.services.pacing import PacedOperator
+from smsgw_core.services.receipts import ReceiptIntake
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.validity import DeliveryPolicy
 
@@ -119,11 +121,14 @@ def rabbit_consumer(
 
 
 def build_operators(settings: Settings, client: aiohttp.ClientSession,
-                    capacity: OperatorCapacity) -> list[Operator]:
+                    capacity: OperatorCapacity, receipts: ReceiptSink | None = None,
+                    ) -> list[Operator]:
     """The operators in failover order, each of its kind (operator_kinds.KINDS by the
     URL's scheme) and each decorated alike, outermost first: the throughput cap
-    (PacedOperator, when the URL has tps=), then the span and delivery log line."""
-    tools = OperatorTools(http_client=client, timeout_s=settings.operator_timeout_s)
+    (PacedOperator, when the URL has tps=), then the span and delivery log line.
+    Receipts an adapter gets itself go to `receipts`."""
+    tools = OperatorTools(http_client=client, timeout_s=settings.operator_timeout_s,
+                          receipts=receipts)
     operators: list[Operator] = []
     for spec in settings.operators:
         # Every try: a client span when tracing, and a delivery log line.
@@ -133,6 +138,16 @@ def build_operators(settings: Settings, client: aiohttp.ClientSession,
             operator = PacedOperator(operator, capacity, spec.tps, time.monotonic)
         operators.append(operator)
     return operators
+
+
+def receipt_policy_of(settings: Settings) -> ReceiptPolicy:
+    return ReceiptPolicy(refund_undelivered=settings.refund_undelivered,
+                         orphan_ttl=timedelta(seconds=settings.receipt_orphan_ttl_s))
+
+
+def receipt_tokens(settings: Settings) -> dict[str, str]:
+    """Each operator that may post receipts, and the token it must send."""
+    return {spec.name: spec.receipt_token for spec in settings.operators if spec.receipt_token}
 
 
 def delivery_policy_of(settings: Settings) -> DeliveryPolicy:
@@ -177,9 +192,11 @@ def http_server(settings: Settings, services: ApiServices, host: str, port: int)
 
 
 def relay_services(
-    settings: Settings, relay: Callable[..., OutboxRelay], wakeup: Wakeup, bus: Bus
+    settings: Settings, relay: Callable[..., OutboxRelay], wakeup: Wakeup, bus: Bus,
+    receipts: ReceiptIntake | None = None,
 ) -> list[Service]:
-    """The relay pools (one per lane) and the outbox janitor."""
+    """The relay pools (one per lane) and the outbox janitor (which also drops the
+    receipts kept past the orphan time)."""
     services: list[Service] = []
     # Normal traffic in a fair order across customers, decided at the outbox (its
     # queue kept short) by the lane's relays of this process in turns, with one
@@ -200,6 +217,7 @@ def relay_services(
         retention=timedelta(seconds=settings.outbox_retention_s),
         redrive_at_start=settings.embedded_bus,
         quiet_lanes=quiet_lanes(bus),
+        orphans=receipts.expire_orphans if receipts is not None else None,
     ))
     return services
 

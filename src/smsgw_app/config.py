@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -68,6 +69,7 @@ Port = Annotated[int, Meta(ge=0, le=65535)]
 Seconds = Annotated[float, Meta(gt=0)]
 Share = Annotated[float, Meta(gt=0, le=1)]
 QueueName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._-]{1,200}$")]
+Switch = bool
 EventLoop = Literal["uvloop", "asyncio"]
 # The seed routes (the Go service's): open to anyone who reaches the port, as
 # the Go service's were (none), or behind the /v1 keys (key).
@@ -179,6 +181,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     times operators)."""
     shutdown_timeout_s: Seconds = 20.0
     """On SIGTERM, how long in-flight work may take before it is handed back."""
+    refund_undelivered: Switch = False
+    """`true`: a recipient an operator's receipt reports `undelivered` or
+    `expired` is refunded (once, as a failed one is); `false`: it is not, the
+    operator charged us for it ([operators.md](operators.md#delivery-receipts))."""
+    receipt_orphan_ttl_s: Seconds = 3600.0
+    """How long a receipt naming a message id no recipient has is kept, waiting
+    for the operator's answer that names it; then it is dropped and counted as
+    an orphan."""
     log_level: str = logs.DEFAULT_LOG_LEVEL
     """`DEBUG`, `INFO`, `WARNING` or `ERROR`."""
     log_format: str = logs.DEFAULT_LOG_FORMAT
@@ -251,6 +261,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
         return cls(**values)
 
 
+_SWITCHED = {"true": True, "1": True, "yes": True, "on": True,
+             "false": False, "0": False, "no": False, "off": False}
+
+
+def _switch(raw: str) -> bool:
+    try:
+        return _SWITCHED[raw.strip().lower()]
+    except KeyError:
+        raise ValueError(raw) from None
+
+
 @dataclass(frozen=True, slots=True)
 class _Reading:
     """How a kind of setting is read from its text, and its problems in words."""
@@ -270,6 +291,7 @@ _READINGS: dict[object, _Reading] = {
     Port: _Reading(int, "expected an integer", f"must be at least {_bounds(Port).ge}"),
     Seconds: _Reading(float, "expected a number of seconds", "must be positive"),
     Share: _Reading(float, "expected a share, e.g. 0.5", "must be above 0 and at most 1"),
+    Switch: _Reading(_switch, "expected true or false", ""),
     # Any text is a string: only the constraint can fail.
     QueueName: _Reading(str, "", "use letters, digits, '.', '_' or '-'"),
     EventLoop: _Reading(str, "", "expected uvloop or asyncio"),
@@ -344,7 +366,8 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
             raise ConfigError(f"SMSGW_OPERATORS: {item!r} is not NAME=URL")
         if any(s.name == name for s in specs):
             raise ConfigError(f"SMSGW_OPERATORS: operator {name!r} is listed twice")
-        spec = _capped(OperatorSpec(name, url))
+        spec = _capped(_with_receipt_token(OperatorSpec(name, url)))
+        url = _masked_token(url)  # the URL as errors show it
         kind = operator_kinds.KINDS.get(spec.scheme)
         if kind is None:
             raise ConfigError(
@@ -355,6 +378,31 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
                               f"expected {kind.url_form}")
         specs.append(spec)
     return tuple(specs)
+
+
+_TOKEN = "receipt_token"
+_TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: a Bearer header carries it
+
+
+def _with_receipt_token(spec: OperatorSpec) -> OperatorSpec:
+    """The spec with its `receipt_token` parameter, if any, read out of the URL
+    (ours, not the operator's: it is never sent to the operator)."""
+    parts = urlsplit(spec.url)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    tokens = [value for key, value in params if key == _TOKEN]
+    if not tokens:
+        return spec
+    if not _TOKEN_TEXT.fullmatch(tokens[-1]):
+        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: receipt_token: expected 1-200 "
+                          "visible ASCII characters (no spaces)")
+    rest = urlencode([(key, value) for key, value in params if key != _TOKEN])
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
+    return OperatorSpec(spec.name, url + (f"#{parts.fragment}" if parts.fragment else ""),
+                        spec.tps, tokens[-1])
+
+
+def _masked_token(url: str) -> str:
+    return re.sub(rf"({_TOKEN}=)[^&#]*", r"\1***", url)
 
 
 def _capped(spec: OperatorSpec) -> OperatorSpec:
@@ -374,7 +422,8 @@ def _capped(spec: OperatorSpec) -> OperatorSpec:
     rest = urlencode([(key, value) for key, value in params if key != "tps"])
     # By hand: urlunsplit would write sim:// without its two slashes.
     url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
-    return OperatorSpec(spec.name, url + (f"#{parts.fragment}" if parts.fragment else ""), tps)
+    return OperatorSpec(spec.name, url + (f"#{parts.fragment}" if parts.fragment else ""), tps,
+                        spec.receipt_token)
 
 
 def _customer_rate(raw: str) -> Rate:

@@ -40,6 +40,7 @@ from smsgw_core.services.customers import Customers
 from smsgw_core.services.deliver import Deliverer
 from smsgw_core.services.group_commit import GroupCommit
 from smsgw_core.services.history import History
+from smsgw_core.services.receipts import ReceiptIntake
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_limit import LimitedSender, SendLimits
 from smsgw_core.services.send_sms import SmsSender
@@ -80,8 +81,13 @@ class Container(containers.DeclarativeContainer):
     )
     wakeup = providers.Singleton(Wakeup)
     operator_capacity = providers.Singleton(SqlOperatorCapacity, engine)
+    receipt_policy = providers.Singleton(assembly.receipt_policy_of, settings)
+    # Receipts an operator's adapter gets in this process (an in-process simulator's,
+    # an SMPP session's) go to the same intake as the receipts route's.
+    receipts = providers.Singleton(
+        ReceiptIntake, uow, clock, receipt_policy, telemetry=telemetry)
     operators = providers.Singleton(assembly.build_operators, settings, http_client,
-                                    operator_capacity)
+                                    operator_capacity, receipts)
     breaker = providers.Singleton(
         MeasuredBreaker,
         providers.Singleton(
@@ -126,7 +132,8 @@ class Container(containers.DeclarativeContainer):
         batch_size=settings.provided.relay_batch, telemetry=telemetry,
     )
     deliverer = providers.Singleton(
-        Deliverer, uow, clock, operators, breaker, delivery_policy, telemetry=telemetry
+        Deliverer, uow, clock, operators, breaker, delivery_policy, telemetry=telemetry,
+        receipts=receipt_policy,
     )
     # A span "sms.deliver" per delivery when tracing.
     deliver = providers.Singleton(traced_handler, deliverer.provided.deliver)
@@ -148,12 +155,14 @@ class Container(containers.DeclarativeContainer):
         keys, legacy_auth=settings.provided.legacy_auth,
         metrics_token=settings.provided.metrics_token,
         cors_origins=settings.provided.cors_origins,
+        receipts=receipts,
+        receipt_tokens=providers.Callable(assembly.receipt_tokens, settings),
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)
     key_usage = providers.Factory(KeyUsageWriter, authenticator.provided.flush_usage)
     relay_services = providers.Factory(
-        assembly.relay_services, settings, relay.provider, wakeup, bus
+        assembly.relay_services, settings, relay.provider, wakeup, bus, receipts
     )
     delivery_services = providers.Factory(assembly.delivery_services, settings, consumer)
     # Called with gauges= and admission=: which readers of the backlog the process has.

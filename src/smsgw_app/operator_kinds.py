@@ -10,7 +10,7 @@ log, the throughput cap) is the container's, whatever the kind.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +28,9 @@ class OperatorSpec:
     name: str
     url: str  # without the tps parameter, which is ours, not the operator's
     tps: float | None = None  # sends per second at most, over every worker process
+    # What the operator must send as `Authorization: Bearer …` with its receipts
+    # (POST /operators/NAME/receipts); empty: this operator's receipts are refused.
+    receipt_token: str = field(default="", repr=False)
 
     @property
     def scheme(self) -> str:

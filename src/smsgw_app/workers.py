@@ -99,6 +99,8 @@ class OutboxJanitor:
     retention: timedelta
     redrive_at_start: bool  # the in-process bus lost whatever it held at the last stop
     quiet_lanes: QuietLanes = no_quiet_lanes
+    # Drops the receipts kept past the orphan time, a batch a call (how many).
+    orphans: Callable[[], Awaitable[int]] | None = None
     every: timedelta = timedelta(seconds=10)
     name: str = "outbox-janitor"
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -116,6 +118,12 @@ class OutboxJanitor:
                     pass
             except Exception:
                 log.exception("outbox purge failed")
+            if self.orphans is not None:
+                try:
+                    while await self.orphans() and not self.stopping.is_set():
+                        pass
+                except Exception:
+                    log.exception("dropping orphan receipts failed")
 
     async def _redrive(self, stalled_for: timedelta, all_quiet: bool = False) -> None:
         try:

@@ -70,8 +70,11 @@ class Unauthenticated(DomainError):
     """No key, or one that proves nothing: missing, malformed, unknown or revoked.
     The reason is for the log; the client is told only that it needs a key."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__("a valid API key is required: Authorization: Bearer <key>")
+    def __init__(
+        self, reason: str,
+        message: str = "a valid API key is required: Authorization: Bearer <key>",
+    ) -> None:
+        super().__init__(message)
         self.reason = reason
 
 

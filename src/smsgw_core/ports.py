@@ -25,8 +25,15 @@ from smsgw_core.receipts import OperatorMessage, Receipt
 @dataclass(frozen=True, slots=True)
 class HistoryFilter:
     customer_id: int
-    status: SmsStatus | None = None
+    # One status, or any of several (the seed routes' "done" is DONE or a receipt's).
+    status: SmsStatus | frozenset[SmsStatus] | None = None
     sms_identifier: str | None = None
+
+    def statuses(self) -> frozenset[SmsStatus] | None:
+        """The statuses a row may have; None: any."""
+        if self.status is None or isinstance(self.status, frozenset):
+            return self.status
+        return frozenset({self.status})
 
 
 @dataclass(frozen=True, slots=True)

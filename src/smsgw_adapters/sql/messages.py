@@ -199,8 +199,8 @@ class SqlMessages(SqlRepository):
             .order_by(_sms.id.desc())
             .limit(limit)
         )
-        if query.status is not None:
-            select = select.where(_sms.status == query.status.value)
+        if (statuses := query.statuses()) is not None:
+            select = select.where(_sms.status.in_(sorted(s.value for s in statuses)))
         if query.sms_identifier is not None:
             select = select.where(_sms.sms_identifier == query.sms_identifier)
         if before is not None:

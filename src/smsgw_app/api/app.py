@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Litestar, Router
@@ -21,6 +21,7 @@ from smsgw_app.api.document import SECURITY, openapi_config, swagger_assets
 from smsgw_app.api.errors import EXCEPTION_HANDLERS
 from smsgw_app.api.health import ReadinessCheck, healthz, readyz
 from smsgw_app.api.http_metrics import HttpMetrics
+from smsgw_app.api.operators import RECEIPT_TOKENS, OperatorsController
 from smsgw_app.api.sms import SmsController
 from smsgw_app.api.v1.admin import CustomersController, KeysController
 from smsgw_app.api.v1.auth import AUTHENTICATOR, LEGACY_AUTH, METRICS_TOKEN, metrics_token
@@ -32,6 +33,7 @@ from smsgw_core.services.authenticate import Authenticator
 from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
+from smsgw_core.services.receipts import ReceiptIntake
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class ApiServices:
     legacy_auth: LegacyAuth = "none"  # SMSGW_LEGACY_AUTH
     metrics_token: str = ""  # SMSGW_METRICS_TOKEN; empty: /metrics open
     cors_origins: tuple[str, ...] = ()  # SMSGW_CORS_ORIGINS; empty: no CORS headers
+    # Operators' receipts (POST /operators/{name}/receipts) and each one's token.
+    receipts: ReceiptIntake | None = None
+    receipt_tokens: dict[str, str] = field(default_factory=dict)
 
 
 log = logging.getLogger("smsgw.api")
@@ -82,18 +87,21 @@ def create_app(services: ApiServices) -> Litestar:
             Router("/", route_handlers=[SmsController, BalanceController],
                    security=SECURITY if keyed else None),
             MessagesController, BalanceV1Controller,
-            CustomersController, KeysController, healthz, readyz, MetricsController,
+            CustomersController, KeysController, OperatorsController,
+            healthz, readyz, MetricsController,
             swagger_assets(),
         ],
         state=State({AUTHENTICATOR: services.authenticator, LEGACY_AUTH: services.legacy_auth,
-                     METRICS_TOKEN: services.metrics_token}),
+                     METRICS_TOKEN: services.metrics_token,
+                     RECEIPT_TOKENS: services.receipt_tokens}),
         dependencies={
             # One dependency for the send handler: Litestar resolves two or more
             # in a task group per request, which costs the hot path more than the
             # send's own validation; so the backlog gate and the customer's send
             # limit are decorators of the sender, not dependencies of their own.
             **{name: value(getattr(services, name)) for name in (
-                "sender", "history", "accounts", "readiness_checks", "customers", "keys")},
+                "sender", "history", "accounts", "readiness_checks", "customers", "keys",
+                "receipts")},
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework

@@ -17,7 +17,7 @@ through a float); "10" and 10.5 are still refused.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.dto import MsgspecDTO
@@ -93,10 +93,13 @@ def require_json(content_type: str | None) -> None:
 class JsonBody(MsgspecDTO[T], Generic[T]):
     """Decode the body straight into the route's Struct, without lenient conversion."""
 
+    many = False  # True: the body is a JSON array of the schema (the route takes list[T])
+    max_items: int | None = None  # with `many`, at most this many
+
     def decode_bytes(self, value: bytes) -> Any:
         require_json(self.asgi_connection.headers.get("content-type"))
         try:
-            return msgspec.json.decode(value, type=self.model_type)
+            return self._checked(msgspec.json.decode(value, type=self._body_type()))
         except msgspec.ValidationError as exc:
             refused = exc
         except msgspec.DecodeError as exc:
@@ -105,7 +108,7 @@ class JsonBody(MsgspecDTO[T], Generic[T]):
             raise ClientException("malformed JSON body: nested too deeply") from None
         if (whole := with_whole_numbers(value)) is not None:
             try:
-                return msgspec.json.decode(whole, type=self.model_type)
+                return self._checked(msgspec.json.decode(whole, type=self._body_type()))
             except msgspec.ValidationError as exc:
                 refused = exc
         found = invalid_field(refused)
@@ -113,6 +116,15 @@ class JsonBody(MsgspecDTO[T], Generic[T]):
             f"{found.path}: {found.reason}",
             extra=[{"key": found.path, "message": found.reason, "source": "body"}],
         ) from refused
+
+    def _body_type(self) -> Any:
+        if not self.many:
+            return self.model_type
+        return Annotated[list[self.model_type], msgspec.Meta(  # type: ignore[name-defined]
+            min_length=1, max_length=self.max_items)]
+
+    def _checked(self, decoded: Any) -> Any:
+        return decoded
 
     @classmethod
     def create_openapi_schema(

@@ -23,10 +23,20 @@ from smsgw_app.api.schemas import ErrorResponse
 # What every /v1 operation declares: a Bearer API key.
 SCHEME_NAME = "BearerKey"
 SECURITY: list[dict[str, list[str]]] = [{SCHEME_NAME: []}]
-_COMPONENTS = Components(security_schemes={SCHEME_NAME: SecurityScheme(
-    type="http", scheme="bearer",
-    description="An API key, from `smsgw keys create` or POST /v1/customers/{id}/keys",
-)})
+# What an operator's receipts route declares: the operator's receipt token.
+OPERATOR_SCHEME_NAME = "OperatorReceiptToken"
+OPERATOR_SECURITY: list[dict[str, list[str]]] = [{OPERATOR_SCHEME_NAME: []}]
+_COMPONENTS = Components(security_schemes={
+    SCHEME_NAME: SecurityScheme(
+        type="http", scheme="bearer",
+        description="An API key, from `smsgw keys create` or POST /v1/customers/{id}/keys",
+    ),
+    OPERATOR_SCHEME_NAME: SecurityScheme(
+        type="http", scheme="bearer",
+        description="An operator's receipt token: `?receipt_token=` on its URL in "
+                    "SMSGW_OPERATORS (not an API key)",
+    ),
+})
 
 DOCUMENT_PATH = "/swagger"
 ASSETS_PATH = f"{DOCUMENT_PATH}/assets"
@@ -43,8 +53,8 @@ def _assets() -> Path:
 _WHY: dict[int, str] = {
     400: "Invalid request: malformed JSON, or a missing or invalid field or query "
          "parameter, named in the message",
-    401: "No API key, or one that is malformed, unknown or revoked "
-         "(with WWW-Authenticate: Bearer)",
+    401: "No API key, or one that is malformed, unknown or revoked; on an operator's "
+         "route, not its receipt token (with WWW-Authenticate: Bearer)",
     402: "The balance does not cover the cost, or the customer has never been topped up",
     403: "The key may not do this: a customer key on an admin route, or an admin key "
          "on a customer's",

@@ -45,13 +45,18 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-# A status is matched exactly, as the Go service matches it: one it never writes
-# (its Postman collection asks for `init`) answers an empty history.
+# The Go service's four statuses: a recipient an operator took is `done` there,
+# whatever its receipt said later (docs/compatibility.md). A status is matched
+# exactly, as the Go service matches it: one it never writes (its Postman
+# collection asks for `init`) answers an empty history.
 GO_STATUS: dict[SmsStatus, GoStatus] = {
     SmsStatus.PENDING: "pending", SmsStatus.SENDING: "sending",
     SmsStatus.DONE: "done", SmsStatus.FAILED: "failed",
+    SmsStatus.DELIVERED: "done", SmsStatus.UNDELIVERED: "done", SmsStatus.EXPIRED: "done",
 }
-STATUSES = {name: status for status, name in GO_STATUS.items()}
+STATUSES: dict[str, frozenset[SmsStatus]] = {}
+for _status, _name in GO_STATUS.items():
+    STATUSES[_name] = STATUSES.get(_name, frozenset()) | {_status}
 
 
 class SmsController(Controller):

@@ -169,7 +169,7 @@ class InMemoryMessages(_Repo):
         rows = [
             (i, self._with_receipt(m)) for i, m in reversed(self.s.messages)
             if m.customer_id == query.customer_id
-            and (query.status is None or m.status is query.status)
+            and (query.statuses() is None or m.status in (query.statuses() or ()))
             and (query.sms_identifier is None or m.sms_identifier == query.sms_identifier)
             and (before is None or i < before)
         ]

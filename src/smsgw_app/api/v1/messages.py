@@ -12,7 +12,7 @@ from smsgw_app.api.backpressure import AdmittedSender
 from smsgw_app.api.body import JsonBody
 from smsgw_app.api.document import AUTH_ERRORS, SECURITY, errors
 from smsgw_app.api.query import Cursor, cursor_text, integers_in_query, page_size
-from smsgw_app.api.sms import GO_STATUS, STATUSES, IdempotencyKey, log_accepted
+from smsgw_app.api.sms import IdempotencyKey, log_accepted
 from smsgw_app.api.v1.auth import AnyRequest, customer_key, customer_of
 from smsgw_app.api.v1.schemas import (
     MessageAccepted,
@@ -21,9 +21,10 @@ from smsgw_app.api.v1.schemas import (
     MessagesPage,
     MessageView,
     RecipientState,
+    Status,
 )
 from smsgw_core.errors import NotFound
-from smsgw_core.messages import MAX_RECIPIENTS, MessageType, RecipientMessage
+from smsgw_core.messages import MAX_RECIPIENTS, MessageType, RecipientMessage, SmsStatus
 from smsgw_core.pagination import DEFAULT_LIMIT, PageRequest
 from smsgw_core.ports import HistoryFilter
 from smsgw_core.services.history import History
@@ -72,7 +73,8 @@ class MessagesController(Controller):
     async def list_(
         self, request: AnyRequest, history: History,
         status: Annotated[str | None, Parameter(
-            description="pending, sending, done or failed; any other matches nothing",
+            description="pending, sending, done, failed, delivered, undelivered or "
+            "expired; any other matches nothing",
         )] = None,
         limit: Annotated[int, page_size()] = DEFAULT_LIMIT,
         cursor: Cursor = None,
@@ -86,10 +88,24 @@ class MessagesController(Controller):
 
 
 
+# /v1 shows every status, each under its own name.
+STATUSES: dict[str, SmsStatus] = {status.value.lower(): status for status in SmsStatus}
+
+
+def _status(m: RecipientMessage) -> Status:
+    return m.status.value.lower()  # type: ignore[return-value]  # STATUSES' names
+
+
+def _delivered_at(m: RecipientMessage) -> str | None:
+    return m.delivered_at.isoformat() if m.delivered_at is not None else None
+
+
 def _state(m: RecipientMessage) -> RecipientState:
-    return RecipientState(m.recipient, GO_STATUS[m.status], m.provider, m.updated_at.isoformat())
+    return RecipientState(m.recipient, _status(m), m.provider, m.updated_at.isoformat(),
+                          m.error_code, _delivered_at(m))
 
 
 def _row(m: RecipientMessage) -> MessageRow:
-    return MessageRow(m.sms_identifier, m.recipient, m.type.value, GO_STATUS[m.status],
-                      m.provider, m.created_at.isoformat(), m.updated_at.isoformat())
+    return MessageRow(m.sms_identifier, m.recipient, m.type.value, _status(m),
+                      m.provider, m.created_at.isoformat(), m.updated_at.isoformat(),
+                      m.error_code, _delivered_at(m))

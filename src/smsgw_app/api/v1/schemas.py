@@ -6,9 +6,13 @@ from typing import Literal
 
 import msgspec
 
-from smsgw_app.api.schemas import GoStatus, Kind, Recipients, Text
+from smsgw_app.api.schemas import Kind, Recipients, Text
 
 LedgerKind = Literal["topup", "charge", "refund"]
+# done: an operator took it; delivered, undelivered, expired: what its receipt said
+# (final, as failed is). README "Statuses".
+Status = Literal["pending", "sending", "done", "failed", "delivered", "undelivered",
+                 "expired"]
 
 
 class MessageRequest(msgspec.Struct):
@@ -27,9 +31,11 @@ class MessageAccepted(msgspec.Struct):
 
 class RecipientState(msgspec.Struct):
     recipient: str
-    status: GoStatus
+    status: Status
     provider: str
     updated_at: str
+    error_code: str  # the operator's, from an undelivered or expired receipt ("" when none)
+    delivered_at: str | None  # when the receipt says it was settled (null before one)
 
 
 class MessageView(msgspec.Struct):
@@ -45,10 +51,12 @@ class MessageRow(msgspec.Struct):
     id: str
     recipient: str
     type: Kind
-    status: GoStatus
+    status: Status
     provider: str
     created_at: str
     updated_at: str
+    error_code: str
+    delivered_at: str | None
 
 
 class MessagesPage(msgspec.Struct):
