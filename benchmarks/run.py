@@ -32,7 +32,16 @@ deleted afterwards. Then, in order, each in its own processes:
               of 100) queued (over 20,000 still waiting when the others start),
               then 10 light customers at 10 normal req/s and express at 10
               req/s for 10 s: their waits, and the heavy customer's rate
-              alone (3 s before and 3 s after) and during.
+              alone (3 s before and 3 s after) and during;
+- receipts:   end_to_end twice at the same load (1,300 req/s for 60 s), each half in
+              processes of its own and with the same gateway settings (receipt tokens
+              included): the simulators reporting nothing, then 85 % delivered, 8 %
+              undelivered, 2 % expired, 5 % never, 200 ms after each send (A's to
+              api 1, B's to api 2); each waits for every delivery and, with receipts,
+              until the simulators owe none and the gateway's smsgw_receipts_total
+              counts all they reported. Delivered/s off and on (read from sms_status:
+              the load test waits for DONE or FAILED only), receipts applied per
+              second, and the CPU receipts add per receipt against the send path's.
 
 Every process writes its stdout and stderr to files in a temporary directory
 (printed at the start and with every failure). Processes are stopped (SIGTERM,

@@ -83,5 +83,8 @@ class CpuSample:
                    / elapsed for g, pids in self.groups.items()}
         return {"elapsed_s": round(elapsed, 2), "machine_busy_cores": round(busy, 3),
                 "cores": {g: round(c, 3) for g, c in cores.items()},
+                # CPU seconds, unrounded by the cores' 3 decimals: what a difference
+                # between two runs (receipts off and on) is taken from.
+                "seconds": {g: round(c * elapsed, 3) for g, c in cores.items()},
                 "waiting_cores": {g: round(w, 3) for g, w in waiting.items()},
                 "loadavg_at_end": os.getloadavg()[0]}

@@ -6,7 +6,8 @@ A scenario's record (what run.py keeps under "scenarios" in the results JSON):
      "loadtest": <`smsgw loadtest --json` document>,      # the load scenarios
      "result": <reference_limit.py --json document>,      # the reference scenario
      "cpu": {"elapsed_s", "machine_busy_cores", "cores": {group: cores}},
-     ... scenario-specific facts (express: "backlog_recipients", "normal_unfinished_at_end")}
+     ... scenario-specific facts (express: "backlog_recipients", "normal_unfinished_at_end";
+     receipts_off and receipts_on: "delivery" and "receipts" read from the tables)}
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ Figures = dict[str, float | None]
 OPEN_LOOP_RPS = 1000  # the rate of the accept latency target
 EXPRESS_BACKLOG = 100_000  # normal recipients the express target is measured behind
 E2E_SECONDS = 60
+# The CPU of the gateway and its servers (not the load generator, the operator
+# simulators or the rest of the box): what the receipts' cost is taken over.
+GATEWAY_GROUPS = ("api", "relay", "worker", "mariadb", "rabbitmq")
 
 
 # ---------------------------------------------------------------- reading documents
@@ -126,7 +130,96 @@ def derive_figures(scenarios: Scenarios) -> Figures:
     figures["express_max_ms"] = number(latency.get("max"))
     figures["express_backlog_recipients"] = number(express_record.get("backlog_recipients"))
     figures.update(fairness_figures(scenarios))
+    figures.update(receipts_figures(scenarios))
     return figures
+
+
+def ran(scenarios: Scenarios, name: str) -> Mapping[str, Any] | None:
+    record = scenarios.get(name)
+    return record if record and record.get("status") == "ok" else None
+
+
+def receipts_figures(scenarios: Scenarios) -> Figures:
+    """End to end with the simulators' receipts off and on (same load, same run): the
+    delivered rates and their ratio, receipts applied per second (from the first applied
+    to the last), and their CPU next to the send path's."""
+    off, on = ran(scenarios, "receipts_off"), ran(scenarios, "receipts_on")
+    off_rate = number(((off or {}).get("delivery") or {}).get("delivered_per_s"))
+    on_rate = number(((on or {}).get("delivery") or {}).get("delivered_per_s"))
+    receipts = ((on or {}).get("receipts") or {}) if on else {}
+    after = number(receipts.get("last_after_delivery_s"))
+    figures: Figures = {
+        "receipts_off_delivered_per_s": off_rate,
+        "receipts_on_delivered_per_s": on_rate,
+        "receipts_on_vs_off": ratio(on_rate, off_rate),
+        "receipts_applied": number(receipts.get("applied")),
+        "receipts_applied_per_s": number(receipts.get("applied_per_s")),
+        "receipts_last_after_delivery_ms": after * 1000 if after is not None else None,
+        "receipts_done_to_receipt_ms": done_to_receipt_ms(receipts.get("gateway")),
+    }
+    send = send_cpu_ms(off) if off else None
+    figures["receipts_send_cpu_ms_per_sms"] = sum(send.values()) if send else None
+    extra = receipt_cpu_ms(off, on) if off and on else None
+    figures["receipts_cpu_ms_per_receipt"] = sum(extra.values()) if extra else None
+    figures["receipts_api_cpu_ms_per_receipt"] = extra["api"] if extra else None
+    figures["receipts_worker_cpu_ms_per_receipt"] = (
+        extra["worker"] + extra["relay"] if extra else None)
+    figures["receipts_mariadb_cpu_ms_per_receipt"] = extra["mariadb"] if extra else None
+    return figures
+
+
+def cpu_seconds(record: Mapping[str, Any]) -> dict[str, float]:
+    """CPU seconds by process group over a record's CPU sample."""
+    cpu = record.get("cpu") or {}
+    seconds = cpu.get("seconds")
+    if isinstance(seconds, Mapping):
+        return {g: float(v) for g, v in seconds.items()}
+    elapsed = float(cpu.get("elapsed_s") or 0.0)
+    return {g: float(c) * elapsed for g, c in (cpu.get("cores") or {}).items()}
+
+
+def _counts(record: Mapping[str, Any]) -> tuple[float, float]:
+    """(requests accepted, recipients terminal) of a receipts half."""
+    doc = record.get("loadtest") or {}
+    delivery = record.get("delivery") or {}
+    accepted = float(doc.get("ok") or 0) * float((doc.get("config") or {}).get("recipients") or 1)
+    return accepted, float(delivery.get("delivered", 0)) + float(delivery.get("failed", 0))
+
+
+def send_cpu_ms(record: Mapping[str, Any]) -> dict[str, float] | None:
+    """The send path's CPU by group, in ms: the API's per accepted request (as
+    e2e_cpu_ms_per_sms), the others' per delivered SMS; the gateway's groups only."""
+    seconds = cpu_seconds(record)
+    accepted, delivered = _counts(record)
+    if not seconds or not accepted or not delivered:
+        return None
+    return {g: seconds.get(g, 0.0) / (accepted if g == "api" else delivered) * 1000
+            for g in GATEWAY_GROUPS}
+
+
+def receipt_cpu_ms(off: Mapping[str, Any], on: Mapping[str, Any]) -> dict[str, float] | None:
+    """Each gateway group's extra CPU with receipts on, per receipt applied, in ms: the
+    on half's CPU less what its requests and recipients cost at the off half's rate
+    (the halves carry the same load; this keeps a half that got fewer through fair)."""
+    applied = number((on.get("receipts") or {}).get("applied"))
+    off_s, on_s = cpu_seconds(off), cpu_seconds(on)
+    (off_accepted, off_delivered), (on_accepted, on_delivered) = _counts(off), _counts(on)
+    if not applied or not off_s or not on_s or not off_accepted or not off_delivered:
+        return None
+    scale = {"api": on_accepted / off_accepted}
+    return {g: (on_s.get(g, 0.0) - off_s.get(g, 0.0) * scale.get(g, on_delivered / off_delivered))
+            / applied * 1000 for g in GATEWAY_GROUPS}
+
+
+def done_to_receipt_ms(gateway: Any) -> float | None:
+    """The mean time from a recipient's DONE to its receipt applied, from every
+    process's smsgw_done_to_receipt_seconds."""
+    if not isinstance(gateway, Mapping):
+        return None
+    parts = [m for m in gateway.values() if isinstance(m, Mapping) and "error" not in m]
+    total = sum(float(m.get("done_to_receipt_sum", 0.0)) for m in parts)
+    count = sum(float(m.get("done_to_receipt_count", 0.0)) for m in parts)
+    return total / count * 1000 if count else None
 
 
 def fairness_figures(scenarios: Scenarios) -> Figures:

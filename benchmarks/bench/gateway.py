@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from benchmarks.bench.processes import Processes, wait_http
@@ -52,13 +52,17 @@ class Gateway:
                 self.services.delete_queues([name for _, name in self.queues(scenario)])
 
     def truncate(self) -> None:
-        for table in ("sms_status", "outbox_events", "user_transactions", "idempotency_keys"):
+        for table in ("sms_status", "outbox_events", "user_transactions", "idempotency_keys",
+                      "operator_receipts"):
             self.services.sql(f"TRUNCATE TABLE {table}")
 
-    def start_apis(self, procs: Processes, scenario: str, **extra: str) -> list[str]:
+    def start_apis(self, procs: Processes, scenario: str, ports: Sequence[int] = (),
+                   **extra: str) -> list[str]:
+        """Two `smsgw api`, on `ports` when given (chosen before the operators that post
+        receipts to them are started), else on free ones; their base URLs."""
         urls = []
         for n in (1, 2):
-            port = free_port()
+            port = ports[n - 1] if ports else free_port()
             proc = procs.start(f"api{n}", "api", smsgw("api", "--port", str(port)),
                                self.env(scenario, **extra))
             wait_http(f"http://127.0.0.1:{port}/readyz", proc, f"smsgw api {n}",
@@ -66,13 +70,17 @@ class Gateway:
             urls.append(f"http://127.0.0.1:{port}")
         return urls
 
-    def start_operators(self, procs: Processes, latency_ms: int = 0) -> dict[str, str]:
+    def start_operators(self, procs: Processes, latency_ms: int = 0,
+                        extra_args: Mapping[str, Sequence[str]] | None = None
+                        ) -> dict[str, str]:
+        """Operator simulators A and B, each with its `extra_args` (receipts); their URLs."""
         operators = {}
         for name in ("A", "B"):
             port = free_port()
             proc = procs.start(f"operator{name}", "operators",
                                smsgw("operator-sim", "--name", name, "--port", str(port),
-                                     "--latency-ms", str(latency_ms)),
+                                     "--latency-ms", str(latency_ms),
+                                     *(extra_args or {}).get(name, ())),
                                self.env("operators"))
             url = f"http://127.0.0.1:{port}"
             wait_http(f"{url}/stats", proc, f"operator-sim {name}", procs.log(f"operator{name}"))
@@ -80,17 +88,20 @@ class Gateway:
         return operators
 
     def start_background(self, procs: Processes, scenario: str, command: str,
-                         *args: str, name: str = "", **extra: str) -> None:
+                         *args: str, name: str = "", **extra: str) -> str:
+        """`smsgw COMMAND ARGS` with a metrics port of its own; its /metrics URL."""
         port = free_port()
         name = name or command
         proc = procs.start(name, command, smsgw(command, *args),
                            self.env(scenario, SMSGW_METRICS_PORT=str(port), **extra))
         wait_http(f"http://127.0.0.1:{port}/metrics", proc, f"smsgw {command} {' '.join(args)}",
                   procs.log(name))
+        return f"http://127.0.0.1:{port}/metrics"
 
-    def start_workers(self, procs: Processes, scenario: str, spec: str) -> None:
+    def start_workers(self, procs: Processes, scenario: str, spec: str) -> list[str]:
         """A worker process per lane, as production would run them: express keeps its
-        time to the operator whatever the normal backlog does to the other's loop."""
-        for lane in ("express", "normal"):
-            self.start_background(procs, scenario, "worker", "--lane", lane,
-                                  name=f"worker-{lane}", SMSGW_OPERATORS=spec)
+        time to the operator whatever the normal backlog does to the other's loop.
+        Their /metrics URLs."""
+        return [self.start_background(procs, scenario, "worker", "--lane", lane,
+                                      name=f"worker-{lane}", SMSGW_OPERATORS=spec)
+                for lane in ("express", "normal")]

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from benchmarks.bench.figures import failed_requests, number, ok_per_s
+from benchmarks.bench.figures import (
+    GATEWAY_GROUPS,
+    cpu_seconds,
+    failed_requests,
+    number,
+    ok_per_s,
+    receipt_cpu_ms,
+    send_cpu_ms,
+)
 from benchmarks.bench.targets import CONTEXT, cpu_summary
 
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -18,6 +26,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.2f}{TIMES}"
     if unit == "ms":
         return f"{value:,.1f} ms"
+    if unit == "CPU ms":  # CPU per unit of work: fractions of a millisecond
+        return f"{value:,.2f} ms"
     return f"{value:,.0f} {unit}".rstrip()
 
 
@@ -71,6 +81,7 @@ def markdown(results: Mapping[str, Any]) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for name, record in scenarios.items():
         lines.append(_scenario_row(name, record, cpus))
+    lines += _receipts_table(scenarios)
     for name in ("reference", "reference_grouped"):
         reference = (scenarios.get(name) or {}).get("result") or {}
         if not reference.get("levels"):
@@ -94,6 +105,75 @@ def markdown(results: Mapping[str, Any]) -> str:
     for note in results.get("notes") or []:
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def _receipts_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The receipts scenario's two halves side by side."""
+    halves = {half: scenarios.get(f"receipts_{half}") or {} for half in ("off", "on")}
+    if not any(r.get("status") == "ok" for r in halves.values()):
+        return []
+    ok = {half: r if r.get("status") == "ok" else {} for half, r in halves.items()}
+
+    def both(value: Any) -> str:
+        return " | ".join(value(ok[half]) if ok[half] else "—" for half in ("off", "on"))
+
+    def delivery(record: Mapping[str, Any], key: str) -> Any:
+        return (record.get("delivery") or {}).get(key)
+
+    def receipts(record: Mapping[str, Any]) -> str:
+        rx = record.get("receipts") or {}
+        if not rx.get("applied"):
+            return "—"
+        by = rx.get("by_status") or {}
+        owed = rx.get("simulators") or {}
+        text = (f"{rx['applied']:,} ({', '.join(f'{n:,} {s}' for s, n in by.items())}) of "
+                f"{owed.get('reported', 0):,} the simulators had taken")
+        gateway = rx.get("gateway") or {}
+        kept = sum(int(m.get("kept", 0)) for m in gateway.values() if "error" not in m)
+        duplicates = sum(int(m.get("duplicate", 0)) for m in gateway.values()
+                         if "error" not in m)
+        return text + f"; {kept:,} kept for their answer, {duplicates:,} duplicates"
+
+    def seconds(record: Mapping[str, Any]) -> str:
+        spent = cpu_seconds(record)
+        return ", ".join(f"{g} {spent.get(g, 0.0):.1f}" for g in GATEWAY_GROUPS) + " s"
+
+    def send(record: Mapping[str, Any]) -> str:
+        per = send_cpu_ms(record)
+        return (", ".join(f"{g} {ms:.2f}" for g, ms in per.items()) + " ms") if per else "—"
+
+    def locks(record: Mapping[str, Any]) -> str:
+        counts = record.get("innodb") or {}
+        if not counts:
+            return "—"
+        return (f"{counts.get('innodb_deadlocks', 0):,}, {counts.get('innodb_row_lock_waits', 0):,}"
+                f" ({counts.get('innodb_row_lock_time', 0):,} ms)")
+
+    lines = ["", "Receipts, end to end at the same load without them and with them (each "
+             "half in processes of its own; delivered/s is recipients terminal over the span "
+             "from the first accepted to the last DONE or FAILED, receipts/s receipts applied "
+             "over the span from the first applied to the last):", "",
+             "| | receipts off | receipts on |", "|---|---|---|",
+             "| accepted | " + both(lambda r: f"{(r.get('loadtest') or {}).get('ok', 0):,}")
+             + " |",
+             "| delivered (failed, unfinished) | " + both(
+                 lambda r: f"{delivery(r, 'delivered'):,} ({delivery(r, 'failed'):,}, "
+                           f"{delivery(r, 'unfinished'):,})") + " |",
+             "| delivered/s | " + both(lambda r: fmt(number(delivery(r, 'delivered_per_s')),
+                                                      "delivered/s")) + " |",
+             "| receipts applied | " + both(receipts) + " |",
+             "| receipts applied/s | " + both(lambda r: fmt(number(
+                 (r.get("receipts") or {}).get("applied_per_s")), "receipts/s")) + " |",
+             "| CPU, whole half | " + both(seconds) + " |",
+             "| CPU per delivered SMS (api per accepted request) | " + both(send) + " |",
+             "| MariaDB deadlocks, row lock waits (server-wide) | " + both(locks) + " |"]
+    if ok["off"] and ok["on"]:
+        extra = receipt_cpu_ms(ok["off"], ok["on"])
+        if extra:
+            lines.append("| extra CPU per receipt applied | — | "
+                         + ", ".join(f"{g} {ms:.2f}" for g, ms in extra.items())
+                         + f" ms, {sum(extra.values()):.2f} ms in all |")
+    return lines
 
 
 def _scenario_row(name: str, record: Mapping[str, Any], cpus: int) -> str:

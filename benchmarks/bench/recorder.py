@@ -50,10 +50,15 @@ def brief(record: dict[str, Any]) -> str:
     rate = ok_per_s(doc) or 0.0
     text = (f"{doc.get('ok', 0):,} ok of {doc.get('sent', 0):,}, {rate:,.0f} ok/s, "
             f"p99 {(doc.get('latency_ms') or {}).get('p99', '?')} ms")
-    delivery = doc.get("delivery")
+    delivery = doc.get("delivery") or record.get("delivery")  # receipts: read from the tables
     if delivery:
         text += f", delivered/s {delivery.get('delivered_per_s')}"
         express = ((delivery.get("latency_ms") or {}).get("express") or {})
         if express.get("count"):
             text += f", express p50/p99 {express.get('p50')}/{express.get('p99')} ms"
+    receipts = record.get("receipts") or {}
+    if receipts.get("applied"):
+        owed = receipts.get("simulators") or {}
+        text += (f", receipts applied {receipts['applied']:,} of {owed.get('reported', 0):,} "
+                 f"reported, {receipts.get('applied_per_s')}/s")
     return text

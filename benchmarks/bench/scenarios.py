@@ -13,17 +13,19 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchmarks.bench import receipts as rx
 from benchmarks.bench.cpu import CpuSample
 from benchmarks.bench.gateway import Gateway
 from benchmarks.bench.plan import USERS, Plan
 from benchmarks.bench.processes import Processes, ScenarioError, tail, wait_until
 from benchmarks.bench.recorder import Recorder
+from benchmarks.harness.net import free_port
 from benchmarks.harness.processes import ROOT, smsgw
 
 
 class Scenarios:
-    """reference, accept, end_to_end, express and fairness: what each starts, loads and
-    records."""
+    """reference, accept, end_to_end, express, fairness and receipts: what each starts,
+    loads and records."""
 
     def __init__(self, gateway: Gateway, plan: Plan, recorder: Recorder) -> None:
         self.gateway, self.plan, self.recorder = gateway, plan, recorder
@@ -34,13 +36,16 @@ class Scenarios:
     def loadtest(self, name: str, urls: list[str], *, rps: float, duration: float,
                  concurrency: int, recipients: int = 1, hot_share: float = 0.0,
                  express_ratio: float = 0.0, wait_delivery: bool = False,
-                 users: int = USERS, first_user: int = 1) -> dict[str, Any]:
+                 users: int = USERS, first_user: int = 1, seed: int | None = None
+                 ) -> dict[str, Any]:
         argv = smsgw("loadtest", *[a for u in urls for a in ("--url", u)],
                      "--rps", str(rps), "--duration", str(duration),
                      "--concurrency", str(concurrency), "--users", str(users),
                      "--first-user", str(first_user), "--hot-share", str(hot_share),
                      "--recipients", str(recipients), "--express-ratio", str(express_ratio),
                      "--json")
+        if seed is not None:
+            argv += ["--seed", str(seed)]
         if wait_delivery:
             argv += ["--wait-delivery", "--delivery-timeout", str(self.plan.delivery_timeout_s)]
         logdir = self.gateway.logdir
@@ -260,8 +265,9 @@ class Scenarios:
             time.sleep(plan.fairness_before_s)
             started = heavy_done()
             sample = CpuSample(procs.pids(), "loadtest")
-            load = {"urls": urls, "rps": plan.fairness_rps, "duration": plan.fairness_seconds,
-                    "concurrency": 16, "wait_delivery": True}
+            load: dict[str, Any] = {"urls": urls, "rps": plan.fairness_rps,
+                                    "duration": plan.fairness_seconds, "concurrency": 16,
+                                    "wait_delivery": True}
             with ThreadPoolExecutor(2) as pool:
                 light = pool.submit(self.loadtest, "fairness_light", users=len(lights),
                                     first_user=lights[0], **load)
@@ -301,6 +307,75 @@ class Scenarios:
                 f"(SMS of 100) queued, then {plan.fairness_lights} light customers send "
                 f"{plan.fairness_rps} normal req/s and express goes at {plan.fairness_rps} "
                 f"req/s, for {plan.fairness_seconds:g} s", lambda: measure(procs))
+
+    def receipts(self) -> None:
+        """End to end twice at the same load, in processes of its own each: the
+        simulators reporting no receipts, then 85/8/2/5 % (A to api 1, B to api 2)."""
+        plan = self.plan
+        for on in (False, True):
+            name = f"receipts_{'on' if on else 'off'}"
+            what = (f"receipts {rx.RECEIPT_PLAN.replace(',', ' ')} {plan.receipt_delay_ms} ms "
+                    "after each send, A's to api 1 and B's to api 2" if on else "no receipts")
+            with self.gateway.processes(name) as procs:
+                self.recorder.record(
+                    name, f"as end_to_end, {what}: 2 operator-sim, 2 api, relay, 2 workers; "
+                    f"{plan.e2e_rps} req/s of 1 recipient for {plan.receipts_seconds:g} s, "
+                    "then every delivery" + (" and receipt" if on else "") + " awaited",
+                    functools.partial(self.receipts_half, procs, name, on))
+
+    def receipts_half(self, procs: Processes, name: str, on: bool) -> dict[str, Any]:
+        """One half of the receipts scenario; the gateway's configuration (receipt tokens
+        included) is the same in both, only the simulators differ."""
+        plan = self.plan
+        self.gateway.truncate()
+        tokens = {op: f"bench-{self.gateway.run_id}-{op}" for op in ("A", "B")}
+        ports = [free_port(), free_port()]  # the APIs', for the simulators' receipt URLs
+        seeds = {"A": 1, "B": 2}
+        extra = {op: ["--seed", str(seeds[op])] for op in tokens}
+        if on:
+            for (op, token), port in zip(tokens.items(), ports, strict=True):
+                extra[op] += [
+                    "--receipt-url", f"http://127.0.0.1:{port}/operators/{op}/receipts",
+                    "--receipt-token", token, "--receipts", rx.RECEIPT_PLAN,
+                    "--receipt-delay-ms", str(plan.receipt_delay_ms)]
+        operators = self.gateway.start_operators(procs, extra_args=extra)
+        spec = ",".join(f"{op}=http://{urlsplit(url).netloc}?receipt_token={tokens[op]}"
+                        for op, url in operators.items())
+        urls = self.gateway.start_apis(procs, name, ports=ports, SMSGW_OPERATORS=spec)
+        metrics = {f"api{n}": f"{url}/metrics" for n, url in enumerate(urls, 1)}
+        metrics["relay"] = self.gateway.start_background(procs, name, "relay",
+                                                         SMSGW_OPERATORS=spec)
+        metrics.update(zip(("worker-express", "worker-normal"),
+                           self.gateway.start_workers(procs, name, spec), strict=True))
+
+        locks = rx.innodb(self.services)
+        sample = CpuSample(procs.pids(), "loadtest")
+        doc = self.loadtest(name, urls, rps=plan.e2e_rps, duration=plan.receipts_seconds,
+                            concurrency=plan.e2e_concurrency, seed=1)
+        delivered_after = rx.poll(lambda: rx.unfinished(self.services) == 0,
+                                  plan.delivery_timeout_s)
+        settled_after = None
+        if on:
+            def settled() -> bool:
+                stats = {op: _get_json(f"{url}/stats") for op, url in operators.items()}
+                owed = rx.simulator_receipts(stats)
+                return (owed["pending"] == 0
+                        and rx.applied_in(rx.scrape(metrics)) >= owed["reported"])
+
+            settled_after = rx.poll(settled, rx.SETTLE_TIMEOUT_S)
+        cpu = sample.done()
+        result: dict[str, Any] = {"loadtest": doc, "cpu": cpu, **rx.outcome(self.services),
+                                  "receipt_delay_ms": plan.receipt_delay_ms if on else None,
+                                  "delivered_after_load_s": delivered_after,
+                                  "innodb": rx.since(locks, rx.innodb(self.services))}
+        result["operators"] = {op: _get_json(f"{url}/stats") for op, url in operators.items()}
+        if on:
+            gateway = rx.scrape(metrics)
+            owed = rx.simulator_receipts(result["operators"])
+            result["receipts"].update(
+                plan=rx.RECEIPT_PLAN, settled_after_delivery_s=settled_after,
+                simulators=owed, gateway=gateway, gateway_applied=rx.applied_in(gateway))
+        return result
 
 
 def _get_json(url: str) -> Any:

@@ -16,6 +16,7 @@ from benchmarks.bench.figures import (
     delivery_of,
     failed_requests,
     loadtest,
+    receipt_cpu_ms,
 )
 
 FAILURE_SHARE_LIMIT = 0.01  # more failed requests than this and a latency figure does not count
@@ -53,6 +54,10 @@ TARGETS: tuple[Target, ...] = (
            "customer's 20,000-recipient backlog", "<=", 1400, "ms"),
     Target("fairness_heavy_share", "the heavy customer's share of what the light ones left",
            ">=", 0.9, "ratio"),
+    # Issue 25: receipt ingestion keeps up with delivery at the end-to-end rate.
+    Target("receipts_on_vs_off", "end to end with receipts (85 % delivered, 8 % undelivered, "
+           "2 % expired, 5 % none) ÷ without (same load, same run): delivered", ">=", 0.85,
+           "ratio"),
 )
 
 # Figures shown without a target, for context.
@@ -74,6 +79,24 @@ CONTEXT: tuple[tuple[str, str, str], ...] = (
     ("fairness_heavy_alone_per_s", "the heavy customer alone: delivered (fairness)",
      "recipients/s"),
     ("fairness_operator_latency_ms", "each operator's latency (fairness)", "ms"),
+    ("receipts_off_delivered_per_s", "end to end, receipts off: delivered", "delivered/s"),
+    ("receipts_on_delivered_per_s", "end to end, receipts on: delivered", "delivered/s"),
+    ("receipts_applied_per_s", "receipts applied, from the first applied to the last",
+     "receipts/s"),
+    ("receipts_applied", "receipts applied (all the simulators reported)", "receipts"),
+    ("receipts_done_to_receipt_ms", "a recipient's DONE to its receipt applied, mean "
+     "(the simulators report 200 ms after the send)", "ms"),
+    ("receipts_last_after_delivery_ms", "the last receipt applied after the last delivery",
+     "ms"),
+    ("receipts_send_cpu_ms_per_sms", "receipts off: CPU per delivered SMS, the gateway's "
+     "processes, MariaDB and RabbitMQ", "CPU ms"),
+    ("receipts_cpu_ms_per_receipt", "receipts on: their extra CPU per receipt applied, the "
+     "same processes", "CPU ms"),
+    ("receipts_api_cpu_ms_per_receipt", "of which the api processes' (the receipts route)",
+     "CPU ms"),
+    ("receipts_worker_cpu_ms_per_receipt", "of which the workers' and the relay's "
+     "(kept receipts applied with the answer)", "CPU ms"),
+    ("receipts_mariadb_cpu_ms_per_receipt", "of which MariaDB's", "CPU ms"),
 )
 
 
@@ -103,6 +126,7 @@ _SCENARIO_OF = {
     "express_p99_ms": "express", "express_max_ms": "express",
     "fairness_light_p99_ms": "fairness",
     "fairness_heavy_share": "fairness",
+    "receipts_on_vs_off": "receipts_on",
 }
 
 
@@ -114,13 +138,7 @@ def _caveats(target: Target, figures: Figures, scenarios: Scenarios) -> list[str
     if record.get("status") == "failed":
         notes.append(f"scenario {name} failed: {record.get('error')}")
     doc = loadtest(scenarios, name)
-    if doc is not None:
-        failed, sent = failed_requests(doc), doc.get("sent", 0)
-        if failed:
-            share = failed / sent if sent else 1.0
-            kinds = {**(doc.get("non_2xx") or {}), **(doc.get("errors") or {})}
-            text = f"{failed} of {sent} requests failed ({_kinds(kinds)})"
-            notes.append(f"invalid: {text}" if share > FAILURE_SHARE_LIMIT else text)
+    notes += _failed_requests(doc)
     if target.figure == "accept_p99_at_1000_ms":
         achieved = figures.get("accept_1000_achieved_rps")
         if achieved is not None and achieved < 0.95 * OPEN_LOOP_RPS:
@@ -145,12 +163,73 @@ def _caveats(target: Target, figures: Figures, scenarios: Scenarios) -> list[str
         delivery = delivery_of(doc) or {}
         if delivery.get("unfinished"):
             notes.append(f"{delivery['unfinished']} express recipients unfinished")
+    if target.figure == "receipts_on_vs_off":
+        notes += _receipts_caveats(scenarios)
     if name == "fairness" and record.get("status") == "ok":
         if record.get("heavy_unfinished_at_end") == 0:
             notes.append("invalid: the heavy backlog had drained before the light sends ended")
         latency = record.get("operator_latency_ms")
         if isinstance(latency, int | float) and latency != 200:
             notes.append(f"operators of {latency:g} ms, not 200 ms")
+    return notes
+
+
+def _failed_requests(doc: Mapping[str, Any] | None, prefix: str = "") -> list[str]:
+    if doc is None:
+        return []
+    failed, sent = failed_requests(doc), doc.get("sent", 0)
+    if not failed:
+        return []
+    share = failed / sent if sent else 1.0
+    kinds = {**(doc.get("non_2xx") or {}), **(doc.get("errors") or {})}
+    text = f"{prefix}{failed} of {sent} requests failed ({_kinds(kinds)})"
+    return [f"invalid: {text}" if share > FAILURE_SHARE_LIMIT else text]
+
+
+def _receipts_caveats(scenarios: Scenarios) -> list[str]:
+    """The receipts halves: the off half's own failures, the same load in both, every
+    recipient terminal, and every receipt the simulators had taken applied."""
+    notes: list[str] = []
+    off = scenarios.get("receipts_off") or {}
+    if off.get("status") == "failed":
+        notes.append(f"scenario receipts_off failed: {off.get('error')}")
+    notes += _failed_requests(loadtest(scenarios, "receipts_off"), "receipts off: ")
+    on = scenarios.get("receipts_on") or {}
+    halves = [(half, record) for half, record in (("off", off), ("on", on))
+              if record.get("status") == "ok"]
+    seconds = ((on.get("loadtest") or {}).get("config") or {}).get("duration")
+    if isinstance(seconds, int | float) and seconds < E2E_SECONDS:
+        notes.append(f"ran {seconds:g} s, not {E2E_SECONDS} s")
+    for half, record in halves:
+        delivery = record.get("delivery") or {}
+        if delivery.get("unfinished"):
+            notes.append(f"invalid: receipts {half}: {delivery['unfinished']} recipients "
+                         "unfinished")
+        if delivery.get("failed"):
+            notes.append(f"receipts {half}: {delivery['failed']} recipients failed")
+    if len(halves) == 2:
+        accepted = [(r.get("loadtest") or {}).get("ok", 0) for _, r in halves]
+        if min(accepted) < 0.95 * max(accepted):
+            notes.append(f"accepted {accepted[0]:,} requests off, {accepted[1]:,} on: "
+                         "the box could not take the same load in both")
+    if on.get("status") == "ok":
+        receipts = on.get("receipts") or {}
+        owed = receipts.get("simulators") or {}
+        applied, reported = receipts.get("applied", 0), owed.get("reported", 0)
+        if owed.get("pending"):
+            notes.append(f"invalid: {owed['pending']} receipts still owed by the simulators "
+                         "when the bench stopped waiting")
+        if applied < reported:
+            notes.append(f"invalid: the simulators had {reported:,} receipts taken, "
+                         f"{applied:,} recipients moved by one")
+        counted = receipts.get("gateway_applied")
+        if isinstance(counted, int) and counted != applied:
+            notes.append(f"smsgw_receipts_total counts {counted:,} applied, the table "
+                         f"{applied:,}")
+        if owed.get("refused"):
+            notes.append(f"{owed['refused']} receipts refused (400) by the gateway")
+        if not applied:
+            notes.append("invalid: no receipt applied")
     return notes
 
 
@@ -204,6 +283,24 @@ def cpu_budget(target: Target, figures: Figures, record: Mapping[str, Any] | Non
             f"carry at most {cpus * 1000 / total:,.0f} {units}/s")
 
 
+def receipts_budget(figures: Figures, scenarios: Scenarios) -> str:
+    """What receipts cost over the send path, per group, and the cores that takes."""
+    off, on = scenarios.get("receipts_off") or {}, scenarios.get("receipts_on") or {}
+    extra = receipt_cpu_ms(off, on) if off.get("status") == on.get("status") == "ok" else None
+    rate, send = figures.get("receipts_applied_per_s"), figures.get("receipts_send_cpu_ms_per_sms")
+    if not extra:
+        return "the CPU receipts took could not be told (a half without a CPU sample)"
+    total = sum(extra.values())
+    parts = ", ".join(f"{g} {ms:.2f}" for g, ms in sorted(extra.items(), key=lambda gm: -gm[1])
+                      if abs(ms) >= 0.005)
+    text = f"a receipt applied took {total:.2f} ms of CPU over the send path ({parts} ms)"
+    if send:
+        text += f", a delivered SMS {send:.2f} ms without receipts"
+    if rate:
+        text += f"; at {rate:,.0f} receipts/s that is {rate * total / 1000:.2f} cores"
+    return text
+
+
 def run_queue(record: Mapping[str, Any] | None) -> str | None:
     """"waiting for a core: mariadb 7.5, api 2.1 ... ms for every ms run" from a CPU sample:
     on a busy box each hop of a request's path (a round trip wakes a process) queues."""
@@ -250,6 +347,8 @@ def bound(target: Target, figures: Figures, scenarios: Scenarios, cpus: int = 2)
         said.append("accept→terminal is outbox wait (relay claim) + queue wait + the worker's "
                     "claim, operator call and record; the normal backlog shares the relay, "
                     "broker, worker process, operators and database with it")
+    if target.figure == "receipts_on_vs_off":
+        said.append(receipts_budget(figures, scenarios))
     budget = cpu_budget(target, figures, record, cpus)
     if budget:
         said.append(budget)

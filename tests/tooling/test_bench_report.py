@@ -62,7 +62,42 @@ def full_run() -> dict[str, dict[str, Any]]:
             express=loadtest(ok=100, elapsed=10.0, delivery=express_delivery(60.0, 90.0)),
             operator_latency_ms=200, heavy_before_per_s=1200.0, heavy_during_per_s=1140.0,
             heavy_unfinished_at_end=5_000),
+        "receipts_off": receipts_half(60_000, 1000.0, {
+            "api": 30.0, "relay": 10.0, "worker": 30.0, "mariadb": 20.0, "rabbitmq": 2.0,
+            "loadtest": 10.0, "operators": 5.0}),
+        "receipts_on": receipts_half(60_000, 960.0, {
+            "api": 35.7, "relay": 10.0, "worker": 41.4, "mariadb": 25.7, "rabbitmq": 2.0,
+            "loadtest": 10.0, "operators": 6.0}, applied=57_000),
     }
+
+
+def receipts_half(sms: int, per_s: float, seconds: dict[str, float], applied: int = 0,
+                  ) -> dict[str, Any]:
+    """A half of the receipts scenario as scenarios.py records it."""
+    record = ok(
+        loadtest=loadtest(ok=sms, elapsed=60.0, duration=60.0),
+        delivery={"delivered": sms, "failed": 0, "unfinished": 0, "delivered_per_s": per_s},
+        cpu={"elapsed_s": 62.0, "machine_busy_cores": 1.9,
+             "cores": {g: s / 62.0 for g, s in seconds.items()}, "seconds": seconds},
+        receipts={"applied": applied, "by_status": {}, "applied_per_s": None},
+        innodb={"innodb_deadlocks": 2 if applied else 0, "innodb_row_lock_waits": 30,
+                "innodb_row_lock_time": 1_200},
+    )
+    if applied:
+        record["receipts"] = {
+            "applied": applied, "applied_per_s": 900.0, "last_after_delivery_s": 0.35,
+            "by_status": {"delivered": applied - 3_000, "undelivered": 2_400, "expired": 600},
+            "simulators": {"delivered": applied - 3_000, "undelivered": 2_400, "expired": 600,
+                           "none": 3_000, "pending": 0, "refused": 0, "reported": applied},
+            "gateway": {"api1": {"applied": applied - 10.0, "kept": 10.0, "duplicate": 0.0,
+                                 "done_to_receipt_sum": 0.25 * (applied - 10),
+                                 "done_to_receipt_count": applied - 10.0},
+                        "worker-normal": {"applied": 10.0, "done_to_receipt_sum": 2.5,
+                                          "done_to_receipt_count": 10.0},
+                        "relay": {"error": "connection refused"}},
+            "gateway_applied": applied,
+        }
+    return record
 
 
 def normal_delivery(p99: float, worst: float) -> dict[str, Any]:
@@ -323,3 +358,144 @@ def test_end_to_end_budget_counts_the_api_per_accepted_request() -> None:
         rows["e2e_vs_reference"]["bound"])
     assert rows["e2e_cpu_ms_per_sms"]["measured"] == pytest.approx(4.0)
     assert rows["e2e_cpu_ms_per_sms"]["met"] is False
+
+
+def test_receipts_figures() -> None:
+    figures = report.derive_figures(full_run())
+    assert figures["receipts_off_delivered_per_s"] == 1000.0
+    assert figures["receipts_on_delivered_per_s"] == 960.0
+    assert figures["receipts_on_vs_off"] == pytest.approx(0.96)
+    assert figures["receipts_applied"] == 57_000
+    assert figures["receipts_applied_per_s"] == 900.0
+    assert figures["receipts_last_after_delivery_ms"] == pytest.approx(350.0)
+    assert figures["receipts_done_to_receipt_ms"] == pytest.approx(250.0)
+    # The send path: the gateway's groups (not the load generator, not the simulators),
+    # the API per accepted request, the rest per delivered SMS.
+    assert figures["receipts_send_cpu_ms_per_sms"] == pytest.approx(92.0 / 60_000 * 1000)
+    # The on half's extra CPU over the off half's, per receipt applied.
+    assert figures["receipts_api_cpu_ms_per_receipt"] == pytest.approx(0.1)
+    assert figures["receipts_worker_cpu_ms_per_receipt"] == pytest.approx(0.2)
+    assert figures["receipts_mariadb_cpu_ms_per_receipt"] == pytest.approx(0.1)
+    assert figures["receipts_cpu_ms_per_receipt"] == pytest.approx(0.4)
+
+
+def test_receipt_cpu_counts_what_the_on_half_carried() -> None:
+    """A half that got fewer SMS through is charged the send path for those only."""
+    run = full_run()
+    run["receipts_on"] = receipts_half(54_000, 860.0, {
+        "api": 32.4, "relay": 9.0, "worker": 27.0, "mariadb": 18.0, "rabbitmq": 1.8},
+        applied=54_000)
+    figures = report.derive_figures(run)
+    assert figures["receipts_api_cpu_ms_per_receipt"] == pytest.approx(0.1)
+    assert figures["receipts_cpu_ms_per_receipt"] == pytest.approx(0.1)
+    row = rows_by_figure(run)["receipts_on_vs_off"]
+    assert row["met"] is True
+    assert row["notes"] == ["accepted 60,000 requests off, 54,000 on: the box could not take "
+                            "the same load in both"]
+
+
+def test_receipts_must_all_be_applied() -> None:
+    run = full_run()
+    receipts = run["receipts_on"]["receipts"]
+    receipts["simulators"]["pending"] = 40
+    receipts["simulators"]["reported"] = 57_100
+    receipts["gateway_applied"] = 56_990
+    row = rows_by_figure(run)["receipts_on_vs_off"]
+    assert row["measured"] == pytest.approx(0.96)
+    assert row["met"] is False
+    assert row["notes"] == [
+        "invalid: 40 receipts still owed by the simulators when the bench stopped waiting",
+        "invalid: the simulators had 57,100 receipts taken, 57,000 recipients moved by one",
+        "smsgw_receipts_total counts 56,990 applied, the table 57,000",
+    ]
+
+
+def test_receipts_caveats_of_either_half() -> None:
+    run = full_run()
+    run["receipts_off"]["delivery"]["unfinished"] = 7
+    run["receipts_on"]["loadtest"] = loadtest(ok=60_000, elapsed=8.0, duration=8.0,
+                                              non_2xx={"503": 2})
+    row = rows_by_figure(run)["receipts_on_vs_off"]
+    assert row["met"] is False
+    assert row["notes"] == ["2 of 60002 requests failed (503: 2)", "ran 8 s, not 60 s",
+                            "invalid: receipts off: 7 recipients unfinished"]
+    run = full_run()
+    run["receipts_off"] = {"status": "failed", "error": "smsgw api 1 exited with 2"}
+    row = rows_by_figure(run)["receipts_on_vs_off"]
+    assert row["met"] is None
+    assert row["notes"] == ["scenario receipts_off failed: smsgw api 1 exited with 2"]
+    assert report.derive_figures(run)["receipts_cpu_ms_per_receipt"] is None
+
+
+def test_a_missed_receipts_ratio_names_what_receipts_cost() -> None:
+    run = full_run()
+    run["receipts_on"]["delivery"]["delivered_per_s"] = 700.0
+    row = rows_by_figure(run)["receipts_on_vs_off"]
+    assert row["met"] is False
+    assert row["bound"].startswith(
+        "a receipt applied took 0.40 ms of CPU over the send path (worker 0.20, api 0.10, "
+        "mariadb 0.10 ms), a delivered SMS 1.53 ms without receipts; at 900 receipts/s that "
+        "is 0.36 cores")
+    assert "CPU-bound: box 95% busy of 2 cores" in row["bound"]
+
+
+def test_markdown_of_the_receipts_halves() -> None:
+    run = full_run()
+    figures = report.derive_figures(run)
+    page = report.markdown({"scenarios": run, "figures": figures,
+                            "targets": report.evaluate(figures, run)})
+    assert ("| end to end with receipts (85 % delivered, 8 % undelivered, 2 % expired, 5 % none) "
+            f"÷ without (same load, same run): delivered | 0.96{X} | ≥ 0.85{X} | yes |") in page
+    assert "| receipts applied, from the first applied to the last | 900 receipts/s | | |" in page
+    assert "| receipts on: their extra CPU per receipt applied, the same processes | 0.40 ms |" \
+        in page
+    assert "| | receipts off | receipts on |" in page
+    assert "| delivered/s | 1,000 delivered/s | 960 delivered/s |" in page
+    assert ("| receipts applied | — | 57,000 (54,000 delivered, 2,400 undelivered, 600 expired) "
+            "of 57,000 the simulators had taken; 10 kept for their answer, 0 duplicates |") in page
+    assert "| MariaDB deadlocks, row lock waits (server-wide) | 0, 30 (1,200 ms) | 2, 30 " \
+           "(1,200 ms) |" in page
+    assert ("| extra CPU per receipt applied | — | api 0.10, relay 0.00, worker 0.20, mariadb "
+            "0.10, rabbitmq 0.00 ms, 0.40 ms in all |") in page
+
+
+def test_receipts_read_from_the_table_and_the_metrics() -> None:
+    from datetime import datetime, timedelta
+
+    from benchmarks.bench import receipts
+
+    def at(seconds: float) -> datetime:
+        return datetime(2026, 12, 7, 12, 0, 0) + timedelta(seconds=seconds)
+
+    outcome = receipts.summarize({
+        # status: count, first created, first updated, last updated. With receipts on the
+        # end of delivery is the last recipient still DONE (never reported).
+        "DONE": (50, at(0.1), at(0.2), at(10.0)),
+        "DELIVERED": (850, at(0.0), at(0.7), at(10.2)),
+        "UNDELIVERED": (80, at(0.0), at(0.8), at(10.1)),
+        "EXPIRED": (20, at(0.0), at(0.9), at(9.0)),
+    })
+    assert outcome["delivery"] == {"delivered": 1000, "failed": 0, "unfinished": 0,
+                                   "delivered_per_s": 100.0, "span_s": 10.0}
+    assert outcome["receipts"] == {
+        "applied": 950, "by_status": {"delivered": 850, "undelivered": 80, "expired": 20},
+        "applied_per_s": 100.0, "span_s": 9.5, "last_after_delivery_s": 0.2}
+    text = "\n".join([
+        "# HELP smsgw_receipts_total Operators' delivery receipts",
+        "# TYPE smsgw_receipts_total counter",
+        'smsgw_receipts_total{operator="A",status="delivered"} 85.0',
+        'smsgw_receipts_total{operator="B",status="delivered"} 5.0',
+        'smsgw_receipts_total{operator="A",status="expired"} 2.0',
+        'smsgw_receipts_total{operator="A",status="kept"} 3.0',
+        'smsgw_receipts_created{operator="A",status="kept"} 1.7e+09',
+        'smsgw_done_to_receipt_seconds_sum{operator="A"} 18.5',
+        'smsgw_done_to_receipt_seconds_count{operator="A"} 87.0',
+    ])
+    assert receipts.receipt_metrics(text) == {
+        "delivered": 90.0, "expired": 2.0, "kept": 3.0, "applied": 92.0,
+        "done_to_receipt_sum": 18.5, "done_to_receipt_count": 87.0}
+    assert receipts.simulator_receipts({
+        "A": {"receipts": {"delivered": 9, "undelivered": 1, "none": 1, "pending": 2}},
+        "B": {"error": "timed out"},
+    }) == {"delivered": 9, "undelivered": 1, "expired": 0, "none": 1, "pending": 3,
+           "refused": 0, "reported": 10}
