@@ -96,6 +96,10 @@ OUTSIDE: tuple[Variable, ...] = (
     Variable("SMSGW_FUZZ_CUSTOMER", "unset",
              "the customer whose key the fuzzer sends with, topped up by its hook "
              "(`fuzz_hooks.py`); `test_fuzz_document.py` sets it", "the fuzzer's hook"),
+    Variable("SMSGW_FUZZ_OPERATOR", "unset",
+             "the operator whose receipt token the fuzzer sends with: its hook posts the "
+             "receipts generated as valid as this operator's; `test_fuzz_document.py` sets it",
+             "the fuzzer's hook"),
     # The benchmarks and the chaos test (their --help says the same).
     Variable("SMSGW_CHAOS_MYSQL", "`mysql://root@127.0.0.1:3306`",
              "the MariaDB server of `make chaos` (`--mysql`)", "`benchmarks/chaos.py`"),

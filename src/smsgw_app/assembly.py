@@ -145,6 +145,14 @@ def receipt_policy_of(settings: Settings) -> ReceiptPolicy:
                          orphan_ttl=timedelta(seconds=settings.receipt_orphan_ttl_s))
 
 
+def kept_receipts(settings: Settings, policy: ReceiptPolicy) -> ReceiptPolicy | None:
+    """What a worker applies kept receipts by, or None when no operator reports any
+    (none can be kept): an outcome then does not look for them."""
+    reports = any(spec.receipt_token or "receipts" in spec.params()
+                  for spec in settings.operators)
+    return policy if reports else None
+
+
 def receipt_tokens(settings: Settings) -> dict[str, str]:
     """Each operator that may post receipts, and the token it must send."""
     return {spec.name: spec.receipt_token for spec in settings.operators if spec.receipt_token}

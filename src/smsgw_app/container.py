@@ -133,7 +133,7 @@ class Container(containers.DeclarativeContainer):
     )
     deliverer = providers.Singleton(
         Deliverer, uow, clock, operators, breaker, delivery_policy, telemetry=telemetry,
-        receipts=receipt_policy,
+        receipts=providers.Callable(assembly.kept_receipts, settings, receipt_policy),
     )
     # A span "sms.deliver" per delivery when tracing.
     deliver = providers.Singleton(traced_handler, deliverer.provided.deliver)

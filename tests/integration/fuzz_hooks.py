@@ -7,7 +7,9 @@ up through POST /balance/add (the id as generated, so edge ids are sent too),
 and the send must then be accepted. Sends generated as invalid are left alone:
 their refusal is the point. On /v1 the customer is the key's: the run's
 `-H "Authorization: Bearer KEY"` names a customer key, and SMSGW_FUZZ_CUSTOMER
-its customer, whom this tops up before each valid POST /v1/messages.
+its customer, whom this tops up before each valid POST /v1/messages; an
+operator's receipts generated as valid go to SMSGW_FUZZ_OPERATOR, the
+operator whose receipt token the run sends.
 schemathesis.toml at the project root names this file, so
 `schemathesis run URL/swagger/openapi.json` run from there uses it.
 """
@@ -35,6 +37,11 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return
+    if (case.operation.label == "POST /operators/{name}/receipts"
+            and os.environ.get("SMSGW_FUZZ_OPERATOR")):
+        # The run's token is this operator's: a generated name is nobody's (401).
+        case.path_parameters = {**(case.path_parameters or {}),
+                                "name": os.environ["SMSGW_FUZZ_OPERATOR"]}
     if case.operation.label == "POST /v1/messages" and os.environ.get("SMSGW_FUZZ_CUSTOMER"):
         _top_up(case, int(os.environ["SMSGW_FUZZ_CUSTOMER"]))
     if case.operation.label != "POST /sms/send":

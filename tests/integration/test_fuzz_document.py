@@ -33,6 +33,7 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 FUZZ_CUSTOMER = 9_000_000_001
 SEED = os.environ.get("SMSGW_FUZZ_SEED", "20261203")  # fixed: make test is reproducible
 EXAMPLES = os.environ.get("SMSGW_FUZZ_EXAMPLES", "60")
+RECEIPT_TOKEN = "fuzzed-operator-token"
 
 
 @pytest.fixture(scope="module", params=["serve", "split"])
@@ -43,7 +44,9 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         mode = str(request.param)
         # The backlog gate off: a 503 is a documented answer, but the fuzzer's
         # "no server error" check counts every 5xx, and this run is not about load.
-        env = gateway_env(mode, workdir, stack, SMSGW_MAX_BACKLOG="0")
+        # Operator A takes receipts with RECEIPT_TOKEN: the operators' route is fuzzed too.
+        env = gateway_env(mode, workdir, stack, SMSGW_MAX_BACKLOG="0",
+                          SMSGW_OPERATORS=f"A=sim://?receipt_token={RECEIPT_TOKEN},B=sim://")
         gateway = Gateway(mode, env, workdir).start()
         try:
             yield gateway
@@ -60,7 +63,8 @@ def fuzz(gateway: Gateway, key: str, report_dir: Path, *only: str) -> str:
          "-H", f"Authorization: Bearer {key}",
          "--report", "junit", "--report-dir", str(report_dir)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "NO_COLOR": "1", "SMSGW_FUZZ_CUSTOMER": str(FUZZ_CUSTOMER)},
+        env={**os.environ, "NO_COLOR": "1", "SMSGW_FUZZ_CUSTOMER": str(FUZZ_CUSTOMER),
+             "SMSGW_FUZZ_OPERATOR": "A"},
     )
     report = run.stdout[-12_000:] + run.stderr[-4_000:]
     assert run.returncode == 0, report
@@ -75,8 +79,11 @@ def test_the_fuzzer_finds_nothing_and_valid_sends_are_accepted(
     # The seed routes and /v1's customer routes with a customer's key, the admin
     # routes with an admin key; each run also sends without it ("ignored auth").
     customer = new_key(fuzzed, "--customer", str(FUZZ_CUSTOMER))
-    report = fuzz(fuzzed, customer, tmp_path / "customer", "--exclude-tag", "v1 admin")
+    report = fuzz(fuzzed, customer, tmp_path / "customer", "--exclude-tag", "v1 admin",
+                  "--exclude-tag", "operators")
     fuzz(fuzzed, new_key(fuzzed, "--admin"), tmp_path / "admin", "--include-tag", "v1 admin")
+    # An operator's receipts, with A's token (fuzz_hooks sends the valid ones as A's).
+    fuzz(fuzzed, RECEIPT_TOKEN, tmp_path / "operator", "--include-tag", "operators")
     fuzzed.check_alive()
     [(charged,)] = fuzzed.query(
         "SELECT COUNT(*) FROM user_transactions WHERE transaction_type = 'charge'")

@@ -131,4 +131,7 @@ class JsonBody(MsgspecDTO[T], Generic[T]):
         cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
     ) -> Any:
         # The Struct's own schema (and its name), as a route without a DTO documents it.
-        return schema_creator.for_field_definition(field_definition)
+        schema = schema_creator.for_field_definition(field_definition)
+        if cls.many:  # the array's bounds, which the annotation list[T] does not carry
+            schema.min_items, schema.max_items = 1, cls.max_items
+        return schema

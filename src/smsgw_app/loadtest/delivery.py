@@ -16,8 +16,12 @@ from typing import Any
 from smsgw_adapters.sql.seed import RecipientRow, recipient_outcomes
 from smsgw_app.database import opened
 from smsgw_app.loadtest.report import percentiles_ms
+from smsgw_core.messages import SmsStatus
 
-TERMINAL = frozenset({"DONE", "FAILED"})
+# The delivery is over: an operator took it (DONE, or already moved on by its receipt)
+# or none will (FAILED).
+TOOK = frozenset(s.value for s in SmsStatus if s.terminal and s is not SmsStatus.FAILED)
+TERMINAL = TOOK | {SmsStatus.FAILED.value}
 POLL_S = 0.5
 PROGRESS_EVERY_S = 1.0
 
@@ -64,7 +68,7 @@ async def wait_for_delivery(
 def summarize(rows: list[RecipientRow], expected: int) -> dict[str, Any]:
     """The delivery figures from the recipients' rows (terminal or not)."""
     terminal = [r for r in rows if r.status in TERMINAL]
-    delivered = sum(1 for r in terminal if r.status == "DONE")
+    delivered = sum(1 for r in terminal if r.status in TOOK)
     per_s: float | None = None
     if terminal:
         span = (max(r.updated_at for r in terminal)
