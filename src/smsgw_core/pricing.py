@@ -58,6 +58,28 @@ def segment(text: str) -> Segmentation:
     return Segmentation(encoding, parts, units)
 
 
+def parts(text: str) -> list[str]:
+    """Split `text` into the parts `segment` counts, one string per SMS sent.
+
+    The same greedy fill as `segment`, so an operator is handed exactly the segments
+    the customer paid for, and a two-unit character (a GSM-7 escape pair, a UTF-16
+    surrogate pair) never straddles two parts. A text that fits one SMS is one part.
+    """
+    encoding, widths = _unit_widths(text)
+    single, per_part = _CAPACITY[encoding]
+    if sum(widths) <= single:
+        return [text]
+    pieces: list[str] = []
+    start, used = 0, 0
+    for index, width in enumerate(widths):
+        if used + width > per_part:
+            pieces.append(text[start:index])
+            start, used = index, 0
+        used += width
+    pieces.append(text[start:])
+    return pieces
+
+
 @dataclass(frozen=True, slots=True)
 class Tariff:
     """Price of one segment to one recipient, per message type."""

@@ -12,6 +12,7 @@ from smsgw_core.pricing import (
     GSM7_EXTENSION,
     Encoding,
     Tariff,
+    parts,
     quote,
     segment,
 )
@@ -243,3 +244,39 @@ def test_segment_matches_reference(text: str) -> None:
     assert got.encoding is encoding
     assert got.units == units
     assert got.segments == len(parts)
+
+
+# --- the parts sent are the segments charged -------------------------------------------
+
+
+@settings(max_examples=400)
+@given(texts)
+def test_parts_are_exactly_the_segments_charged(text: str) -> None:
+    pieces = parts(text)
+    assert len(pieces) == segment(text).segments
+    assert "".join(pieces) == text
+    encoding, reference, _ = reference_parts(text)
+    # Each part holds the units the reference puts there: none split, none moved.
+    assert [units_in(p, encoding) for p in pieces] == [len(r) for r in reference]
+
+
+def units_in(piece: str, encoding: Encoding) -> int:
+    """A part's size in its whole text's units (a part alone may look GSM-7)."""
+    if encoding is Encoding.UCS2:
+        return len(piece.encode("utf-16-le")) // 2
+    return sum(2 if c in SPEC_EXTENSION else 1 for c in piece)
+
+
+@given(st.text())
+def test_parts_of_any_text(text: str) -> None:
+    pieces = parts(text)
+    assert len(pieces) == segment(text).segments
+    assert "".join(pieces) == text
+
+
+def test_parts_at_the_boundaries() -> None:
+    assert parts("") == [""]
+    assert parts("a" * 160) == ["a" * 160]
+    assert parts("a" * 161) == ["a" * 153, "a" * 8]
+    assert parts("a" * 152 + "€" + "a" * 152) == ["a" * 152, "€" + "a" * 151, "a"]
+    assert parts("ж" * 66 + "😀" + "ж" * 66) == ["ж" * 66, "😀" + "ж" * 65, "ж"]
