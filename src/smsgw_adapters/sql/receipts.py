@@ -39,6 +39,11 @@ _ORPHANS = (
     .limit(sa.bindparam("limit"))
     .with_for_update()
 )
+_NAMED = (  # the ids of these that a recipient has
+    sa.select(sms_status.c.message_id)
+    .where(sms_status.c.provider == sa.bindparam("operator"),
+           sms_status.c.message_id.in_(sa.bindparam("message_ids", expanding=True)))
+)
 
 
 class SqlReceipts(SqlRepository):
@@ -60,10 +65,13 @@ class SqlReceipts(SqlRepository):
                 # transaction committed while ours waited): run ours again, it will
                 # see that row and count a duplicate.
                 raise TransientConflict(f"receipt inserted concurrently: {exc.orig}") from exc
+        # True once per inserted id, at its first position: by position, not by
+        # identity (the same Receipt object may come twice in one batch).
         taken = {r.about for r in new}
         result = []
         for receipt in receipts:
-            result.append(receipt.about in taken and first[receipt.about] is receipt)
+            result.append(receipt.about in taken)
+            taken.discard(receipt.about)
         return result
 
     async def waiting(self, messages: Collection[OperatorMessage]) -> list[Receipt]:
@@ -79,6 +87,15 @@ class SqlReceipts(SqlRepository):
         rows = (await self._conn.execute(
             _ORPHANS, {"before": received_before, "limit": limit})).all()
         gone = [_receipt(row) for row in rows]
+        # Looked at again now that they are locked, in a statement of its own: the
+        # locking read's NOT EXISTS saw the recipients as they were when it began
+        # (READ COMMITTED), so an answer that applied one of these receipts and
+        # committed while that read waited for its lock was missed there.
+        named: set[OperatorMessage] = set()
+        for operator, ids in _by_operator([r.about for r in gone]).items():
+            named.update(OperatorMessage(operator, message_id) for (message_id,) in (
+                await self._conn.execute(_NAMED, {"operator": operator, "message_ids": ids})))
+        gone = [r for r in gone if r.about not in named]
         for operator, ids in _by_operator([r.about for r in gone]).items():
             await self._conn.execute(operator_receipts.delete().where(
                 _r.operator == operator, _r.message_id.in_(ids)))

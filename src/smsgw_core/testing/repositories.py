@@ -15,7 +15,7 @@ from smsgw_core.errors import (
 )
 from smsgw_core.fairness import Waiting
 from smsgw_core.ledger import Transaction, TransactionType, charge_id, refused_charges
-from smsgw_core.messages import RecipientMessage, SmsStatus
+from smsgw_core.messages import RecipientMessage, SmsStatus, check_transition
 from smsgw_core.outbox import DeliveryJob, OutboxEvent, UndecodablePayload
 from smsgw_core.ports import (
     Backlog,
@@ -141,6 +141,8 @@ class InMemoryMessages(_Repo):
     async def report_many(
         self, reports: Sequence[tuple[OperatorMessage, SmsStatus]], at: datetime
     ) -> list[Reached | None]:
+        for _, status in reports:  # as the SQL one: any batch naming another status
+            check_transition(SmsStatus.DONE, status)
         return [self._report(about, status, at) for about, status in reports]
 
     def _report(self, about: OperatorMessage, status: SmsStatus, at: datetime) -> Reached | None:
