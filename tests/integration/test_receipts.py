@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,107 @@ def test_embedded_gateway_takes_receipts_in_process_and_over_http(tmp_path: Path
     assert snap.receipts[unknown] == "delivered" and unknown not in snap.by_message()
     assert_money(snap, sent, TOP_UP, refunds_on=False)
     assert balance == snap.balance == TOP_UP - sum(s.cost for s in sent.values())
+
+
+def _reported(sims: list[ReceiptSim]) -> int:
+    return sum(sum(sim.stats()["receipts"][s] for s in ("delivered", "undelivered", "expired"))
+               for sim in sims)
+
+
+def _reported_beyond(sims: list[ReceiptSim], before: int) -> bool:
+    return _reported(sims) > before
+
+
+def _pending(sims: list[ReceiptSim]) -> int:
+    return sum(int(sim.stats()["receipts"]["pending"]) for sim in sims)
+
+
+def test_api_killed_while_receipts_arrive_applies_each_once(tmp_path: Path) -> None:
+    """Two waves of 1,000 recipients; in each, as soon as the API has acknowledged
+    some of the wave's receipts, it is killed -9 (receipts still owed, maybe a batch
+    in its transaction) and started again on its port. The simulators send again
+    whatever got no 200: each receipt is applied once, and refunded once."""
+    with ExitStack() as stack:
+        gateway = new_gateway("split", tmp_path / "gateway", stack, **GATEWAY, **_refunds(True))
+        sims = start_sims(stack, tmp_path, gateway, *TWO_OPERATORS)
+        gateway.start()
+        gateway.top_up(USER, TOP_UP)
+
+        sent: dict[str, Sent] = {}
+        owed_at_kill: list[int] = []
+        for wave in (range(0, SMS_COUNT // 2), range(SMS_COUNT // 2, SMS_COUNT)):
+            before = _reported(sims)
+            sent.update(_send_all(gateway, wave))
+            wait_until(partial(_reported_beyond, sims, before), timeout=60, every=0.02)
+            gateway.kill("api")
+            owed_at_kill.append(_pending(sims))
+            gateway.start("api")
+
+        snap = wait_all_reported(gateway, USER, sims, SMS_COUNT * PER_SMS)
+        statuses = assert_as_reported(snap, sims)
+        reported = {(sim.name, mid) for sim in sims for mid in sim.receipts()["reported"]}
+        duplicates = metric(gateway, "smsgw_receipts_total", status="duplicate")
+        print(f"statuses {dict(statuses)}, owed at the kills {owed_at_kill}, duplicates "
+              f"after the last restart {duplicates:g}")
+
+        assert sum(owed_at_kill) > 0  # the kills did cut receipts off
+        assert statuses["FAILED"] == 0
+        assert set(snap.receipts) == reported  # one row each, no other
+        # Moved once each: one refund per UNDELIVERED or EXPIRED recipient, its share.
+        assert_money(snap, sent, TOP_UP, refunds_on=True)
+        refunds = [t for t, kind, _ in snap.ledger if kind == "refund"]
+        assert len(refunds) == len(set(refunds)) == statuses["UNDELIVERED"] + statuses["EXPIRED"]
+        assert api_balance(gateway, USER) == snap.balance
+
+
+def test_worker_killed_before_its_outcomes_land_applies_the_kept_receipts_then(
+    tmp_path: Path,
+) -> None:
+    """A answers after 4 s but reports at once: every receipt is kept before its
+    recipient has the message id. The worker is killed -9 with the sends in flight
+    (no outcome written); restarted, it claims them again once their lease (5 s)
+    lapses, A answers each resend with the same id and no new receipt, and the
+    outcomes apply the receipts kept for them."""
+    with ExitStack() as stack:
+        gateway = new_gateway("split", tmp_path / "gateway", stack, **_refunds(True),
+                              SMSGW_DELIVERY_LEASE_S="5")
+        sims = start_sims(stack, tmp_path, gateway,
+                          {"name": "A", "latency_ms": 4000, "receipt_delay_ms": 0, "seed": 31})
+        (a,) = sims
+        recipients = 2 * PER_SMS
+        gateway.start()
+        gateway.top_up(USER, TOP_UP)
+        sent = _send_all(gateway, range(2))
+
+        # Every send taken by A and every receipt it owes acknowledged (kept) ...
+        wait_until(lambda: a.stats()["accepted"] == recipients and _pending(sims) == 0,
+                   timeout=60, every=0.02)
+        gateway.kill("worker")  # ... while A still sleeps on its answers
+        at_kill = snapshot(gateway, USER)
+        in_flight = {key for key, row in at_kill.rows.items() if row.status == "SENDING"}
+        kept = metric(gateway, "smsgw_receipts_total", operator="A", status="kept")
+        a.control(latency_ms=0)
+        gateway.start("worker")
+
+        snap = wait_all_reported(gateway, USER, sims, recipients)
+        statuses = assert_as_reported(snap, sims)
+        stats = a.stats()
+        listing = a.receipts()
+        print(f"statuses {dict(statuses)}, in flight at the kill {len(in_flight)}, "
+              f"kept {kept:g}, A {stats}")
+
+        assert in_flight, at_kill.statuses()  # the kill found sends in flight
+        # Their receipts had come (each kept: its recipient had no message id yet) ...
+        named = {key: row.message_id for key, row in snap.rows.items() if key in in_flight}
+        came_first = [mid for mid in named.values() if mid in listing["reported"]]
+        assert came_first and kept >= len(came_first)
+        assert set(at_kill.receipts) == {("A", mid) for mid in listing["reported"]}
+        # ... and were applied when the outcomes of the resends landed (as reported, above).
+        assert stats["accepted"] == recipients  # the resends got their first ids back
+        assert stats["duplicates"] >= len(in_flight)
+        assert statuses["FAILED"] == 0
+        assert set(snap.receipts) == set(at_kill.receipts)
+        assert_money(snap, sent, TOP_UP, refunds_on=True)
+        refunds = [t for t, kind, _ in snap.ledger if kind == "refund"]
+        assert len(refunds) == statuses["UNDELIVERED"] + statuses["EXPIRED"] > 0
+        assert api_balance(gateway, USER) == snap.balance
