@@ -177,9 +177,14 @@ class ReceiptRepository(Protocol):
         """The receipts kept for these message ids (an answer naming them is being
         recorded now), in the order they came."""
 
+    async def matched(self, messages: Collection[OperatorMessage]) -> None:
+        """These receipts found their recipient: no longer kept, whatever became of
+        it (the orphan sweep passes them by; they stay, the record of what was said)."""
+
     async def expire(self, received_before: datetime, limit: int) -> list[Receipt]:
-        """Delete (and return) up to `limit` receipts received before `received_before`
-        whose message id no recipient has: orphans, they will never find one."""
+        """Delete (and return) up to `limit` kept receipts received before
+        `received_before` whose message id no recipient has: orphans, they will
+        never find one."""
 
 
 class OutboxRepository(Protocol):

@@ -8,8 +8,9 @@ A receipt is a fact from outside and arrives in any order: before the
 operator's answer is recorded (SMPP sends both on one session, the receipt
 can win the race), twice, late, or for a message id nothing knows. The rules:
 
-- the first final receipt of a recipient wins; any later one changes
-  nothing and is counted as a duplicate (a status never moves backwards);
+- the first final receipt for a message id wins; any later one changes
+  nothing and is counted as a duplicate (a status never moves backwards),
+  also while the first is still kept;
 - a receipt that matches no recipient yet is kept, and applied when the
   operator's answer with that message id is recorded; kept past the orphan
   time (SMSGW_RECEIPT_ORPHAN_TTL_S), it is dropped and counted as an orphan;
@@ -131,7 +132,12 @@ class ReceiptDesk:
         """Apply `receipt` to its recipient, or keep it until one has its id."""
         current = self.tracked.get(receipt.about)
         if current is None:
-            self.kept.setdefault(receipt.about, []).append(receipt)
+            if receipt.about in self.kept:
+                # The first receipt for an id wins while it is kept too: a storage
+                # keeps one per id, and drops it (with its repeats) as one orphan.
+                self.duplicates += 1
+                return Verdict.DUPLICATE, None
+            self.kept[receipt.about] = [receipt]
             return Verdict.KEPT, None
         return self._apply(current, receipt)
 

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import pytest
 from contract_helpers import T0, at, charge, messages, topup
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from receipt_helpers import (
     OP,
@@ -38,10 +38,8 @@ from smsgw_core.ports import HistoryFilter, RecipientFinish, UnitOfWorkFactory
 from smsgw_core.receipts import (
     OperatorMessage,
     Receipt,
-    ReceiptDesk,
     ReceiptPolicy,
     Reported,
-    Tracked,
 )
 from smsgw_core.services.receipts import ReceiptCounts, ReceiptIntake
 from smsgw_core.testing import FakeClock, InMemoryDatabase
@@ -367,13 +365,11 @@ async def test_refunds_follow_the_setting_once_each_through_the_ledger(
     await twin.check()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "storage keeps one receipt per id: a repeat that came while the first was kept is "
-    "counted a duplicate, so when the first is dropped as an orphan the repeat is lost, "
-    "where ReceiptDesk keeps it and applies it to the answer (needs a schema change)"))
-async def test_a_repeat_of_a_kept_receipt_outlives_the_first_as_the_desk_says(
+async def test_a_repeat_of_a_kept_receipt_is_a_duplicate_and_goes_with_the_first(
     uow_factory: UnitOfWorkFactory,
 ) -> None:
+    """The first receipt for an id wins while it is kept too: the repeat changes
+    nothing, and when the first is dropped as an orphan the id has no receipt."""
     twin = await _twin(uow_factory, ReceiptPolicy(orphan_ttl=TTL))
     gw = twin.gateway
     sms = await twin.accept("s1", [A], share=1)
@@ -381,7 +377,7 @@ async def test_a_repeat_of_a_kept_receipt_outlives_the_first_as_the_desk_says(
     gw.wait(40)
     await twin.receive(receipt("m-a", UNDELIVERED, gw.now()))
     gw.wait(30)
-    await twin.expire()  # the first is past the orphan time, the repeat is not
+    await twin.expire()  # the first is past the orphan time: gone, with its repeat
     assert await twin.done(sms, A, "m-a")
     await twin.check()
 
@@ -456,31 +452,6 @@ def _receipts(step: Report, prefix: str, clock: FakeClock) -> list[Receipt]:
             for n, reported, code, said in step.batch]
 
 
-def splits_a_kept_id(script: Sequence[Step]) -> bool:
-    """Whether a sweep would drop some of the receipts the desk keeps for an id but
-    not all: the one case where storage (one receipt per id) and the desk part
-    (see the xfail test above)."""
-    desk = ReceiptDesk(orphan_ttl=TTL)
-    clock = FakeClock(T0)
-    settled: set[int] = set()
-    last: list[Receipt] = []
-    for step in script:
-        if isinstance(step, Answer | Fail) and step.n not in settled:
-            settled.add(step.n)
-            if isinstance(step, Answer):
-                desk.answered(Tracked("", "", OperatorMessage(OP, _message_id("", step.n))))
-        elif isinstance(step, Report | Resend):
-            last = _receipts(step, "", clock) if isinstance(step, Report) else last
-            for r in last:
-                desk.receive(r)
-        elif isinstance(step, Wait):
-            clock.advance(timedelta(seconds=step.seconds))
-        elif isinstance(step, Sweep) and any(
-                r.about in desk.kept for r in desk.expire(clock.now())):
-            return True
-    return False
-
-
 async def play(
     uow_factory: UnitOfWorkFactory, script: Sequence[Step], refund: bool, customer: int,
     prefix: str,
@@ -519,7 +490,6 @@ async def play(
 async def test_any_interleaving_in_memory_ends_as_the_desk_says(
     script: list[Step], refund: bool,
 ) -> None:
-    assume(not splits_a_kept_id(script))
     await play(InMemoryDatabase().uow, script, refund, 1, "")
 
 
@@ -541,7 +511,6 @@ async def _sweep_everything(uow_factory: UnitOfWorkFactory) -> None:
 async def test_any_interleaving_on_sql_ends_as_the_desk_says(
     uow_factory: UnitOfWorkFactory, script: list[Step], refund: bool,
 ) -> None:
-    assume(not splits_a_kept_id(script))
     # One store for every example: each its own customer, SMS and operator ids.
     example = next(_examples)
     await _sweep_everything(uow_factory)

@@ -32,7 +32,8 @@ _FOR_IDS = (
 )
 _ORPHANS = (
     sa.select(operator_receipts)
-    .where(_r.received_at < sa.bindparam("before", type_=_r.received_at.type),
+    .where(_r.kept == sa.true(),
+           _r.received_at < sa.bindparam("before", type_=_r.received_at.type),
            ~sa.exists().where(sms_status.c.provider == _r.operator,
                               sms_status.c.message_id == _r.message_id))
     .order_by(_r.received_at)
@@ -83,6 +84,13 @@ class SqlReceipts(SqlRepository):
         found.sort(key=lambda r: r.received_at)
         return found
 
+    async def matched(self, messages: Collection[OperatorMessage]) -> None:
+        for operator, ids in _by_operator(messages).items():
+            await self._conn.execute(
+                operator_receipts.update()
+                .where(_r.operator == operator, _r.message_id.in_(ids), _r.kept == sa.true())
+                .values(kept=False))
+
     async def expire(self, received_before: datetime, limit: int) -> list[Receipt]:
         rows = (await self._conn.execute(
             _ORPHANS, {"before": received_before, "limit": limit})).all()
@@ -112,7 +120,7 @@ def _by_operator(messages: Collection[OperatorMessage]) -> dict[str, list[str]]:
 def _row(r: Receipt) -> dict[str, Any]:
     return {"operator": r.about.operator, "message_id": r.about.message_id,
             "status": r.reported.value, "error_code": r.error_code,
-            "done_at": r.done_at, "received_at": r.received_at}
+            "done_at": r.done_at, "received_at": r.received_at, "kept": True}
 
 
 def _receipt(row: sa.Row[Any]) -> Receipt:

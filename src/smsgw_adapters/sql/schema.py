@@ -70,7 +70,10 @@ operator_receipts = sa.Table(
     sa.Column("error_code", sa.String(32), nullable=False, server_default=""),
     sa.Column("done_at", UtcDateTime(fractional=True), nullable=True),
     sa.Column("received_at", UtcDateTime(fractional=True), nullable=False),
-    sa.Index("idx_operator_receipts_received", "received_at"),
+    # No recipient found yet: the orphan sweep reads these only.
+    sa.Column("kept", sa.Boolean(create_constraint=False), nullable=False,
+              server_default=sa.true()),
+    sa.Index("idx_operator_receipts_kept", "kept", "received_at"),
 )
 
 outbox_events = sa.Table(

@@ -55,6 +55,9 @@ async def apply_receipts(
         return outcome
     reached = await uow.messages.report_many(
         [(r.about, r.reported.status) for r in receipts], now)
+    found = [r.about for r, hit in zip(receipts, reached, strict=True) if hit is not None]
+    if found:
+        await uow.receipts.matched(found)
     owed: list[tuple[Receipt, Reached]] = []
     for receipt, hit in zip(receipts, reached, strict=True):
         if hit is None:

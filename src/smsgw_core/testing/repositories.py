@@ -197,11 +197,15 @@ class InMemoryReceipts(_Repo):
     async def waiting(self, messages: Collection[OperatorMessage]) -> list[Receipt]:
         return [r for about, r in self.s.receipts.items() if about in messages]
 
+    async def matched(self, messages: Collection[OperatorMessage]) -> None:
+        self.s.matched_receipts.update(messages)
+
     async def expire(self, received_before: datetime, limit: int) -> list[Receipt]:
         known = {OperatorMessage(m.provider, m.message_id) for _, m in self.s.messages
                  if m.message_id}
         gone = [r for about, r in self.s.receipts.items()
-                if r.received_at < received_before and about not in known][:limit]
+                if r.received_at < received_before and about not in known
+                and about not in self.s.matched_receipts][:limit]
         for receipt in gone:
             del self.s.receipts[receipt.about]
         return gone

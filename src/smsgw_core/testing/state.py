@@ -33,6 +33,7 @@ class InMemoryState:
     customers: dict[int, Customer] = field(default_factory=dict)
     keys: dict[str, ApiKey] = field(default_factory=dict)
     receipts: dict[OperatorMessage, Receipt] = field(default_factory=dict)  # the first of each
+    matched_receipts: set[OperatorMessage] = field(default_factory=set)  # no longer kept
     next_id: int = 1
 
     def take_id(self) -> int:

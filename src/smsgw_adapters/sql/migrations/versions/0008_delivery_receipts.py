@@ -5,7 +5,9 @@ and the receipts operators sent.
   (provider, message_id): a receipt names its recipient by these two;
 - operator_receipts: the first receipt for each (operator, message id), the
   record of what the operator said (status, its error code, when) and, while no
-  recipient has the id yet, the receipt kept for the answer to come.
+  recipient has the id yet, the receipt kept for the answer to come (`kept`
+  until a recipient with the id is found: the orphan sweep reads only those,
+  along idx_operator_receipts_kept).
 
 Revision ID: 0008
 Revises: 0007
@@ -38,13 +40,15 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(32), nullable=False, server_default=""),
         sa.Column("done_at", UtcDateTime(fractional=True), nullable=True),
         sa.Column("received_at", UtcDateTime(fractional=True), nullable=False),
+        sa.Column("kept", sa.Boolean(create_constraint=False), nullable=False,
+                  server_default=sa.true()),
         sa.PrimaryKeyConstraint("operator", "message_id"),
     )
-    op.create_index("idx_operator_receipts_received", "operator_receipts", ["received_at"])
+    op.create_index("idx_operator_receipts_kept", "operator_receipts", ["kept", "received_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("idx_operator_receipts_received", table_name="operator_receipts")
+    op.drop_index("idx_operator_receipts_kept", table_name="operator_receipts")
     op.drop_table("operator_receipts")
     op.drop_index("idx_sms_status_provider_message", table_name="sms_status")
     with op.batch_alter_table("sms_status") as table:
