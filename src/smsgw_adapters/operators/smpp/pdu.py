@@ -342,7 +342,8 @@ class DeliverSmResp(_MessageIdResp):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unknown:
-    """A PDU of a command this codec does not know: answer it with generic_nack."""
+    """A PDU of a command this codec does not know (data_sm, query_sm, outbind, ...):
+    answer it with `generic_nack`, unless it is a response (`is_response`)."""
 
     command_id: int
     sequence_number: int
@@ -725,12 +726,3 @@ def parse_smpp_time(value: str) -> datetime | timedelta | None:
     local = datetime(2000 + yy, mo, dd, hh, mi, ss, tenths * 100_000, timezone(offset))
     return local.astimezone(UTC)
 
-
-__all__ = [
-    "Bind", "BindMode", "BindResp", "CommandId", "CommandStatus", "DeliverSm",
-    "DeliverSmResp", "EnquireLink", "EnquireLinkResp", "FramingError", "GenericNack",
-    "Malformed", "MessageState", "NetworkErrorCode", "Pdu", "PduError", "PduReader",
-    "SubmitOutcome", "SubmitSm", "SubmitSmResp", "Tag", "Tlvs", "Unbind", "UnbindResp",
-    "Unknown", "classify_submit_status", "decode", "encode", "generic_nack", "parse_smpp_time",
-    "response_to", "smpp_time", "status_name",
-]
