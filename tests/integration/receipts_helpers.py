@@ -220,6 +220,7 @@ class Snapshot:
     ledger: list[tuple[str, str, int]]  # (transaction_id, type, amount)
     balance: int
     receipts: dict[tuple[str, str], str] = field(default_factory=dict)  # (op, id) -> status
+    unmatched: set[tuple[str, str]] = field(default_factory=set)  # kept: no recipient found
 
     def statuses(self) -> Counter[str]:
         return Counter(row.status for row in self.rows.values())
@@ -235,7 +236,7 @@ _ROWS = ("SELECT sms_identifier, recipient, status, provider, message_id FROM sm
 _LEDGER = ("SELECT transaction_id, transaction_type, amount FROM user_transactions"
            " WHERE user_id = ? ORDER BY id")
 _BALANCE = "SELECT balance FROM user_balances WHERE user_id = ?"
-_RECEIPTS = "SELECT operator, message_id, status FROM operator_receipts"
+_RECEIPTS = "SELECT operator, message_id, status, kept FROM operator_receipts"
 
 
 def snapshot(gateway: Gateway, user_id: int) -> Snapshot:
@@ -272,7 +273,8 @@ def snapshot(gateway: Gateway, user_id: int) -> Snapshot:
         rows={(s, r): Row(status, provider, mid or "") for s, r, status, provider, mid in rows},
         ledger=[(str(t), str(kind), int(a)) for t, kind, a in ledger],
         balance=int(balance[0][0]),
-        receipts={(op, mid): status for op, mid, status in receipts},
+        receipts={(op, mid): status for op, mid, status, _ in receipts},
+        unmatched={(op, mid) for op, mid, _, kept in receipts if kept},
     )
 
 
@@ -349,9 +351,10 @@ def assert_as_reported(snap: Snapshot, sims: list[ReceiptSim],
         assert not reported.keys() & never
         # Every receipt the simulator had acknowledged names one of our recipients ...
         assert reported.keys() <= named.keys(), sorted(reported.keys() - named.keys())[:5]
-        # ... and each is the first (and only) receipt kept for its id.
+        # ... and each is the first (and only) receipt kept for its id, matched.
         for about, status in reported.items():
             assert snap.receipts[about] == status.lower(), about
+        assert not reported.keys() & snap.unmatched
         mine = {about: row for about, row in ((k, snap.rows[v]) for k, v in named.items())
                 if about[0] == sim.name}
         assert mine.keys() == reported.keys() | never, "a send taken twice or not at all"

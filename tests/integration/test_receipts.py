@@ -160,7 +160,7 @@ def test_split_gateway_settles_every_recipient_as_its_operator_reported(
         assert kept_early >= 1  # receipts that overtook their answers were kept ...
         # ... and applied when the answers landed (assert_as_reported: every reported one).
         # The id no recipient has stays kept; every other receipt row is one reported.
-        assert snap.receipts[unknown] == "delivered"
+        assert snap.receipts[unknown] == "delivered" and snap.unmatched == {unknown}
         assert unknown not in snap.by_message()
         reported = {(sim.name, mid) for sim in (a, b) for mid in sim.receipts()["reported"]}
         assert set(snap.receipts) == reported | set(posted) | {unknown}
@@ -240,6 +240,7 @@ def test_embedded_gateway_takes_receipts_in_process_and_over_http(
             operator, message_id))
         assert row.status == status or snap.receipts[(operator, message_id)] == row.status.lower()
     assert snap.receipts[unknown] == "delivered" and unknown not in snap.by_message()
+    assert snap.unmatched == {unknown}  # every other receipt found its recipient
     assert_money(snap, sent, TOP_UP, refunds_on)
     if not refunds_on:
         assert snap.balance == TOP_UP - sum(s.cost for s in sent.values())
@@ -289,6 +290,7 @@ def test_api_killed_while_receipts_arrive_applies_each_once(tmp_path: Path) -> N
         assert sum(owed_at_kill) > 0  # the kills did cut receipts off
         assert statuses["FAILED"] == 0
         assert set(snap.receipts) == reported  # one row each, no other
+        assert not snap.unmatched
         # Moved once each: one refund per UNDELIVERED or EXPIRED recipient, its share.
         assert_money(snap, sent, TOP_UP, refunds_on=True)
         refunds = [t for t, kind, _ in snap.ledger if kind == "refund"]
@@ -343,6 +345,7 @@ def test_worker_killed_before_its_outcomes_land_applies_the_kept_receipts_then(
         assert stats["duplicates"] >= len(in_flight)
         assert statuses["FAILED"] == 0
         assert set(snap.receipts) == set(at_kill.receipts)
+        assert at_kill.unmatched >= {("A", mid) for mid in came_first} and not snap.unmatched
         assert_money(snap, sent, TOP_UP, refunds_on=True)
         refunds = [t for t, kind, _ in snap.ledger if kind == "refund"]
         assert len(refunds) == statuses["UNDELIVERED"] + statuses["EXPIRED"] > 0
