@@ -96,6 +96,9 @@ OUTSIDE: tuple[Variable, ...] = (
     Variable("SMSGW_FUZZ_CUSTOMER", "unset",
              "the customer whose key the fuzzer sends with, topped up by its hook "
              "(`fuzz_hooks.py`); `test_fuzz_document.py` sets it", "the fuzzer's hook"),
+    Variable("SMSGW_TEST_RACE_SEED", "`25`",
+             "the seed of the MariaDB receipt races in `test_receipts_contract.py`",
+             "the tests"),
     Variable("SMSGW_FUZZ_OPERATOR", "unset",
              "the operator whose receipt token the fuzzer sends with: its hook posts the "
              "receipts generated as valid as this operator's; `test_fuzz_document.py` sets it",

@@ -22,6 +22,7 @@ from msgspec import Meta
 from smsgw_adapters.observability import logs
 from smsgw_app import operator_kinds
 from smsgw_app.operator_kinds import OperatorSpec
+from smsgw_core.routing import Routes, RoutesError
 from smsgw_core.send_limits import Rate
 
 
@@ -226,6 +227,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     `/balance/add`) are open to anyone who reaches the port, as the Go
     service's were (a WARNING at start says so); `key`: they take a Bearer API
     key as `/v1` does (see [Customers and keys](api.md#customers-and-keys-the-v1-api))."""
+    routes: Routes | None = None
+    """Which operators serve which numbers, `PREFIXES=OPERATORS;…` by number
+    prefix as the customer wrote it (`0912,+98912=MCI,B;*=A,B`): the longest
+    matching prefix's operators, in failover order; `*` for the rest. A
+    recipient no route serves is refused when sent (400). Unset: every
+    recipient to every operator, in `SMSGW_OPERATORS` order
+    ([operators.md](operators.md#routes))."""
     customer_rate: Rate | None = None
     """Every customer's send limit, `RATE/s` or `RATE/s,burst=N` in recipients
     (e.g. `200/s,burst=1000`; `RATE/s` alone: a burst of one second's worth),
@@ -258,7 +266,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
                 values[setting.name] = parse(raw)  # set but empty is refused, not the default
             elif parse is None and raw:
                 values[setting.name] = _read(setting.encode_name, raw, setting.type)
-        return cls(**values)
+        settings = cls(**values)
+        _routes_name_operators(settings)
+        return settings
+
+    def routing(self) -> Routes:
+        """The routes in force: SMSGW_ROUTES, or every operator for every number."""
+        return self.routes or Routes.everything_to([spec.name for spec in self.operators])
 
 
 _SWITCHED = {"true": True, "1": True, "yes": True, "on": True,
@@ -426,6 +440,21 @@ def _capped(spec: OperatorSpec) -> OperatorSpec:
                         spec.receipt_token)
 
 
+def _routes(raw: str) -> Routes:
+    try:
+        return Routes.parse(raw)
+    except RoutesError as exc:
+        raise ConfigError(f"SMSGW_ROUTES: {exc}") from None
+
+
+def _routes_name_operators(settings: Settings) -> None:
+    if settings.routes is None:
+        return
+    unknown = settings.routes.operators() - {spec.name for spec in settings.operators}
+    if unknown:
+        raise ConfigError(f"SMSGW_ROUTES: {', '.join(sorted(unknown))}: not in SMSGW_OPERATORS")
+
+
 def _customer_rate(raw: str) -> Rate:
     try:
         return Rate.parse(raw)
@@ -469,6 +498,7 @@ _OWN_SYNTAX: dict[str, Callable[[str], Any]] = {
     "broker_url": _broker_url,
     "operators": _operators,
     "customer_rate": _customer_rate,
+    "routes": _routes,
     "metrics_token": _metrics_token,
     "cors_origins": _cors_origins,
     "log_level": _log_setting(logs.parse_log_level),

@@ -107,8 +107,9 @@ class Container(containers.DeclarativeContainer):
     admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
     # ---- use cases --------------------------------------------------------------------
+    routes = providers.Singleton(lambda s: s.routing() if s.routes else None, settings)
     sms_sender = providers.Singleton(
-        SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry
+        SmsSender, uow, clock, ids, tariff, wakeup, telemetry=telemetry, routes=routes,
     )
     send_limits = providers.Singleton(
         SendLimits, uow, time.monotonic, settings.provided.customer_rate)
@@ -134,6 +135,7 @@ class Container(containers.DeclarativeContainer):
     deliverer = providers.Singleton(
         Deliverer, uow, clock, operators, breaker, delivery_policy, telemetry=telemetry,
         receipts=providers.Callable(assembly.kept_receipts, settings, receipt_policy),
+        routes=routes,
     )
     # A span "sms.deliver" per delivery when tracing.
     deliver = providers.Singleton(traced_handler, deliverer.provided.deliver)

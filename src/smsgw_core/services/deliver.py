@@ -34,6 +34,7 @@ from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import CircuitBreaker, Clock, Operator, UnitOfWork, UnitOfWorkFactory
 from smsgw_core.receipts import ReceiptPolicy
+from smsgw_core.routing import Routes
 from smsgw_core.services.coalesce import Coalescer
 from smsgw_core.services.receipts import report as report_receipts
 from smsgw_core.services.settle import Settled, Settlement, Verdict, settle
@@ -99,6 +100,8 @@ class Deliverer:
     # Receipts kept for an operator message id are applied when the answer naming it
     # is recorded (None: the gateway takes no receipts, none are looked for).
     receipts: ReceiptPolicy | None = field(default_factory=ReceiptPolicy)
+    # Which operators may take a recipient, by its number (None: all, in order).
+    routes: Routes | None = None
     # A claim names the SMS and the recipients of this delivery (all or a part of them).
     _claims: dict[MessageType, Coalescer[tuple[str, tuple[str, ...]], list[str]]] = field(
         init=False, repr=False)
@@ -113,6 +116,8 @@ class Deliverer:
         self._claims = {kind: Coalescer(self._claim_group) for kind in MessageType}
         self._outcomes = {kind: Coalescer(self._record_group) for kind in MessageType}
         self._calls = {kind: FairGate(self.max_calls) for kind in MessageType}
+        self._by_name = {operator.name: operator for operator in self.operators}
+        self._routed: dict[tuple[str, ...], list[Operator]] = {}
 
     async def deliver(self, delivery: DeliveryJob) -> DeliveryCounts:
         claimed = await self._claims[delivery.type].submit(
@@ -182,8 +187,23 @@ class Deliverer:
         gate: AbstractAsyncContextManager[object] = _UNGATED,
     ) -> FailoverResult:
         sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
+        operators = self._operators_for(recipient)
+        if operators is None:  # the routes changed since it was accepted: none will take it
+            return FailoverResult(False, "", "", ("no route serves this number",))
         async with gate, self._calls[delivery.type].slot(delivery.customer_id):
-            return await send_with_failover(sms, self.operators, self.breaker)
+            return await send_with_failover(sms, operators, self.breaker)
+
+    def _operators_for(self, recipient: str) -> Sequence[Operator] | None:
+        if self.routes is None:
+            return self.operators
+        names = self.routes.operators_for(recipient)
+        if names is None:
+            return None
+        operators = self._routed.get(names)
+        if operators is None:
+            operators = self._routed[names] = [self._by_name[n] for n in names
+                                               if n in self._by_name]
+        return operators
 
     async def _claim_group(
         self, deliveries: Sequence[tuple[str, tuple[str, ...]]],

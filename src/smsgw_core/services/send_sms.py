@@ -39,6 +39,7 @@ from smsgw_core.ports import (
     UnitOfWorkFactory,
 )
 from smsgw_core.pricing import Tariff, quote
+from smsgw_core.routing import Routes
 from smsgw_core.telemetry import NoTelemetry, Telemetry
 from smsgw_core.transactions import in_transaction
 
@@ -103,6 +104,8 @@ class SmsSender:
     tariff: Tariff
     signal: OutboxSignal = field(default_factory=_NoSignal)
     telemetry: Telemetry = field(default_factory=NoTelemetry)
+    # A recipient no route serves is refused here, before anything is charged.
+    routes: Routes | None = None
 
     async def send(self, command: SendSms) -> Accepted:
         key = self._check(command)
@@ -202,6 +205,8 @@ class SmsSender:
     def _prepare(self, command: SendSms, now: datetime) -> _Sale:
         """The rows one accepted send writes; raises for a request that cannot be sent."""
         recipients = normalize_recipients(command.recipients)
+        if self.routes is not None:
+            self.routes.check(recipients)
         priced = quote(command.text, recipients, command.type, self.tariff)
         sms_identifier = self.ids.new_id()
         delivery = DeliveryJob(
