@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.harness import Gateway
+from tests.integration.harness import Gateway, GatewayFactory
 
 
 def written(gw: Gateway, user_id: int) -> tuple[int, int, int]:
@@ -168,3 +168,27 @@ def test_the_same_key_from_another_customer_is_independent(
                    headers={"Idempotency-Key": "shared"})
     assert a.status_code == b.status_code == 200
     assert a.json()["sms_identifier"] != b.json()["sms_identifier"]
+
+
+def test_routes_refuse_a_number_no_operator_serves_and_route_the_rest(
+    make_gateway: GatewayFactory,
+) -> None:
+    """SMSGW_ROUTES in the real processes: a send with a number no route serves is a
+    400 naming it, writing nothing; the others go to their route's operator."""
+    gw = make_gateway("A=sim://,B=sim://", SMSGW_ROUTES="0912=B;+98912=A")
+    gw.top_up(7, 100)
+    before = written(gw, 7)
+    with gw.client() as c:
+        refused = c.post("/sms/send", json={"customer_id": 7, "text": "hi",
+                                            "recipients": ["09121234567", "09351234567"]})
+        sent = c.post("/sms/send", json={"customer_id": 7, "text": "hi",
+                                         "recipients": ["09121234567", "+989121234567"]})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["message"].startswith("recipients:")
+    assert "09351234567" in refused.json()["message"]
+    assert sent.status_code == 200, sent.text
+    assert written(gw, 7)[0] == before[0] + 2  # the refused send wrote nothing
+    rows = gw.wait_terminal(sent.json()["sms_identifier"], 7)
+    assert {(r["recipient"], r["provider"]) for r in rows} == {
+        ("09121234567", "B"), ("+989121234567", "A")}
+    assert balance(gw, 7) == 98
