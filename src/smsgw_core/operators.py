@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class ErrorClass(enum.Enum):
@@ -34,3 +35,6 @@ class OutgoingSms:
     recipient: str
     text: str
     reference: str  # stable per recipient, so an operator can drop a resend
+    # When the SMS's validity ends (SMSGW_MESSAGE_TTL_S after acceptance): an operator
+    # that can carry it (SMPP's validity_period) stops trying then too.
+    valid_until: datetime | None = None

@@ -43,6 +43,10 @@ async def test_first_operator_ok(world: World) -> None:
         f"{delivery.sms_identifier}:{N1}", f"{delivery.sms_identifier}:{N2}",
     }
     assert all(s.text == "hello" for s in world.a.sent)
+    # The SMS's validity goes with it, for an operator that can carry it (SMPP).
+    assert delivery.accepted_at is not None
+    assert {s.valid_until for s in world.a.sent} == {
+        delivery.accepted_at + world.validity.validity}
     assert world.balance(U) == 8
     assert not [t for t in world.transactions() if t.type is TransactionType.REFUND]
 

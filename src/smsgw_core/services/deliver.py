@@ -186,7 +186,9 @@ class Deliverer:
         self, delivery: DeliveryJob, recipient: str,
         gate: AbstractAsyncContextManager[object] = _UNGATED,
     ) -> FailoverResult:
-        sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}")
+        accepted = delivery.accepted_at
+        sms = OutgoingSms(recipient, delivery.text, f"{delivery.sms_identifier}:{recipient}",
+                          accepted + self.policy.validity if accepted is not None else None)
         operators = self._operators_for(recipient)
         if operators is None:  # the routes changed since it was accepted: none will take it
             return FailoverResult(False, "", "", ("no route serves this number",))
