@@ -398,21 +398,28 @@ _TOKEN = "receipt_token"
 _TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII: a Bearer header carries it
 
 
-def _with_receipt_token(spec: OperatorSpec) -> OperatorSpec:
-    """The spec with its `receipt_token` parameter, if any, read out of the URL
-    (ours, not the operator's: it is never sent to the operator)."""
+def _taken_out(spec: OperatorSpec, name: str) -> tuple[str | None, str]:
+    """The URL parameter `name` (the last, if repeated; ours, not the operator's:
+    never sent to it) and the spec's URL without it."""
     parts = urlsplit(spec.url)
     params = parse_qsl(parts.query, keep_blank_values=True)
-    tokens = [value for key, value in params if key == _TOKEN]
-    if not tokens:
+    values = [value for key, value in params if key == name]
+    rest = urlencode([(key, value) for key, value in params if key != name])
+    # By hand: urlunsplit would write sim:// without its two slashes.
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
+    return (values[-1] if values else None), url + (f"#{parts.fragment}" if parts.fragment
+                                                   else "")
+
+
+def _with_receipt_token(spec: OperatorSpec) -> OperatorSpec:
+    """The spec with its `receipt_token` parameter, if any, read out of the URL."""
+    token, url = _taken_out(spec, _TOKEN)
+    if token is None:
         return spec
-    if not _TOKEN_TEXT.fullmatch(tokens[-1]):
+    if not _TOKEN_TEXT.fullmatch(token):
         raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: receipt_token: expected 1-200 "
                           "visible ASCII characters (no spaces)")
-    rest = urlencode([(key, value) for key, value in params if key != _TOKEN])
-    url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
-    return OperatorSpec(spec.name, url + (f"#{parts.fragment}" if parts.fragment else ""),
-                        spec.tps, tokens[-1])
+    return OperatorSpec(spec.name, url, spec.tps, token)
 
 
 def _masked_token(url: str) -> str:
@@ -421,23 +428,17 @@ def _masked_token(url: str) -> str:
 
 def _capped(spec: OperatorSpec) -> OperatorSpec:
     """The spec with its `tps` parameter, if any, read out of the URL."""
-    parts = urlsplit(spec.url)
-    params = parse_qsl(parts.query, keep_blank_values=True)
-    caps = [value for key, value in params if key == "tps"]
-    if not caps:
+    cap, url = _taken_out(spec, "tps")
+    if cap is None:
         return spec
     try:
-        tps = float(caps[-1])
+        tps = float(cap)
     except ValueError:
         tps = math.nan
     if not 0 < tps <= 1_000_000:
-        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: tps={caps[-1]!r}: expected sends "
+        raise ConfigError(f"SMSGW_OPERATORS: {spec.name}: tps={cap!r}: expected sends "
                           "per second, above 0 and at most 1000000")
-    rest = urlencode([(key, value) for key, value in params if key != "tps"])
-    # By hand: urlunsplit would write sim:// without its two slashes.
-    url = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
-    return OperatorSpec(spec.name, url + (f"#{parts.fragment}" if parts.fragment else ""), tps,
-                        spec.receipt_token)
+    return OperatorSpec(spec.name, url, tps, spec.receipt_token)
 
 
 def _routes(raw: str) -> Routes:

@@ -156,3 +156,20 @@ async def test_applied_kept_and_duplicates_are_counted_and_applied_once(refund: 
     else:
         assert refunds == []
     assert db.state.balances[7] == sum(tx.amount for _, tx in db.state.transactions)
+
+
+def test_the_receipt_token_is_read_out_of_the_url_and_never_shown() -> None:
+    from smsgw_app.assembly import receipt_tokens
+    from smsgw_app.config import ConfigError, Settings
+
+    settings = Settings.from_env({"SMSGW_OPERATORS":
+                                  "A=http://op:9001/x?tps=5&receipt_token=S3cret&k=1,B=sim://"})
+    a, _ = settings.operators
+    assert (a.url, a.tps, a.receipt_token) == ("http://op:9001/x?k=1", 5.0, "S3cret")
+    assert "S3cret" not in repr(a)  # not in a log line that prints the spec
+    assert receipt_tokens(settings) == {"A": "S3cret"}  # B posts none
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env({"SMSGW_OPERATORS": "A=ftp://op?receipt_token=S3cret"})
+    assert "S3cret" not in str(bad.value) and "receipt_token=***" in str(bad.value)
+    with pytest.raises(ConfigError, match="receipt_token: expected 1-200 visible"):
+        Settings.from_env({"SMSGW_OPERATORS": "A=sim://?receipt_token=a%20b"})
