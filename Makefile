@@ -6,14 +6,32 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: install run migrate test lint typecheck layers pytest test-unit test-contract test-integration fuzz bench chaos clean
+.PHONY: install peers run migrate test lint typecheck layers pytest test-unit test-contract test-integration fuzz bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The reference SMSC of the SMPP tests (tests/peers/smsc: node-smpp, pinned by its
+# package-lock.json). Installed again only when its lock changes, so an installed copy
+# works offline. Without Node.js it is left out with a word: its tests then skip, or
+# fail where SMSGW_REQUIRE_SERVICES=1 (CI), as with MariaDB and RabbitMQ.
+SMSC_PEER  := tests/peers/smsc
+SMSC_STAMP := $(SMSC_PEER)/node_modules/.installed-stamp
+
+$(SMSC_STAMP): $(SMSC_PEER)/package.json $(SMSC_PEER)/package-lock.json
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+		echo "npm ci --prefix $(SMSC_PEER)"; \
+		npm ci --prefix $(SMSC_PEER) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+		echo "node/npm not found: the SMPP reference SMSC ($(SMSC_PEER)) is not installed;" \
+		     "its tests skip (and fail with SMSGW_REQUIRE_SERVICES=1)"; \
+	fi
+
+peers: $(SMSC_STAMP)
+
+install: $(STAMP) peers
 
 run: $(STAMP)
 	$(BIN)/smsgw migrate
@@ -31,7 +49,7 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) peers
 	$(BIN)/pytest
 
 test: lint typecheck layers pytest
@@ -43,7 +61,7 @@ test-unit: $(STAMP)
 test-contract: $(STAMP)
 	$(BIN)/pytest tests/contract
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) peers
 	$(BIN)/pytest tests/integration
 
 # The schema-driven fuzzer against a running gateway (`make run` in another shell),
@@ -66,4 +84,5 @@ chaos: $(STAMP)
 	timeout 600 $(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)
 
 clean:
+	rm -rf $(SMSC_PEER)/node_modules
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache .schemathesis

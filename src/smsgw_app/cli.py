@@ -50,18 +50,35 @@ def _parser() -> argparse.ArgumentParser:
 
     keys_admin.add_arguments(commands.add_parser(
         "keys", help="create, list or revoke API keys"))
-    sim = commands.add_parser("operator-sim", help="play an upstream operator over HTTP")
+    sim = commands.add_parser(
+        "operator-sim", help="play an upstream operator over HTTP (or SMPP with --smpp)")
     sim.add_argument("--name", required=True)
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=9001)
+    sim.add_argument("--port", type=int, default=None,
+                     help="0: a free one (default 9001, with --smpp 2775)")
     sim.add_argument("--fail-rate", type=float, default=0.0,
-                     help="share of sends answered 503 (0-1)")
+                     help="share of sends answered 503 (with --smpp ESME_RSYSERR) (0-1)")
     sim.add_argument("--latency-ms", type=float, default=0.0)
     sim.add_argument("--reject-prefix", default="",
-                     help="numbers starting with this are refused with 422")
+                     help="numbers starting with this are refused with 422 (ESME_RINVDSTADR)")
     from smsgw_adapters.operators import receipt_plan  # light: no HTTP server or client
 
     receipt_plan.add_receipt_arguments(sim)
+    smpp = sim.add_argument_group(
+        "SMPP", "an SMSC (smpp/simulator.py): receipts go over the session to the submits "
+                "that ask for one (--receipts, --receipt-delay-ms; no --receipt-url)")
+    smpp.add_argument("--smpp", action="store_true", help="serve SMPP 3.4 instead of HTTP")
+    smpp.add_argument("--control-port", type=int, default=0,
+                      help="the HTTP control API (/stats, /submits, /messages, /receipts, "
+                           "/control); default a free one")
+    smpp.add_argument("--system-id", default="smsgw", help="the binds' system_id")
+    smpp.add_argument("--password", default="smsgw", help="the binds' password")
+    smpp.add_argument("--throttle-above", type=int, default=0, metavar="N",
+                      help="answer ESME_RTHROTTLED above N submits taken a second (0: never)")
+    smpp.add_argument("--receipt-format", choices=("10", "12", "tlv"), default="10",
+                      help="receipt text with 10- or 12-digit dates, or TLVs only")
+    smpp.add_argument("--receipt-before-resp", action="store_true",
+                      help="write a receipt's first try before the submit_sm_resp")
     seed = commands.add_parser(
         "seed", help="top up many customers at once, straight into the database")
     seed.add_argument("--users", type=int, required=True, metavar="N", help="how many customers")
@@ -77,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
 def _operator_sim(args: argparse.Namespace) -> int:
     from smsgw_adapters.operators.receipt_plan import receipt_options
     from smsgw_adapters.operators.simulated import Behaviour
+
+    if args.smpp:
+        return _smpp_operator_sim(args)
     from smsgw_adapters.operators.simulator_server import run_simulator
 
     try:
@@ -88,9 +108,41 @@ def _operator_sim(args: argparse.Namespace) -> int:
         print(f"smsgw: {exc}", file=sys.stderr)
         return 2
     logs.configure_logging(level, fmt)
+    port = 9001 if args.port is None else args.port
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(args.name, args.host, args.port, args.fail_rate,
+        asyncio.run(run_simulator(args.name, args.host, port, args.fail_rate,
                                   args.latency_ms, args.reject_prefix, **receipts))
+    return 0
+
+
+def _smpp_operator_sim(args: argparse.Namespace) -> int:
+    from smsgw_adapters.operators.receipt_plan import ReceiptPlan
+    from smsgw_adapters.operators.simulated import Behaviour
+    from smsgw_adapters.operators.smpp.simulator import (
+        SmppSimulator,
+        SmscSettings,
+        run_smpp_simulator,
+    )
+
+    try:
+        if args.receipt_url or args.receipt_token:
+            raise ValueError("with --smpp receipts go over the SMPP session: no --receipt-url")
+        plan = Behaviour(receipts=args.receipts).receipt_plan or ReceiptPlan()
+        settings = SmscSettings(
+            fail_rate=args.fail_rate, latency_ms=args.latency_ms,
+            reject_prefix=args.reject_prefix, throttle_above=args.throttle_above,
+            receipt_format=args.receipt_format, receipt_before_resp=args.receipt_before_resp,
+            receipt_delay_ms=args.receipt_delay_ms)
+        level, fmt = logs.settings_from_env()
+    except ValueError as exc:
+        print(f"smsgw: {exc}", file=sys.stderr)
+        return 2
+    logs.configure_logging(level, fmt)
+    simulator = SmppSimulator(args.name, args.system_id, args.password, settings, plan,
+                              args.seed)
+    port = 2775 if args.port is None else args.port
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_smpp_simulator(simulator, args.host, port, args.control_port))
     return 0
 
 
