@@ -28,7 +28,7 @@ from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.health import ReadinessCheck
 from smsgw_app.config import Settings
 from smsgw_app.http_protocol import guarded_protocol
-from smsgw_app.operator_kinds import OperatorTools, build_operator
+from smsgw_app.operator_kinds import OperatorLinks, OperatorTools, build_operator
 from smsgw_app.supervisor import HttpServer, Service
 from smsgw_app.wakeup import Wakeup
 from smsgw_app.workers import (
@@ -92,10 +92,15 @@ async def connected(bus: Bus) -> AsyncIterator[Bus]:
         await bus.close()
 
 
-async def closing(client: aiohttp.ClientSession) -> AsyncIterator[aiohttp.ClientSession]:
+async def closing(client: aiohttp.ClientSession, links: OperatorLinks | None = None,
+                  ) -> AsyncIterator[aiohttp.ClientSession]:
+    """The operators' HTTP client, closed at shutdown with the connections operators
+    keep (SMPP binds: unbound first)."""
     try:
         yield client
     finally:
+        if links is not None:
+            await links.close()
         await client.close()
 
 
@@ -122,13 +127,14 @@ def rabbit_consumer(
 
 def build_operators(settings: Settings, client: aiohttp.ClientSession,
                     capacity: OperatorCapacity, receipts: ReceiptSink | None = None,
-                    ) -> list[Operator]:
+                    links: OperatorLinks | None = None) -> list[Operator]:
     """The operators in failover order, each of its kind (operator_kinds.KINDS by the
     URL's scheme) and each decorated alike, outermost first: the throughput cap
     (PacedOperator, when the URL has tps=), then the span and delivery log line.
-    Receipts an adapter gets itself go to `receipts`."""
+    Receipts an adapter gets itself go to `receipts`; the connections it keeps open
+    (SMPP binds) are closed with `links`."""
     tools = OperatorTools(http_client=client, timeout_s=settings.operator_timeout_s,
-                          receipts=receipts)
+                          receipts=receipts, links=links or OperatorLinks())
     operators: list[Operator] = []
     for spec in settings.operators:
         # Every try: a client span when tracing, and a delivery log line.
@@ -149,7 +155,7 @@ def kept_receipts(settings: Settings, policy: ReceiptPolicy) -> ReceiptPolicy | 
     """What a worker applies kept receipts by, or None when no operator reports any
     (none can be kept): an outcome then does not look for them."""
     reports = any(spec.receipt_token or "receipts" in spec.params()
-                  for spec in settings.operators)
+                  or spec.scheme in ("smpp", "smpps") for spec in settings.operators)
     return policy if reports else None
 
 

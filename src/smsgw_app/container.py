@@ -9,9 +9,9 @@ operator_kinds.py (one row per URL scheme); which of them a process gets is
 decided here and in database.py only.
 
 Every provider hands out a plain object: the lifecycles (migrating and disposing
-the engine, connecting and closing the bus, closing the operators' HTTP client)
-are Resources beside the objects, started by `processes.started` and
-`database.opened`.
+the engine, connecting and closing the bus, closing the operators' HTTP client
+and their SMPP binds) are Resources beside the objects, started by
+`processes.started` and `database.opened`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from smsgw_app import assembly
 from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.config import Settings
 from smsgw_app.database import Database
+from smsgw_app.operator_kinds import OperatorLinks
 from smsgw_app.wakeup import Wakeup
 from smsgw_app.workers import KeyUsageWriter
 from smsgw_core.messages import MessageType
@@ -72,7 +73,9 @@ class Container(containers.DeclarativeContainer):
     http_client = providers.Singleton(
         operator_http_client, timeout_s=settings.provided.operator_timeout_s
     )
-    http_session = providers.Resource(assembly.closing, http_client)
+    # The connections operators keep (SMPP binds), closed with the HTTP client.
+    operator_links = providers.Singleton(OperatorLinks)
+    http_session = providers.Resource(assembly.closing, http_client, operator_links)
     uow = db.uow
     clock = db.clock
     ids = providers.Singleton(UuidIds)
@@ -87,7 +90,7 @@ class Container(containers.DeclarativeContainer):
     receipts = providers.Singleton(
         ReceiptIntake, uow, clock, receipt_policy, telemetry=telemetry)
     operators = providers.Singleton(assembly.build_operators, settings, http_client,
-                                    operator_capacity, receipts)
+                                    operator_capacity, receipts, operator_links)
     breaker = providers.Singleton(
         MeasuredBreaker,
         providers.Singleton(
