@@ -381,7 +381,7 @@ def _operators(raw: str) -> tuple[OperatorSpec, ...]:
         if any(s.name == name for s in specs):
             raise ConfigError(f"SMSGW_OPERATORS: operator {name!r} is listed twice")
         spec = _capped(_with_receipt_token(OperatorSpec(name, url)))
-        url = _masked_token(url)  # the URL as errors show it
+        url = mask_password(_masked_token(url))  # the URL as errors show it
         kind = operator_kinds.KINDS.get(spec.scheme)
         if kind is None:
             raise ConfigError(

@@ -35,6 +35,13 @@ class OperatorSpec:
     # (POST /operators/NAME/receipts); empty: this operator's receipts are refused.
     receipt_token: str = field(default="", repr=False)
 
+    def __repr__(self) -> str:  # the URL's password (SMPP's) never in a log line
+        shown = self.url
+        parts = urlsplit(self.url)
+        if parts.password is not None:
+            shown = self.url.replace(f":{parts.password}@", ":***@", 1)
+        return f"OperatorSpec(name={self.name!r}, url={shown!r}, tps={self.tps!r})"
+
     @property
     def scheme(self) -> str:
         return urlsplit(self.url).scheme

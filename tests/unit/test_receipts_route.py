@@ -173,3 +173,14 @@ def test_the_receipt_token_is_read_out_of_the_url_and_never_shown() -> None:
     assert "S3cret" not in str(bad.value) and "receipt_token=***" in str(bad.value)
     with pytest.raises(ConfigError, match="receipt_token: expected 1-200 visible"):
         Settings.from_env({"SMSGW_OPERATORS": "A=sim://?receipt_token=a%20b"})
+
+
+def test_an_operators_password_is_never_in_an_error_or_the_specs_repr() -> None:
+    from smsgw_app.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env({"SMSGW_OPERATORS": "MCI=smpp://gw:pa55@host:2775?window=0"})
+    assert "pa55" not in str(bad.value) and "gw:***@host" in str(bad.value)
+    [spec] = Settings.from_env(
+        {"SMSGW_OPERATORS": "MCI=smpp://gw:pa55@host:2775?window=3"}).operators
+    assert "pa55" not in repr(spec) and spec.url == "smpp://gw:pa55@host:2775?window=3"
