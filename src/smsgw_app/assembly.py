@@ -127,18 +127,22 @@ def rabbit_consumer(
 
 def build_operators(settings: Settings, client: aiohttp.ClientSession,
                     capacity: OperatorCapacity, receipts: ReceiptSink | None = None,
-                    links: OperatorLinks | None = None) -> list[Operator]:
+                    links: OperatorLinks | None = None,
+                    metrics: Metrics | None = None) -> list[Operator]:
     """The operators in failover order, each of its kind (operator_kinds.KINDS by the
     URL's scheme) and each decorated alike, outermost first: the throughput cap
     (PacedOperator, when the URL has tps=), then the span and delivery log line.
     Receipts an adapter gets itself go to `receipts`; the connections it keeps open
-    (SMPP binds) are closed with `links`."""
+    (SMPP binds) are closed with `links`; `metrics` reads an SMPP operator's binds."""
     tools = OperatorTools(http_client=client, timeout_s=settings.operator_timeout_s,
                           receipts=receipts, links=links or OperatorLinks())
     operators: list[Operator] = []
     for spec in settings.operators:
+        built = build_operator(spec, tools)
+        if metrics is not None:
+            metrics.watch_operator(built)
         # Every try: a client span when tracing, and a delivery log line.
-        operator: Operator = tracing.TracedOperator(build_operator(spec, tools))
+        operator: Operator = tracing.TracedOperator(built)
         if spec.tps is not None:
             # Outside the span: waiting for a slot is not the operator's time.
             operator = PacedOperator(operator, capacity, spec.tps, time.monotonic)

@@ -90,7 +90,7 @@ class Container(containers.DeclarativeContainer):
     receipts = providers.Singleton(
         ReceiptIntake, uow, clock, receipt_policy, telemetry=telemetry)
     operators = providers.Singleton(assembly.build_operators, settings, http_client,
-                                    operator_capacity, receipts, operator_links)
+                                    operator_capacity, receipts, operator_links, metrics)
     breaker = providers.Singleton(
         MeasuredBreaker,
         providers.Singleton(

@@ -12,7 +12,9 @@ package feeds it:
 - hooks for the adapters: `Metrics.queues` observes a bus (RabbitMQ or
   in-process), `Metrics.db_statement` the SQL engine's statements,
   `Metrics.breaker_state_changed` a ResilientBreaker's circuits and
-  `Metrics.outbox_backlog` the periodic backlog reading;
+  `Metrics.outbox_backlog` the periodic backlog reading, and
+  `Metrics.watch_operator` an SMPP operator's binds and deliver_sm (read from
+  the operator at each scrape, by `SmppCollector`);
 - `MetricsHttpServer`, the registry over HTTP for processes without the API.
 
 Every label takes values from a small fixed set (or from configuration:

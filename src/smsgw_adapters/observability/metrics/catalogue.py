@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from smsgw_adapters.observability.metrics.queues import QueueCounters, priority_label
 from smsgw_core.ledger import TransactionType
@@ -35,6 +37,15 @@ RECEIPT_OUTCOMES: Final = ("delivered", "undelivered", "expired", "kept", "dupli
 OPERATIONS: Final = ("select", "insert", "update", "delete", "other")
 BREAKER_STATES: Final = {"closed": 0, "half-opened": 1, "half-open": 1, "open": 2, "opened": 2}
 FINAL_STATUSES: Final = (SmsStatus.DONE, SmsStatus.FAILED)  # of a delivery (not a receipt)
+# What an SMPP operator did with a deliver_sm (label value -> its SmppCounts field).
+DELIVER_SM_OUTCOMES: Final = {
+    "taken": "receipts_taken",  # a final receipt, recorded and then acknowledged
+    "refused": "receipts_refused",  # a final receipt not recorded: ESME_RX_T_APPN, sent again
+    "not_final": "receipts_not_final",  # ENROUTE, ACCEPTD...: acknowledged, nothing applied
+    "unreadable": "receipts_unreadable",  # names no message: acknowledged, nothing applied
+    "unrecorded": "receipts_unrecorded",  # a process without a receipt sink: acknowledged
+    "mo": "mo_messages",  # a message from a phone: acknowledged, not stored
+}
 
 
 class Metrics:
@@ -127,6 +138,10 @@ class Metrics:
             "From the operator taking a recipient (DONE) to the receipt that settled it.",
             ["operator"], buckets=DONE_TO_RECEIPT_BUCKETS, registry=registry,
         )
+        # Read from the SMPP operators at each scrape (watch_operator): their series are
+        # there only in processes with an SMPP operator.
+        self.smpp = SmppCollector()
+        registry.register(self.smpp)
 
         for operation in OPERATIONS:
             self.db_statement_seconds.labels(operation)
@@ -163,6 +178,12 @@ class Metrics:
             self.receipt_orphans.labels(operator)
             self.done_to_receipt_seconds.labels(operator)
 
+    def watch_operator(self, operator: object) -> None:
+        """Report `operator`'s SMPP binds and deliver_sm (read at each scrape) if it is an
+        SMPP operator; any other operator has nothing to add."""
+        if isinstance(operator, SmppSource):
+            self.smpp.watch(operator)
+
     def db_statement(self, operation: str, seconds: float) -> None:
         label = operation if operation in OPERATIONS else "other"
         self.db_statement_seconds.labels(label).observe(max(0.0, seconds))
@@ -190,6 +211,83 @@ class Metrics:
             self.outbox_backlog_events.labels(label).set(count)
             self.outbox_oldest_due_age_seconds.labels(label).set(ages[label])
             self.outbox_failing_events.labels(label).set(failing[label])
+
+
+class SmppBind(Protocol):
+    """What the metrics read of one bind (smpp.session.Session)."""
+
+    @property
+    def bound(self) -> bool: ...
+    @property
+    def outstanding(self) -> int: ...
+    @property
+    def drops(self) -> int: ...
+    @property
+    def throttled(self) -> int: ...
+
+
+@runtime_checkable
+class SmppSource(Protocol):
+    """What the metrics read of an SMPP operator (smpp.operator.SmppOperator): its binds
+    (`sessions`) and what its deliver_sm were (`counts`, DELIVER_SM_OUTCOMES' fields)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def sessions(self) -> Sequence[SmppBind]: ...
+    @property
+    def counts(self) -> object: ...
+
+
+class SmppCollector(Collector):
+    """The SMPP operators' figures, read from the operators themselves at each scrape:
+    their sessions and counts are plain numbers the event loop updates, so nothing is
+    added to the send or receipt path. One series set per operator name (a rebuilt
+    operator of the same name replaces the one before it)."""
+
+    def __init__(self) -> None:
+        self._operators: dict[str, SmppSource] = {}
+
+    def watch(self, operator: SmppSource) -> None:
+        self._operators[operator.name] = operator
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterable[Metric]:
+        binds, outstanding, drops, throttled, delivers = families = self._families()
+        for name, operator in list(self._operators.items()):
+            sessions = list(operator.sessions)
+            binds.add_metric([name], sum(1 for s in sessions if s.bound))
+            outstanding.add_metric([name], sum(s.outstanding for s in sessions))
+            drops.add_metric([name], sum(s.drops for s in sessions))
+            throttled.add_metric([name], sum(s.throttled for s in sessions))
+            for outcome, field in DELIVER_SM_OUTCOMES.items():
+                delivers.add_metric([name, outcome], getattr(operator.counts, field, 0))
+        return families
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily,
+                             CounterMetricFamily, CounterMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "smsgw_smpp_binds", "An SMPP operator's binds bound now.",
+                labels=["operator"]),
+            GaugeMetricFamily(
+                "smsgw_smpp_submits_in_progress",
+                "An SMPP operator's submit_sm in progress: waiting for a bind's window, sent "
+                "and not answered, or paused by the SMSC's throttling.", labels=["operator"]),
+            CounterMetricFamily(
+                "smsgw_smpp_link_drops", "An SMPP operator's links lost once bound (each "
+                "bound again after a pause).", labels=["operator"]),
+            CounterMetricFamily(
+                "smsgw_smpp_throttled", "submit_sm the SMSC answered ESME_RTHROTTLED or "
+                "ESME_RMSGQFUL (the bind paused, the part sent again).", labels=["operator"]),
+            CounterMetricFamily(
+                "smsgw_smpp_deliver_sm", "deliver_sm an SMPP operator received, by what was "
+                "done with them (taken, refused, not_final, unreadable, unrecorded, mo).",
+                labels=["operator", "outcome"]),
+        )
 
 
 _default: Metrics | None = None
