@@ -42,6 +42,13 @@ deleted afterwards. Then, in order, each in its own processes:
               counts all they reported. Delivered/s off and on (read from sms_status:
               the load test waits for DONE or FAILED only), receipts applied per
               second, and the CPU receipts add per receipt against the send path's.
+- smpp:       end_to_end twice at the same load (1,300 req/s for 60 s), each half in
+              processes of its own: two `smsgw operator-sim` over HTTP, then two
+              `smsgw operator-sim --smpp` (SMPP operators, a bind per worker process,
+              windows of 10); no receipts in either (the HTTP operators carry receipt
+              tokens, so the workers look for kept receipts in both). Delivered/s and the
+              CPU per delivered SMS of each (read from sms_status and /proc), and their
+              ratio (issue 26's bar: SMPP no more than 10 % costlier per SMS).
 
 Every process writes its stdout and stderr to files in a temporary directory
 (printed at the start and with every failure). Processes are stopped (SIGTERM,

@@ -7,7 +7,10 @@ A scenario's record (what run.py keeps under "scenarios" in the results JSON):
      "result": <reference_limit.py --json document>,      # the reference scenario
      "cpu": {"elapsed_s", "machine_busy_cores", "cores": {group: cores}},
      ... scenario-specific facts (express: "backlog_recipients", "normal_unfinished_at_end";
-     receipts_off and receipts_on: "delivery" and "receipts" read from the tables)}
+     receipts_off and receipts_on: "delivery" and "receipts" read from the tables;
+     smpp_http and smpp_smpp: "delivery" read from the tables, "operators" the
+     simulators' /stats, and for SMPP "smscs" their counts added up and
+     "gateway_smpp" the workers' smsgw_smpp_* metrics)}
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ def derive_figures(scenarios: Scenarios) -> Figures:
     figures["express_backlog_recipients"] = number(express_record.get("backlog_recipients"))
     figures.update(fairness_figures(scenarios))
     figures.update(receipts_figures(scenarios))
+    figures.update(smpp_figures(scenarios))
     return figures
 
 
@@ -168,6 +172,29 @@ def receipts_figures(scenarios: Scenarios) -> Figures:
     return figures
 
 
+def smpp_figures(scenarios: Scenarios) -> Figures:
+    """End to end over HTTP operators and over SMPP ones (same load, same run): the
+    delivered rates and their ratio, and the CPU per delivered SMS of each (the
+    gateway's processes, MariaDB and RabbitMQ: send_cpu_ms) and theirs."""
+    http, smpp = ran(scenarios, "smpp_http"), ran(scenarios, "smpp_smpp")
+    http_rate = number(((http or {}).get("delivery") or {}).get("delivered_per_s"))
+    smpp_rate = number(((smpp or {}).get("delivery") or {}).get("delivered_per_s"))
+    http_cpu = send_cpu_ms(http) if http else None
+    smpp_cpu = send_cpu_ms(smpp) if smpp else None
+    http_total = sum(http_cpu.values()) if http_cpu else None
+    smpp_total = sum(smpp_cpu.values()) if smpp_cpu else None
+    return {
+        "smpp_http_delivered_per_s": http_rate,
+        "smpp_delivered_per_s": smpp_rate,
+        "smpp_vs_http_delivered": ratio(smpp_rate, http_rate),
+        "smpp_http_cpu_ms_per_sms": http_total,
+        "smpp_cpu_ms_per_sms": smpp_total,
+        "smpp_vs_http_cpu": ratio(smpp_total, http_total),
+        "smpp_http_worker_cpu_ms_per_sms": http_cpu["worker"] if http_cpu else None,
+        "smpp_worker_cpu_ms_per_sms": smpp_cpu["worker"] if smpp_cpu else None,
+    }
+
+
 def cpu_seconds(record: Mapping[str, Any]) -> dict[str, float]:
     """CPU seconds by process group over a record's CPU sample."""
     cpu = record.get("cpu") or {}
@@ -179,7 +206,7 @@ def cpu_seconds(record: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _counts(record: Mapping[str, Any]) -> tuple[float, float]:
-    """(requests accepted, recipients terminal) of a receipts half."""
+    """(requests accepted, recipients terminal) of a receipts or smpp half."""
     doc = record.get("loadtest") or {}
     delivery = record.get("delivery") or {}
     accepted = float(doc.get("ok") or 0) * float((doc.get("config") or {}).get("recipients") or 1)

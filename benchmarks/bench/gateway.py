@@ -87,6 +87,25 @@ class Gateway:
             operators[name] = url
         return operators
 
+    def start_smscs(self, procs: Processes, system_id: str, password: str,
+                    extra_args: Sequence[str] = ()) -> dict[str, tuple[str, str]]:
+        """SMSCs A and B (`smsgw operator-sim --smpp`), binds with `system_id` and
+        `password`: each one's SMPP address (host:port) and control API's URL."""
+        smscs = {}
+        for name in ("A", "B"):
+            port, control = free_port(), free_port()
+            proc = procs.start(f"operator{name}", "operators",
+                               smsgw("operator-sim", "--smpp", "--name", name,
+                                     "--port", str(port), "--control-port", str(control),
+                                     "--system-id", system_id, "--password", password,
+                                     *extra_args),
+                               self.env("operators"))
+            url = f"http://127.0.0.1:{control}"
+            wait_http(f"{url}/stats", proc, f"operator-sim --smpp {name}",
+                      procs.log(f"operator{name}"))
+            smscs[name] = (f"127.0.0.1:{port}", url)
+        return smscs
+
     def start_background(self, procs: Processes, scenario: str, command: str,
                          *args: str, name: str = "", **extra: str) -> str:
         """`smsgw COMMAND ARGS` with a metrics port of its own; its /metrics URL."""

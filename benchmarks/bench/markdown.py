@@ -82,6 +82,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     for name, record in scenarios.items():
         lines.append(_scenario_row(name, record, cpus))
     lines += _receipts_table(scenarios)
+    lines += _smpp_table(scenarios)
     for name in ("reference", "reference_grouped"):
         reference = (scenarios.get(name) or {}).get("result") or {}
         if not reference.get("levels"):
@@ -174,6 +175,73 @@ def _receipts_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
                          + ", ".join(f"{g} {ms:.2f}" for g, ms in extra.items())
                          + f" ms, {sum(extra.values()):.2f} ms in all |")
     return lines
+
+
+def _smpp_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The smpp scenario's two halves side by side: HTTP operators, then SMPP ones."""
+    halves = {half: scenarios.get(f"smpp_{half}") or {} for half in ("http", "smpp")}
+    if not any(r.get("status") == "ok" for r in halves.values()):
+        return []
+    ok = {half: r if r.get("status") == "ok" else {} for half, r in halves.items()}
+
+    def both(value: Any) -> str:
+        return " | ".join(value(ok[half]) if ok[half] else "—" for half in ("http", "smpp"))
+
+    def delivery(record: Mapping[str, Any], key: str) -> Any:
+        return (record.get("delivery") or {}).get(key)
+
+    def seconds(record: Mapping[str, Any]) -> str:
+        spent = cpu_seconds(record)
+        return ", ".join(f"{g} {spent.get(g, 0.0):.1f}" for g in (*GATEWAY_GROUPS, "operators")) \
+            + " s"
+
+    def send(record: Mapping[str, Any]) -> str:
+        per = send_cpu_ms(record)
+        if not per:
+            return "—"
+        return (", ".join(f"{g} {ms:.2f}" for g, ms in per.items())
+                + f" ms, {sum(per.values()):.2f} ms in all")
+
+    def operators(record: Mapping[str, Any]) -> str:
+        stats = record.get("operators") or {}
+        taken = sum(int(s.get("accepted", 0)) for s in stats.values() if isinstance(s, Mapping))
+        text = f"{taken:,} taken"
+        smscs = record.get("smscs")
+        if isinstance(smscs, Mapping):
+            text += "; " + ", ".join(f"{smscs.get(k, 0):,} {k.replace('_', ' ')}" for k in (
+                "binds", "duplicates", "throttled", "failed", "links_dropped"))
+        return text
+
+    def gateway(record: Mapping[str, Any]) -> str:
+        metrics = record.get("gateway_smpp")
+        if not isinstance(metrics, Mapping):
+            return "—"
+        read = [m for m in metrics.values() if isinstance(m, Mapping) and "error" not in m]
+        if not read:
+            return "—"
+        total = {key: sum(float(m.get(key, 0.0)) for m in read)
+                 for key in ("binds", "link_drops", "throttled")}
+        return (f"{total['binds']:,.0f} bound at the end, {total['link_drops']:,.0f} link "
+                f"drops, {total['throttled']:,.0f} throttled")
+
+    window = ok["smpp"].get("smpp_window") if ok["smpp"] else None
+    return ["", "SMPP, end to end at the same load over HTTP operators and over SMPP ones "
+            f"(two simulated SMSCs, a bind per worker process, window {window or '?'}; no "
+            "receipts in either half, each in processes of its own; delivered/s is "
+            "recipients terminal over the span from the first accepted to the last DONE or "
+            "FAILED):", "",
+            "| | HTTP operators | SMPP operators |", "|---|---|---|",
+            "| accepted | " + both(lambda r: f"{(r.get('loadtest') or {}).get('ok', 0):,}")
+            + " |",
+            "| delivered (failed, unfinished) | " + both(
+                lambda r: f"{delivery(r, 'delivered'):,} ({delivery(r, 'failed'):,}, "
+                          f"{delivery(r, 'unfinished'):,})") + " |",
+            "| delivered/s | " + both(lambda r: fmt(number(delivery(r, 'delivered_per_s')),
+                                                     "delivered/s")) + " |",
+            "| CPU, whole half | " + both(seconds) + " |",
+            "| CPU per delivered SMS (api per accepted request) | " + both(send) + " |",
+            "| the operator simulators | " + both(operators) + " |",
+            "| the workers' smsgw_smpp_* | " + both(gateway) + " |"]
 
 
 def _scenario_row(name: str, record: Mapping[str, Any], cpus: int) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from benchmarks.bench.figures import E2E_SECONDS, EXPRESS_BACKLOG, OPEN_LOOP_RPS
 
-GROUPS = ("reference", "accept", "end_to_end", "express", "fairness", "receipts")
+GROUPS = ("reference", "accept", "end_to_end", "express", "fairness", "receipts", "smpp")
 USERS = 5000
 BALANCE = 1_000_000_000  # enough for every scenario: nobody runs out
 
@@ -48,6 +48,9 @@ class Plan:
     # End to end twice, receipts off then on, each at e2e_rps and e2e_concurrency.
     receipts_seconds: float = E2E_SECONDS
     receipt_delay_ms: int = 200  # from a send's arrival at the simulator to its receipt
+    # End to end twice, HTTP operators then SMPP ones, each at e2e_rps and e2e_concurrency.
+    smpp_seconds: float = E2E_SECONDS
+    smpp_window: int = 10  # each SMPP bind's window (issue 26's bar: windows of 10)
 
 
 FULL = Plan()
@@ -57,7 +60,7 @@ QUICK = replace(
     e2e_rps=300, e2e_seconds=8.0, backlog_recipients=5_000, backlog_rps=50,
     express_rps=20, express_seconds=5.0, express_normal_rps=50, delivery_timeout_s=60.0,
     fairness_backlog=13_000, fairness_warmup_s=1.0, fairness_before_s=2.0,
-    fairness_seconds=4.0, receipts_seconds=8.0,
+    fairness_seconds=4.0, receipts_seconds=8.0, smpp_seconds=8.0,
 )
 
 

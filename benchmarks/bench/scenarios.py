@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchmarks.bench import receipts as rx
+from benchmarks.bench import smpp as sm
 from benchmarks.bench.cpu import CpuSample
 from benchmarks.bench.gateway import Gateway
 from benchmarks.bench.plan import USERS, Plan
@@ -24,8 +25,8 @@ from benchmarks.harness.processes import ROOT, smsgw
 
 
 class Scenarios:
-    """reference, accept, end_to_end, express, fairness and receipts: what each starts,
-    loads and records."""
+    """reference, accept, end_to_end, express, fairness, receipts and smpp: what each
+    starts, loads and records."""
 
     def __init__(self, gateway: Gateway, plan: Plan, recorder: Recorder) -> None:
         self.gateway, self.plan, self.recorder = gateway, plan, recorder
@@ -375,6 +376,63 @@ class Scenarios:
             result["receipts"].update(
                 plan=rx.RECEIPT_PLAN, settled_after_delivery_s=settled_after,
                 simulators=owed, gateway=gateway, gateway_applied=rx.applied_in(gateway))
+        return result
+
+    def smpp(self) -> None:
+        """End to end twice at the same load, in processes of its own each: two HTTP
+        operator simulators, then two simulated SMSCs over SMPP (windows of 10)."""
+        plan = self.plan
+        for protocol in ("http", "smpp"):
+            name = f"smpp_{protocol}"
+            what = ("2 operator-sim over HTTP" if protocol == "http" else
+                    f"2 operator-sim --smpp (1 bind per worker process, window "
+                    f"{plan.smpp_window})")
+            with self.gateway.processes(name) as procs:
+                self.recorder.record(
+                    name, f"as end_to_end, {what}, no receipts: 2 api, relay, 2 workers; "
+                    f"{plan.e2e_rps} req/s of 1 recipient for {plan.smpp_seconds:g} s, then "
+                    "every delivery awaited",
+                    functools.partial(self.smpp_half, procs, name, protocol))
+
+    def smpp_half(self, procs: Processes, name: str, protocol: str) -> dict[str, Any]:
+        """One half of the smpp scenario. Neither half's operators report receipts, and
+        the workers look for kept receipts in both (the HTTP operators have receipt
+        tokens, as an SMPP operator implies): only the protocol differs."""
+        plan = self.plan
+        self.gateway.truncate()
+        if protocol == "smpp":
+            smscs = self.gateway.start_smscs(procs, sm.SYSTEM_ID, sm.PASSWORD,
+                                             ["--receipts", sm.NO_RECEIPTS, "--seed", "1"])
+            spec = sm.operators_url({op: address for op, (address, _) in smscs.items()},
+                                    plan.smpp_window)
+            stats = {op: f"{control}/stats" for op, (_, control) in smscs.items()}
+        else:
+            operators = self.gateway.start_operators(procs)
+            spec = ",".join(f"{op}=http://{urlsplit(url).netloc}"
+                            f"?receipt_token=bench-{self.gateway.run_id}-{op}"
+                            for op, url in operators.items())
+            stats = {op: f"{url}/stats" for op, url in operators.items()}
+        urls = self.gateway.start_apis(procs, name, SMSGW_OPERATORS=spec)
+        self.gateway.start_background(procs, name, "relay", SMSGW_OPERATORS=spec)
+        workers = dict(zip(("worker-express", "worker-normal"),
+                           self.gateway.start_workers(procs, name, spec), strict=True))
+
+        sample = CpuSample(procs.pids(), "loadtest")
+        doc = self.loadtest(name, urls, rps=plan.e2e_rps, duration=plan.smpp_seconds,
+                            concurrency=plan.e2e_concurrency, seed=1)
+        delivered_after = rx.poll(lambda: rx.unfinished(self.services) == 0,
+                                  plan.delivery_timeout_s)
+        cpu = sample.done()
+        result: dict[str, Any] = {
+            "loadtest": doc, "cpu": cpu, "protocol": protocol,
+            "delivery": rx.outcome(self.services)["delivery"],
+            "delivered_after_load_s": delivered_after,
+            "operators": {op: _get_json(url) for op, url in stats.items()},
+        }
+        if protocol == "smpp":
+            result["smpp_window"] = plan.smpp_window
+            result["smscs"] = sm.smsc_counts(result["operators"])
+            result["gateway_smpp"] = sm.scrape(workers)
         return result
 
 

@@ -17,6 +17,7 @@ from benchmarks.bench.figures import (
     failed_requests,
     loadtest,
     receipt_cpu_ms,
+    send_cpu_ms,
 )
 
 FAILURE_SHARE_LIMIT = 0.01  # more failed requests than this and a latency figure does not count
@@ -58,6 +59,9 @@ TARGETS: tuple[Target, ...] = (
     Target("receipts_on_vs_off", "end to end with receipts (85 % delivered, 8 % undelivered, "
            "2 % expired, 5 % none) ÷ without (same load, same run): delivered", ">=", 0.85,
            "ratio"),
+    # Issue 26: the SMPP path no more than 10 % costlier per SMS than the HTTP one.
+    Target("smpp_vs_http_cpu", "end to end over SMPP (2 simulated SMSCs, windows of 10) ÷ "
+           "over HTTP (same load, same run): CPU per delivered SMS", "<=", 1.10, "ratio"),
 )
 
 # Figures shown without a target, for context.
@@ -97,6 +101,15 @@ CONTEXT: tuple[tuple[str, str, str], ...] = (
     ("receipts_worker_cpu_ms_per_receipt", "of which the workers' and the relay's "
      "(kept receipts applied with the answer)", "CPU ms"),
     ("receipts_mariadb_cpu_ms_per_receipt", "of which MariaDB's", "CPU ms"),
+    ("smpp_http_delivered_per_s", "end to end over HTTP operators (smpp scenario): delivered",
+     "delivered/s"),
+    ("smpp_delivered_per_s", "end to end over SMPP operators: delivered", "delivered/s"),
+    ("smpp_vs_http_delivered", "over SMPP ÷ over HTTP: delivered", "ratio"),
+    ("smpp_http_cpu_ms_per_sms", "over HTTP: CPU per delivered SMS, the gateway's processes, "
+     "MariaDB and RabbitMQ", "CPU ms"),
+    ("smpp_cpu_ms_per_sms", "over SMPP: CPU per delivered SMS, the same processes", "CPU ms"),
+    ("smpp_http_worker_cpu_ms_per_sms", "of which the workers', over HTTP", "CPU ms"),
+    ("smpp_worker_cpu_ms_per_sms", "of which the workers', over SMPP", "CPU ms"),
 )
 
 
@@ -127,6 +140,7 @@ _SCENARIO_OF = {
     "fairness_light_p99_ms": "fairness",
     "fairness_heavy_share": "fairness",
     "receipts_on_vs_off": "receipts_on",
+    "smpp_vs_http_cpu": "smpp_smpp",
 }
 
 
@@ -165,6 +179,8 @@ def _caveats(target: Target, figures: Figures, scenarios: Scenarios) -> list[str
             notes.append(f"{delivery['unfinished']} express recipients unfinished")
     if target.figure == "receipts_on_vs_off":
         notes += _receipts_caveats(scenarios)
+    if target.figure == "smpp_vs_http_cpu":
+        notes += _smpp_caveats(scenarios)
     if name == "fairness" and record.get("status") == "ok":
         if record.get("heavy_unfinished_at_end") == 0:
             notes.append("invalid: the heavy backlog had drained before the light sends ended")
@@ -230,6 +246,47 @@ def _receipts_caveats(scenarios: Scenarios) -> list[str]:
             notes.append(f"{owed['refused']} receipts refused (400) by the gateway")
         if not applied:
             notes.append("invalid: no receipt applied")
+    return notes
+
+
+def _smpp_caveats(scenarios: Scenarios) -> list[str]:
+    """The smpp halves: the HTTP half's own failures, the same load in both, every
+    recipient terminal, and the SMPP half's sends taken by the SMSCs, without drops."""
+    notes: list[str] = []
+    http = scenarios.get("smpp_http") or {}
+    if http.get("status") == "failed":
+        notes.append(f"scenario smpp_http failed: {http.get('error')}")
+    notes += _failed_requests(loadtest(scenarios, "smpp_http"), "over HTTP: ")
+    smpp = scenarios.get("smpp_smpp") or {}
+    halves = [(half, record) for half, record in (("HTTP", http), ("SMPP", smpp))
+              if record.get("status") == "ok"]
+    seconds = ((smpp.get("loadtest") or {}).get("config") or {}).get("duration")
+    if isinstance(seconds, int | float) and seconds < E2E_SECONDS:
+        notes.append(f"ran {seconds:g} s, not {E2E_SECONDS} s")
+    for half, record in halves:
+        delivery = record.get("delivery") or {}
+        if delivery.get("unfinished"):
+            notes.append(f"invalid: over {half}: {delivery['unfinished']} recipients "
+                         "unfinished")
+        if delivery.get("failed"):
+            notes.append(f"over {half}: {delivery['failed']} recipients failed")
+    if len(halves) == 2:
+        accepted = [(r.get("loadtest") or {}).get("ok", 0) for _, r in halves]
+        if min(accepted) < 0.95 * max(accepted):
+            notes.append(f"accepted {accepted[0]:,} requests over HTTP, {accepted[1]:,} over "
+                         "SMPP: the box could not take the same load in both")
+    if smpp.get("status") == "ok":
+        smscs = smpp.get("smscs") or {}
+        delivered = int((smpp.get("delivery") or {}).get("delivered", 0))
+        if smscs.get("unreadable"):
+            notes.append(f"{smscs['unreadable']} SMSC(s) did not answer /stats")
+        elif smscs.get("accepted", 0) < delivered:
+            notes.append(f"invalid: the SMSCs took {smscs.get('accepted', 0):,} submit_sm, "
+                         f"{delivered:,} recipients delivered")
+        for key, what in (("links_dropped", "links dropped"), ("throttled", "throttled"),
+                          ("failed", "submit_sm failed"), ("duplicates", "duplicates")):
+            if smscs.get(key):
+                notes.append(f"SMSCs: {smscs[key]:,} {what}")
     return notes
 
 
@@ -301,6 +358,21 @@ def receipts_budget(figures: Figures, scenarios: Scenarios) -> str:
     return text
 
 
+def smpp_budget(scenarios: Scenarios) -> str:
+    """Where an SMS over SMPP costs more than over HTTP, by process group."""
+    http, smpp = scenarios.get("smpp_http") or {}, scenarios.get("smpp_smpp") or {}
+    both = http.get("status") == smpp.get("status") == "ok"
+    over_http = send_cpu_ms(http) if both else None
+    over_smpp = send_cpu_ms(smpp) if both else None
+    if not over_http or not over_smpp:
+        return "the CPU of each half could not be told (a half without a CPU sample)"
+    more = sorted(((g, over_smpp[g] - over_http[g]) for g in over_smpp),
+                  key=lambda gm: -gm[1])
+    parts = ", ".join(f"{g} {ms:+.2f}" for g, ms in more if abs(ms) >= 0.005)
+    return (f"a delivered SMS took {sum(over_smpp.values()):.2f} ms of CPU over SMPP, "
+            f"{sum(over_http.values()):.2f} ms over HTTP ({parts} ms)")
+
+
 def run_queue(record: Mapping[str, Any] | None) -> str | None:
     """"waiting for a core: mariadb 7.5, api 2.1 ... ms for every ms run" from a CPU sample:
     on a busy box each hop of a request's path (a round trip wakes a process) queues."""
@@ -349,6 +421,8 @@ def bound(target: Target, figures: Figures, scenarios: Scenarios, cpus: int = 2)
                     "broker, worker process, operators and database with it")
     if target.figure == "receipts_on_vs_off":
         said.append(receipts_budget(figures, scenarios))
+    if target.figure == "smpp_vs_http_cpu":
+        said.append(smpp_budget(scenarios))
     budget = cpu_budget(target, figures, record, cpus)
     if budget:
         said.append(budget)

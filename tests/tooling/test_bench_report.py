@@ -68,7 +68,36 @@ def full_run() -> dict[str, dict[str, Any]]:
         "receipts_on": receipts_half(60_000, 960.0, {
             "api": 35.7, "relay": 10.0, "worker": 41.4, "mariadb": 25.7, "rabbitmq": 2.0,
             "loadtest": 10.0, "operators": 6.0}, applied=57_000),
+        "smpp_http": smpp_half(60_000, 1000.0, {
+            "api": 30.0, "relay": 10.0, "worker": 30.0, "mariadb": 20.0, "rabbitmq": 2.0,
+            "loadtest": 10.0, "operators": 5.0}),
+        "smpp_smpp": smpp_half(60_000, 990.0, {
+            "api": 30.0, "relay": 10.0, "worker": 33.0, "mariadb": 20.0, "rabbitmq": 2.0,
+            "loadtest": 10.0, "operators": 3.0}, smpp=True),
     }
+
+
+def smpp_half(sms: int, per_s: float, seconds: dict[str, float], smpp: bool = False,
+              ) -> dict[str, Any]:
+    """A half of the smpp scenario as scenarios.py records it."""
+    record = ok(
+        protocol="smpp" if smpp else "http",
+        loadtest=loadtest(ok=sms, elapsed=60.0, duration=60.0),
+        delivery={"delivered": sms, "failed": 0, "unfinished": 0, "delivered_per_s": per_s},
+        cpu={"elapsed_s": 62.0, "machine_busy_cores": 1.9,
+             "cores": {g: s / 62.0 for g, s in seconds.items()}, "seconds": seconds},
+        operators={"A": {"accepted": sms}, "B": {"accepted": 0}},
+    )
+    if smpp:
+        record.update(
+            smpp_window=10,
+            smscs={"binds": 4, "bind_failures": 0, "submits": sms, "accepted": sms,
+                   "duplicates": 0, "rejected": 0, "throttled": 0, "failed": 0,
+                   "links_dropped": 0, "unanswered": 0, "unreadable": 0},
+            gateway_smpp={"worker-express": {"binds": 2.0, "link_drops": 0.0, "throttled": 0.0},
+                          "worker-normal": {"binds": 2.0, "link_drops": 1.0, "throttled": 3.0}},
+        )
+    return record
 
 
 def receipts_half(sms: int, per_s: float, seconds: dict[str, float], applied: int = 0,
@@ -499,3 +528,101 @@ def test_receipts_read_from_the_table_and_the_metrics() -> None:
         "B": {"error": "timed out"},
     }) == {"delivered": 9, "undelivered": 1, "expired": 0, "none": 1, "pending": 3,
            "refused": 0, "reported": 10}
+
+
+def test_smpp_figures() -> None:
+    figures = report.derive_figures(full_run())
+    assert figures["smpp_http_delivered_per_s"] == 1000.0
+    assert figures["smpp_delivered_per_s"] == 990.0
+    assert figures["smpp_vs_http_delivered"] == pytest.approx(0.99)
+    # The gateway's groups (not the load generator, not the simulators), the API per
+    # accepted request, the rest per delivered SMS.
+    assert figures["smpp_http_cpu_ms_per_sms"] == pytest.approx(92.0 / 60_000 * 1000)
+    assert figures["smpp_cpu_ms_per_sms"] == pytest.approx(95.0 / 60_000 * 1000)
+    assert figures["smpp_vs_http_cpu"] == pytest.approx(95 / 92)
+    assert figures["smpp_http_worker_cpu_ms_per_sms"] == pytest.approx(0.5)
+    assert figures["smpp_worker_cpu_ms_per_sms"] == pytest.approx(0.55)
+    row = rows_by_figure(full_run())["smpp_vs_http_cpu"]
+    assert (row["met"], row["notes"], row["bound"]) == (True, [], None)
+
+
+def test_smpp_caveats_of_either_half() -> None:
+    run = full_run()
+    run["smpp_http"]["delivery"]["unfinished"] = 5
+    run["smpp_smpp"]["delivery"]["failed"] = 2
+    run["smpp_smpp"]["loadtest"] = loadtest(ok=50_000, elapsed=8.0, duration=8.0)
+    run["smpp_smpp"]["smscs"].update(accepted=40_000, links_dropped=1, throttled=12)
+    row = rows_by_figure(run)["smpp_vs_http_cpu"]
+    assert row["met"] is False
+    assert row["notes"] == [
+        "ran 8 s, not 60 s",
+        "invalid: over HTTP: 5 recipients unfinished",
+        "over SMPP: 2 recipients failed",
+        "accepted 60,000 requests over HTTP, 50,000 over SMPP: the box could not take the "
+        "same load in both",
+        "invalid: the SMSCs took 40,000 submit_sm, 60,000 recipients delivered",
+        "SMSCs: 1 links dropped", "SMSCs: 12 throttled",
+    ]
+    run = full_run()
+    run["smpp_http"] = {"status": "failed", "error": "operator-sim A exited with 2"}
+    row = rows_by_figure(run)["smpp_vs_http_cpu"]
+    assert (row["met"], row["measured"]) == (None, None)
+    assert row["notes"] == ["scenario smpp_http failed: operator-sim A exited with 2"]
+
+
+def test_a_missed_smpp_ratio_names_where_smpp_costs_more() -> None:
+    run = full_run()
+    run["smpp_smpp"] = smpp_half(60_000, 900.0, {
+        "api": 30.0, "relay": 10.0, "worker": 45.0, "mariadb": 21.2, "rabbitmq": 2.0},
+        smpp=True)
+    row = rows_by_figure(run)["smpp_vs_http_cpu"]
+    assert row["measured"] == pytest.approx(108.2 / 92)
+    assert row["met"] is False
+    assert row["bound"].startswith(
+        "a delivered SMS took 1.80 ms of CPU over SMPP, 1.53 ms over HTTP (worker +0.25, "
+        "mariadb +0.02 ms)")
+    assert "CPU-bound: box 95% busy of 2 cores" in row["bound"]
+
+
+def test_markdown_of_the_smpp_halves() -> None:
+    run = full_run()
+    figures = report.derive_figures(run)
+    page = report.markdown({"scenarios": run, "figures": figures,
+                            "targets": report.evaluate(figures, run)})
+    assert ("| end to end over SMPP (2 simulated SMSCs, windows of 10) ÷ over HTTP (same load, "
+            f"same run): CPU per delivered SMS | 1.03{X} | ≤ 1.10{X} | yes |") in page
+    assert f"| over SMPP ÷ over HTTP: delivered | 0.99{X} | | |" in page
+    assert "| | HTTP operators | SMPP operators |" in page
+    assert "window 10" in page
+    assert "| delivered/s | 1,000 delivered/s | 990 delivered/s |" in page
+    assert ("| CPU per delivered SMS (api per accepted request) | api 0.50, relay 0.17, worker "
+            "0.50, mariadb 0.33, rabbitmq 0.03 ms, 1.53 ms in all | api 0.50, relay 0.17, "
+            "worker 0.55, mariadb 0.33, rabbitmq 0.03 ms, 1.58 ms in all |") in page
+    assert ("| the operator simulators | 60,000 taken | 60,000 taken; 4 binds, 0 duplicates, "
+            "0 throttled, 0 failed, 0 links dropped |") in page
+    assert ("| the workers' smsgw_smpp_* | — | 4 bound at the end, 1 link drops, 3 throttled |"
+            in page)
+
+
+def test_smpp_read_from_the_simulators_and_the_metrics() -> None:
+    from benchmarks.bench import smpp
+
+    assert smpp.operators_url({"A": "127.0.0.1:2775", "B": "127.0.0.1:2776"}, 10) == (
+        "A=smpp://smsgw:smsgw@127.0.0.1:2775?window=10,"
+        "B=smpp://smsgw:smsgw@127.0.0.1:2776?window=10")
+    counts = smpp.smsc_counts({"A": {"binds": 2, "accepted": 9, "links_dropped": 1},
+                               "B": {"binds": 2, "accepted": 1},
+                               "C": {"error": "timed out"}})
+    assert (counts["binds"], counts["accepted"], counts["links_dropped"], counts["unreadable"],
+            counts["throttled"]) == (4, 10, 1, 1, 0)
+    text = "\n".join([
+        "# TYPE smsgw_smpp_binds gauge",
+        'smsgw_smpp_binds{operator="A"} 1.0',
+        'smsgw_smpp_binds{operator="B"} 1.0',
+        'smsgw_smpp_link_drops_total{operator="A"} 2.0',
+        'smsgw_smpp_throttled_total{operator="B"} 5.0',
+        'smsgw_smpp_deliver_sm_total{operator="A",outcome="mo"} 3.0',
+        'smsgw_operator_sends_total{operator="A",outcome="ok"} 70.0',
+    ])
+    assert smpp.smpp_metrics(text) == {"binds": 2.0, "link_drops": 2.0, "throttled": 5.0,
+                                       "deliver_sm_mo": 3.0}
