@@ -96,8 +96,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     `amqp://USER:PASSWORD@HOST:PORT/` is RabbitMQ."""
     operators: tuple[OperatorSpec, ...] = (OperatorSpec("A", "sim://"), OperatorSpec("B", "sim://"))
     """Operators in failover order, `NAME=URL,…`: `sim://[?params]` in-process,
-    `http(s)://HOST:PORT` over HTTP; `?tps=N` on a URL caps that operator at N
-    sends per second over every worker process
+    `http(s)://HOST:PORT` over HTTP, `smpp(s)://SYSTEM_ID:PASSWORD@HOST:PORT[?…]`
+    over SMPP 3.4; `?tps=N` on a URL caps that operator at N sends per second
+    over every worker process, `?receipt_token=…` lets it post receipts
     ([operators.md](operators.md#configuring-operators))."""
     price_normal: Amount = 1
     """Price of one segment to one recipient, normal."""
