@@ -1,6 +1,7 @@
 """`make chaos`: a Jepsen-style bank workload against the split gateway.
 
     .venv/bin/python benchmarks/chaos.py [--duration 60] [--kills 30] [--seed N] [--json]
+                                         [--operators http|smpp]
 
 What it runs, all on this machine: two `smsgw api`, one `smsgw relay`, one
 `smsgw worker --lane express` and one `--lane normal`, on a MariaDB database
@@ -37,6 +38,17 @@ database directly:
 - every DONE recipient was accepted by an operator (the simulators'
   `GET /references`).
 
+With `--operators smpp` the two operators are SMSCs instead, `smsgw operator-sim
+--smpp`, with the same shares of failed sends (ESME_RSYSERR: transient), latencies,
+refused numbers (ESME_RINVDSTADR: permanent) and 4 s down, reached as
+`smpp://…?window=10&binds=2` (each worker process binds its own). They report no
+receipts (`--receipts none=1`), so a sent recipient stays DONE as with the HTTP
+simulators and the same checks hold. SMPP carries no reference: "accepted by an
+operator" is read as "the message id the DONE recipient keeps is one its SMSC
+issued" (each SMSC lists the ids it took in /receipts' "none"), duplicates are the
+SMSCs' own count (a submit_sm taken again with the same addresses and octets), and a
+send taken by both operators is not seen (across is 0).
+
 Counted and reported, but not violations: 5xx answers and timeouts, duplicate
 operator sends (a reference accepted twice by one operator, or by both: they
 are expected in crash windows), FAILED recipients an operator did accept (the
@@ -51,27 +63,159 @@ no send accepted: the "run_problems" of the summary).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import random
+import re
+import selectors
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make `benchmarks` importable
 
-from benchmarks.faults.checks import check  # noqa: E402
-from benchmarks.faults.operators import DOWN_S  # noqa: E402
+from benchmarks.faults.checks import Database, check  # noqa: E402
+from benchmarks.faults.operators import DOWN_S, READY_TIMEOUT_S, STOP_GRACE_S  # noqa: E402
 from benchmarks.faults.run import TTL_S, Options, run  # noqa: E402
 from benchmarks.faults.summary import summary_line  # noqa: E402
 from benchmarks.faults.workload import Accepted, Load  # noqa: E402
+from benchmarks.harness import processes  # noqa: E402
+from benchmarks.harness.processes import smsgw  # noqa: E402
 
 # What the tests drive: a whole run, or the checks on a hand-made one.
-__all__ = ["Accepted", "Load", "Options", "check", "main", "run", "summary_line"]
+__all__ = ["OPERATOR_KINDS", "Accepted", "Load", "Options", "check", "check_smpp", "main",
+           "run", "run_with", "smpp_references", "summary_line"]
+
+OPERATOR_KINDS = ("http", "smpp")
+
+# --- SMPP operators (--operators smpp) ------------------------------------------------
+
+SMPP_SYSTEM_ID, SMPP_PASSWORD = "chaos", "chaos"
+SMPP_OPTIONS = "window=10&binds=2"
+_SMSC_READY = re.compile(r"listening on smpp://(\S+) control on (http://\S+)\s*$")
+
+
+@dataclass
+class SmppSim:
+    """`smsgw operator-sim --smpp` standing in for benchmarks.faults.operators.Sim: `url`
+    is what SMSGW_OPERATORS names it by (smpp://…), /stats and /control are on its
+    control port, and "/references" answers the message ids it took, one per message
+    (its first part's: the id a DONE recipient keeps), for check_smpp to turn into
+    references."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    url: str = ""
+    control_url: str = ""
+
+    def get(self, path: str) -> Any:
+        if path == "/references":
+            return {"accepted": self._get("/receipts")["none"]}  # none=1: every id taken
+        return self._get(path)
+
+    def _get(self, path: str) -> Any:
+        response = httpx.get(f"{self.control_url}{path}", timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def control(self, **settings: Any) -> None:
+        httpx.post(f"{self.control_url}/control", json=settings,
+                   timeout=30).raise_for_status()
+
+    def stop(self) -> None:
+        processes.stop([self.popen], STOP_GRACE_S)
+
+
+def start_smpp_sim(logdir: Path, name: str, fail_rate: float, latency_ms: float,
+                   reject_prefix: str) -> SmppSim:
+    """An SMSC with the HTTP simulator's behaviour (benchmarks.faults.operators.SIMS),
+    reporting no receipts; started from this checkout as the HTTP ones are."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with open(logdir / f"operator-{name}.log", "ab") as log:
+        popen = subprocess.Popen(
+            smsgw("operator-sim", "--smpp", "--name", name, "--port", "0",
+                  "--control-port", "0", "--system-id", SMPP_SYSTEM_ID,
+                  "--password", SMPP_PASSWORD, "--fail-rate", str(fail_rate),
+                  "--latency-ms", str(latency_ms), "--reject-prefix", reject_prefix,
+                  "--receipts", "none=1"),
+            stdout=subprocess.PIPE, stderr=log, cwd=ROOT, start_new_session=True, env=env)
+    sim = SmppSim(name, popen)
+    assert popen.stdout is not None
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    with selectors.DefaultSelector() as selector:
+        selector.register(popen.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline and not sim.url:
+            if selector.select(timeout=0.2):
+                line = popen.stdout.readline().decode()
+                if not line:
+                    break
+                if found := _SMSC_READY.search(line):
+                    sim.url = (f"smpp://{SMPP_SYSTEM_ID}:{SMPP_PASSWORD}@{found.group(1)}"
+                               f"?{SMPP_OPTIONS}")
+                    sim.control_url = found.group(2)
+            elif popen.poll() is not None:
+                break
+    if not sim.url:
+        sim.stop()
+        raise RuntimeError(f"operator-sim --smpp {name} did not start; see {logdir}")
+    return sim
+
+
+def smpp_references(rows: Iterable[tuple[Any, ...]], taken: Mapping[str, Iterable[str]],
+                    ) -> dict[str, list[str]]:
+    """operator -> the references (`sms:recipient`) of the recipients whose message id
+    (rows: sms_identifier, recipient, provider, message_id) that operator's SMSC took."""
+    ids = {name: set(message_ids) for name, message_ids in taken.items()}
+    found: dict[str, list[str]] = {name: [] for name in ids}
+    for sms, recipient, provider, message_id in rows:
+        if message_id and str(message_id) in ids.get(str(provider), ()):
+            found[str(provider)].append(f"{sms}:{recipient}")
+    return found
+
+
+def check_smpp(services: Database, load: Load, sims: dict[str, dict[str, Any]],
+               ) -> dict[str, Any]:
+    """`check`, the SMSCs' message ids ("references") read as the references of the
+    recipients that keep them."""
+    rows = services.sql("SELECT sms_identifier, recipient, provider, message_id"
+                        " FROM sms_status")
+    references = smpp_references(rows, {name: s["references"] for name, s in sims.items()})
+    return check(services, load, {name: {**s, "references": references[name]}
+                                  for name, s in sims.items()})
+
+
+@contextlib.contextmanager
+def smpp_operators() -> Iterator[None]:
+    """For the run in it, benchmarks.faults.run starts SMSCs (start_smpp_sim) where it
+    starts HTTP simulators, and checks with check_smpp: the two names it has no
+    parameter for, put back afterwards."""
+    faults_run: Any = importlib.import_module("benchmarks.faults.run")
+    saved = faults_run.start_sim, faults_run.check
+    faults_run.start_sim, faults_run.check = start_smpp_sim, check_smpp
+    try:
+        yield
+    finally:
+        faults_run.start_sim, faults_run.check = saved
+
+
+def run_with(options: Options, operators: str = "http") -> dict[str, Any]:
+    """One chaos run with HTTP operator simulators or (`smpp`) simulated SMSCs."""
+    if operators not in OPERATOR_KINDS:
+        raise ValueError(f"operators: one of {', '.join(OPERATOR_KINDS)}, not {operators!r}")
+    with smpp_operators() if operators == "smpp" else contextlib.nullcontext():
+        summary = run(options)
+    summary["operator_protocol"] = operators
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"seconds both operators fail every send, mid-run ({DOWN_S:g})")
     parser.add_argument("--ttl", type=float, default=TTL_S, metavar="S",
                         help=f"SMSGW_MESSAGE_TTL_S of the gateway ({TTL_S:g})")
+    parser.add_argument("--operators", choices=OPERATOR_KINDS, default="http",
+                        help="the two operators: HTTP simulators (http) or SMSCs over SMPP,"
+                             " `operator-sim --smpp` (smpp)")
     parser.add_argument("--mysql", default=os.environ.get(
         "SMSGW_CHAOS_MYSQL", "mysql://root@127.0.0.1:3306"), help="the MariaDB server")
     parser.add_argument("--amqp", default=os.environ.get(
@@ -115,11 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                       amqp_url=args.amqp, workdir=args.workdir, keep=args.keep,
                       gateway_src=args.gateway_src)
     try:
-        summary = run(options)
+        summary = run_with(options, args.operators)
     except (RuntimeError, subprocess.SubprocessError, OSError, httpx.HTTPError) as exc:
         print(f"chaos: cannot run: {exc}", file=sys.stderr)
         return 2
-    print(summary_line(summary), flush=True)
+    line = summary_line(summary)
+    print(line + (" | SMPP operators" if args.operators == "smpp" else ""), flush=True)
     if summary["violations"]:
         for kind, example in summary["violation_examples"].items():
             print(f"  {kind}: e.g. {example}", flush=True)

@@ -6,11 +6,18 @@ with the rows of a small, hand-made run.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from benchmarks import chaos
+from tests.peers.esme import connected
+
+from smsgw_adapters.operators.smpp import url as smpp_url
+from smsgw_adapters.operators.smpp.pdu import CommandStatus, SubmitSmResp
 
 
 class Rows:
@@ -156,3 +163,103 @@ def test_each_violation_is_found(damage: Any, violation: str) -> None:
                                             "db_cuts": 0, "db_connections_cut": 0,
                                             "mq_cuts": 0, "mq_connections_cut": 0,
                                             "exits": {}, "drained": True, "drain_s": 0})
+
+
+# --- with SMPP operators (--operators smpp) ----------------------------------------------
+
+
+class SmppRows(Rows):
+    """The same run, its recipients keeping their operators' message ids: s1's DONE one
+    A's "a1", its FAILED one none, s2's B's "b1"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.message_ids = [("s1", "0912001", "A", "a1"), ("s1", "0999001", "", None),
+                            ("s2", "0912002", "B", "b1")]
+
+    def sql(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+        if "message_id" in statement:
+            return list(self.message_ids)
+        return super().sql(statement, *params)
+
+
+def smscs(a: list[str], b: list[str], duplicates: int = 0) -> dict[str, dict[str, Any]]:
+    """What the run reads of two SMSCs: their /stats, and the message ids they took."""
+    found = sims(a, b, duplicates)
+    return {name: {**state, "references": ids} for (name, state), ids in
+            zip(found.items(), (a, b), strict=True)}
+
+
+def test_smpp_message_ids_are_read_as_the_references_of_the_recipients_keeping_them() -> None:
+    assert chaos.smpp_references(
+        [("s1", "r1", "A", "x"), ("s2", "r2", "B", "x"), ("s3", "r3", "A", None),
+         ("s4", "r4", "", None)], {"A": ["x", "lost"], "B": []},
+    ) == {"A": ["s1:r1"], "B": []}  # an id B never issued is not B's, whoever else did
+
+
+def test_with_smpp_a_clean_run_has_no_violation_and_its_duplicates() -> None:
+    # A took a1 and, once more, a message whose answer was lost (a-lost: no one keeps it).
+    summary = chaos.check_smpp(SmppRows(), clean_load(), smscs(["a1", "a-lost"], ["b1"],
+                                                               duplicates=1))
+    assert summary["violations"] == {}
+    assert summary["statuses"] == {"DONE": 2, "FAILED": 1}
+    assert (summary["operator_duplicates_same"], summary["operator_duplicates_across"]) == (1, 0)
+
+
+@pytest.mark.parametrize("taken", [(["a1"], []), (["a1", "b1"], []), ([], ["b1", "a1"])],
+                         ids=["never-issued", "issued-by-the-other-smsc", "a1-by-b"])
+def test_with_smpp_a_done_recipient_whose_id_its_smsc_never_issued_is_a_violation(
+    taken: tuple[list[str], list[str]],
+) -> None:
+    summary = chaos.check_smpp(SmppRows(), clean_load(), smscs(*taken))
+    assert summary["violations"] == {"done_never_accepted_by_an_operator": 1}
+
+
+def test_the_smpp_seams_are_swapped_for_the_run_only() -> None:
+    faults_run: Any = importlib.import_module("benchmarks.faults.run")
+    before = (faults_run.start_sim, faults_run.check)
+    with chaos.smpp_operators():
+        assert (faults_run.start_sim, faults_run.check) == (chaos.start_smpp_sim,
+                                                            chaos.check_smpp)
+    assert (faults_run.start_sim, faults_run.check) == before
+    with pytest.raises(ValueError, match="http, smpp"):
+        chaos.run_with(chaos.Options(), "carrier-pigeon")
+
+
+@pytest.mark.slow
+def test_an_smsc_of_the_run_takes_its_controls_and_lists_the_ids_it_took(
+    tmp_path: Path,
+) -> None:
+    """The SMSC a chaos run starts (operator-sim --smpp): named by an smpp:// URL the
+    gateway accepts, failing as told, reporting no receipt, and listing as its
+    "references" the id of each message taken (the first part's: the one asking for a
+    receipt, as the gateway's are), not a refused one's."""
+    sim = chaos.start_smpp_sim(tmp_path, "A", 0.0, 20.0, "0999")
+    try:
+        assert smpp_url.problem(sim.url) is None
+        options = smpp_url.parse(sim.url)
+        assert (options.system_id, options.window, options.binds) == (
+            chaos.SMPP_SYSTEM_ID, 10, 2)
+        taken, refused = asyncio.run(_submit(options.host, options.port, "0912000001",
+                                             "0999000001"))
+        sim.control(fail_rate=1.0)
+        [failed] = asyncio.run(_submit(options.host, options.port, "0912000002"))
+        stats = sim.get("/stats")
+        references = sim.get("/references")
+    finally:
+        sim.stop()
+    assert (taken.command_status, refused.command_status, failed.command_status) == (
+        CommandStatus.ESME_ROK, CommandStatus.ESME_RINVDSTADR, CommandStatus.ESME_RSYSERR)
+    assert references == {"accepted": [taken.message_id]}
+    assert (stats["accepted"], stats["rejected"], stats["failed"]) == (1, 1, 1)
+    assert stats["receipts"]["sent"] == 0  # none=1: never reported
+    assert sim.popen.poll() is not None
+
+
+async def _submit(host: str, port: int, *destinations: str) -> list[SubmitSmResp]:
+    async with connected(host, port) as esme:
+        bound = await esme.bind(chaos.SMPP_SYSTEM_ID, chaos.SMPP_PASSWORD)
+        assert bound.command_status == CommandStatus.ESME_ROK
+        return await esme.submit(*[esme.submit_sm(
+            source_addr="98100", destination_addr=to, short_message=b"chaos",
+            registered_delivery=1) for to in destinations])
