@@ -63,8 +63,7 @@ no send accepted: the "run_problems" of the summary).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
+import dataclasses
 import json
 import os
 import random
@@ -74,7 +73,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,26 +193,13 @@ def check_smpp(services: Database, load: Load, sims: dict[str, dict[str, Any]],
                                   for name, s in sims.items()})
 
 
-@contextlib.contextmanager
-def smpp_operators() -> Iterator[None]:
-    """For the run in it, benchmarks.faults.run starts SMSCs (start_smpp_sim) where it
-    starts HTTP simulators, and checks with check_smpp: the two names it has no
-    parameter for, put back afterwards."""
-    faults_run: Any = importlib.import_module("benchmarks.faults.run")
-    saved = faults_run.start_sim, faults_run.check
-    faults_run.start_sim, faults_run.check = start_smpp_sim, check_smpp
-    try:
-        yield
-    finally:
-        faults_run.start_sim, faults_run.check = saved
-
-
 def run_with(options: Options, operators: str = "http") -> dict[str, Any]:
     """One chaos run with HTTP operator simulators or (`smpp`) simulated SMSCs."""
     if operators not in OPERATOR_KINDS:
         raise ValueError(f"operators: one of {', '.join(OPERATOR_KINDS)}, not {operators!r}")
-    with smpp_operators() if operators == "smpp" else contextlib.nullcontext():
-        summary = run(options)
+    if operators == "smpp":
+        options = dataclasses.replace(options, start_sim=start_smpp_sim, check=check_smpp)
+    summary = run(options)
     summary["operator_protocol"] = operators
     return summary
 

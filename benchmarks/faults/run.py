@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.faults.checks import check
+from benchmarks.faults.checks import Database, check
 from benchmarks.faults.cluster import Cluster
 from benchmarks.faults.operators import DOWN_S, READY_TIMEOUT_S, REFUSED, SIMS, Sim, start_sim
 from benchmarks.faults.schedule import fault_schedule, strike
@@ -49,6 +49,10 @@ class Options:
     gateway_src: Path | None = None  # run the gateway from this checkout's src/ instead
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr,
                                                                     flush=True))
+    # The operators: how one is started, and how a drained run is checked against
+    # what they say (HTTP simulators by default; benchmarks/chaos.py --operators smpp).
+    start_sim: Callable[[Path, str, float, float, str], Sim] = start_sim
+    check: Callable[[Database, Load, dict[str, dict[str, Any]]], dict[str, Any]] = check
 
 
 GATEWAY_SETTINGS = {
@@ -95,7 +99,7 @@ def run(options: Options) -> dict[str, Any]:
         stack.callback(mq.close)
         sims: dict[str, Sim] = {}
         for name, fail_rate, latency in SIMS:
-            sims[name] = start_sim(workdir, name, fail_rate, latency, REFUSED)
+            sims[name] = options.start_sim(workdir, name, fail_rate, latency, REFUSED)
             stack.callback(sims[name].stop)
         api_ports = [free_port(), free_port()]
         env = {**os.environ, **code, **GATEWAY_SETTINGS, **services.queues,
@@ -147,7 +151,7 @@ def run(options: Options) -> dict[str, Any]:
         sim_state = {name: {"stats": sim.get("/stats"),
                             "references": sim.get("/references")["accepted"]}
                      for name, sim in sims.items()}
-        summary = check(services, load, sim_state)
+        summary = options.check(services, load, sim_state)
         summary.update({
             "run": services.run, "seed": options.seed, "duration_s": round(load_s, 1),
             "drained": drained, "drain_s": round(drain_s, 1),

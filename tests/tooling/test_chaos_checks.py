@@ -7,7 +7,6 @@ with the rows of a small, hand-made run.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -215,15 +214,18 @@ def test_with_smpp_a_done_recipient_whose_id_its_smsc_never_issued_is_a_violatio
     assert summary["violations"] == {"done_never_accepted_by_an_operator": 1}
 
 
-def test_the_smpp_seams_are_swapped_for_the_run_only() -> None:
-    faults_run: Any = importlib.import_module("benchmarks.faults.run")
-    before = (faults_run.start_sim, faults_run.check)
-    with chaos.smpp_operators():
-        assert (faults_run.start_sim, faults_run.check) == (chaos.start_smpp_sim,
-                                                            chaos.check_smpp)
-    assert (faults_run.start_sim, faults_run.check) == before
+def test_an_unknown_kind_of_operator_is_refused() -> None:
     with pytest.raises(ValueError, match="http, smpp"):
         chaos.run_with(chaos.Options(), "carrier-pigeon")
+
+
+def test_the_run_starts_and_checks_the_operators_its_options_name() -> None:
+    """The faults run takes its operators from its options: HTTP simulators by default."""
+    from benchmarks.faults.checks import check
+    from benchmarks.faults.operators import start_sim
+
+    plain = chaos.Options()
+    assert (plain.start_sim, plain.check) == (start_sim, check)
 
 
 @pytest.mark.slow
