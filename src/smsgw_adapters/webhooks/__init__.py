@@ -1,0 +1,1 @@
+"""Status webhooks to customers: signing (Standard Webhooks) and the address guard."""
