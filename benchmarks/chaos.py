@@ -68,11 +68,9 @@ import json
 import os
 import random
 import re
-import selectors
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +82,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make `benchmarks` importable
 
 from benchmarks.faults.checks import Database, check  # noqa: E402
-from benchmarks.faults.operators import DOWN_S, READY_TIMEOUT_S, STOP_GRACE_S  # noqa: E402
+from benchmarks.faults.operators import (  # noqa: E402
+    DOWN_S,
+    STOP_GRACE_S,
+    launch,
+    ready_line,
+)
 from benchmarks.faults.run import TTL_S, Options, run  # noqa: E402
 from benchmarks.faults.summary import summary_line  # noqa: E402
 from benchmarks.faults.workload import Accepted, Load  # noqa: E402
 from benchmarks.harness import processes  # noqa: E402
-from benchmarks.harness.processes import smsgw  # noqa: E402
 
 # What the tests drive: a whole run, or the checks on a hand-made one.
 __all__ = ["OPERATOR_KINDS", "Accepted", "Load", "Options", "check", "check_smpp", "main",
@@ -139,34 +141,18 @@ def start_smpp_sim(logdir: Path, name: str, fail_rate: float, latency_ms: float,
                    reject_prefix: str) -> SmppSim:
     """An SMSC with the HTTP simulator's behaviour (benchmarks.faults.operators.SIMS),
     reporting no receipts; started from this checkout as the HTTP ones are."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    with open(logdir / f"operator-{name}.log", "ab") as log:
-        popen = subprocess.Popen(
-            smsgw("operator-sim", "--smpp", "--name", name, "--port", "0",
-                  "--control-port", "0", "--system-id", SMPP_SYSTEM_ID,
-                  "--password", SMPP_PASSWORD, "--fail-rate", str(fail_rate),
-                  "--latency-ms", str(latency_ms), "--reject-prefix", reject_prefix,
-                  "--receipts", "none=1"),
-            stdout=subprocess.PIPE, stderr=log, cwd=ROOT, start_new_session=True, env=env)
-    sim = SmppSim(name, popen)
-    assert popen.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    with selectors.DefaultSelector() as selector:
-        selector.register(popen.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline and not sim.url:
-            if selector.select(timeout=0.2):
-                line = popen.stdout.readline().decode()
-                if not line:
-                    break
-                if found := _SMSC_READY.search(line):
-                    sim.url = (f"smpp://{SMPP_SYSTEM_ID}:{SMPP_PASSWORD}@{found.group(1)}"
-                               f"?{SMPP_OPTIONS}")
-                    sim.control_url = found.group(2)
-            elif popen.poll() is not None:
-                break
-    if not sim.url:
+    sim = SmppSim(name, launch(
+        logdir, name, "--smpp", "--port", "0", "--control-port", "0",
+        "--system-id", SMPP_SYSTEM_ID, "--password", SMPP_PASSWORD,
+        "--fail-rate", str(fail_rate), "--latency-ms", str(latency_ms),
+        "--reject-prefix", reject_prefix, "--receipts", "none=1"))
+    line = ready_line(sim.popen, lambda text: _SMSC_READY.search(text) is not None)
+    found = _SMSC_READY.search(line) if line is not None else None
+    if found is None:
         sim.stop()
         raise RuntimeError(f"operator-sim --smpp {name} did not start; see {logdir}")
+    sim.url = f"smpp://{SMPP_SYSTEM_ID}:{SMPP_PASSWORD}@{found.group(1)}?{SMPP_OPTIONS}"
+    sim.control_url = found.group(2)
     return sim
 
 

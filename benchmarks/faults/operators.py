@@ -6,6 +6,7 @@ import os
 import selectors
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,30 +40,42 @@ class Sim:
         processes.stop([self.popen], STOP_GRACE_S)
 
 
-def start_sim(logdir: Path, name: str, fail_rate: float, latency_ms: float,
-              reject_prefix: str) -> Sim:
-    # This checkout's simulator (it has /references), whatever code the gateway runs.
+def launch(logdir: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """`smsgw operator-sim --name NAME ARGS…` from this checkout (it has /references,
+    whatever code the gateway runs), its stderr to operator-NAME.log in `logdir`."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     with open(logdir / f"operator-{name}.log", "ab") as log:
-        popen = subprocess.Popen(
-            smsgw("operator-sim", "--name", name, "--port", "0", "--fail-rate", str(fail_rate),
-                  "--latency-ms", str(latency_ms), "--reject-prefix", reject_prefix),
+        return subprocess.Popen(
+            smsgw("operator-sim", "--name", name, *args),
             stdout=subprocess.PIPE, stderr=log, cwd=ROOT, start_new_session=True, env=env)
-    sim = Sim(name, popen)
+
+
+def ready_line(popen: subprocess.Popen[bytes], ready: Callable[[str], bool]) -> str | None:
+    """The first line of its stdout that `ready` accepts, within READY_TIMEOUT_S; None
+    when it exits or stays silent."""
     assert popen.stdout is not None
     deadline = time.monotonic() + READY_TIMEOUT_S
     with selectors.DefaultSelector() as selector:
         selector.register(popen.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline and not sim.url:
+        while time.monotonic() < deadline:
             if selector.select(timeout=0.2):
                 line = popen.stdout.readline().decode()
                 if not line:
-                    break
-                if " listening on " in line:
-                    sim.url = line.rsplit(" ", 1)[1].strip()
+                    return None
+                if ready(line):
+                    return line
             elif popen.poll() is not None:
-                break
-    if not sim.url:
+                return None
+    return None
+
+
+def start_sim(logdir: Path, name: str, fail_rate: float, latency_ms: float,
+              reject_prefix: str) -> Sim:
+    sim = Sim(name, launch(logdir, name, "--port", "0", "--fail-rate", str(fail_rate),
+                           "--latency-ms", str(latency_ms), "--reject-prefix", reject_prefix))
+    line = ready_line(sim.popen, lambda text: " listening on " in text)
+    if line is None:
         sim.stop()
         raise RuntimeError(f"operator-sim {name} did not start; see {logdir}")
+    sim.url = line.rsplit(" ", 1)[1].strip()
     return sim
