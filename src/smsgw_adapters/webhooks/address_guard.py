@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 MAX_URL_LENGTH = 2048
@@ -88,6 +88,22 @@ class Guard:
         if not addresses:
             raise AddressRefused(f"{host}: resolves to no address")
         return addresses
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedAddresses:
+    """The WebhookAddresses port: the guard's word on a URL as it is registered, so a
+    customer hears at once what every later send would be refused for."""
+
+    guard: Guard = field(default_factory=Guard)
+
+    async def refused(self, url: str) -> str | None:
+        try:
+            host, port = self.guard.check_url(url)
+            await self.guard.resolve(host, port)
+        except AddressRefused as exc:
+            return str(exc)
+        return None
 
 
 def refused(address: IpAddress) -> str | None:
