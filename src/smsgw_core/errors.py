@@ -148,3 +148,8 @@ class TransientConflict(DomainError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"transaction conflict: {reason}")
         self.reason = reason
+
+
+class Conflict(DomainError):
+    """The request cannot apply to the resource as it stands now (e.g. replaying an
+    event that is still pending); the message says what to do first."""

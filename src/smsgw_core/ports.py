@@ -20,6 +20,7 @@ from smsgw_core.messages import MessageType, RecipientMessage, SmsStatus
 from smsgw_core.operators import OutgoingSms
 from smsgw_core.outbox import DeliveryJob, OutboxEvent
 from smsgw_core.receipts import OperatorMessage, Receipt
+from smsgw_core.webhooks import Attempt, Endpoint, EventOutcome, EventState, EventType, WebhookEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,81 @@ class ReceiptRepository(Protocol):
         never find one."""
 
 
+class WebhookRepository(Protocol):
+    """Customers' webhook endpoints and the events owed to them (see webhooks.py)."""
+
+    async def subscriptions(self, customer_ids: Collection[int]) -> dict[int, frozenset[EventType]]:
+        """The event types each of these customers' enabled endpoint takes (absent: none)."""
+
+    async def add_events(self, events: Sequence[WebhookEvent]) -> None:
+        """Store these events, pending and due at their `next_at`."""
+
+    async def endpoint(self, customer_id: int) -> Endpoint | None: ...
+
+    async def save_endpoint(self, endpoint: Endpoint) -> None:
+        """Create or replace the customer's endpoint."""
+
+    async def delete_endpoint(self, customer_id: int, at: datetime) -> bool:
+        """Remove it, its pending events dead; False when there was none."""
+
+    async def disable(self, customer_id: int, at: datetime, reason: str) -> None:
+        """The endpoint takes no more events (a 410): its pending events are dead."""
+
+    async def due(self, now: datetime, customers: int) -> list[int]:
+        """Up to `customers` customers with pending events due by `now`, the one whose
+        event has been due longest first. A plain read: nothing is claimed."""
+
+    async def claim(
+        self, customer_id: int, now: datetime, limit: int, lease_until: datetime
+    ) -> list[WebhookEvent]:
+        """Lease up to `limit` of the customer's due pending events, oldest due first:
+        their attempt is counted and they are not due again before `lease_until`
+        (a process that dies with them leaves them to be sent again then)."""
+
+    async def finish(self, outcomes: Sequence[EventOutcome]) -> None:
+        """Record each attempt and what its event is now; an event delivered or dead
+        already stays so (a lease that lapsed may have let two processes send it)."""
+
+    async def listed(
+        self, customer_id: int, state: EventState | None, limit: int, before: int | None
+    ) -> list[WebhookEvent]:
+        """The customer's events, newest first, positions below `before`, each with
+        its attempts."""
+
+    async def replay(self, customer_id: int, event_id: str, now: datetime) -> EventState | None:
+        """Make a delivered or dead event pending and due now, attempts from 0; its
+        state before (None: the customer has no such event; PENDING: nothing done)."""
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest pending event was written (None: none is pending)."""
+
+
+class SecretBox(Protocol):
+    """Webhook signing secrets: made, and sealed for storage so that the database
+    alone cannot sign for a customer."""
+
+    def new_secret(self) -> str:
+        """A fresh `whsec_` secret."""
+
+    def seal(self, secret: str) -> str: ...
+
+    def open(self, sealed: str) -> str:
+        """The secret; ValueError when it was not sealed by this box's keys."""
+
+
+class WebhookSender(Protocol):
+    async def send(self, url: str, event_id: str, body: bytes, secrets: Sequence[str],
+                   at: datetime) -> Attempt:
+        """POST `body` to `url`, signed with every one of `secrets` (whsec_) at `at`;
+        the attempt's outcome (never raises for what the endpoint or network does)."""
+
+
+class WebhookAddresses(Protocol):
+    async def refused(self, url: str) -> str | None:
+        """Why the gateway will not send to `url` (its form, or an address its host
+        resolves to); None when it may."""
+
+
 class OutboxRepository(Protocol):
     async def add(self, deliveries: Sequence[DeliveryJob], at: datetime) -> None: ...
 
@@ -333,6 +409,9 @@ class UnitOfWork(Protocol):
 
     @property
     def receipts(self) -> ReceiptRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

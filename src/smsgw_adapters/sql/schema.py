@@ -147,3 +147,53 @@ operator_capacity = sa.Table(
     sa.Column("operator", sa.String(50), primary_key=True),
     sa.Column("next_free_s", sa.Float(precision=53), nullable=False),
 )
+
+# Status webhooks (migration 0009): each customer's endpoint, the events owed to
+# it (an outbox written with the status moves), and every attempt at one.
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    sa.Column("user_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.String(255), nullable=False),  # comma-separated event types
+    sa.Column("secret", sa.String(255), nullable=False),  # sealed (SecretBox)
+    sa.Column("previous_secret", sa.String(255), nullable=False, server_default=""),
+    sa.Column("previous_until", UtcDateTime(fractional=True), nullable=True),
+    sa.Column("disabled_at", UtcDateTime(fractional=True), nullable=True),
+    sa.Column("disabled_reason", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created_at", UtcDateTime(fractional=True), nullable=False),
+)
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("id", id_column_type(), primary_key=True, autoincrement=True),
+    sa.Column("event_id", identifier(40), nullable=False),
+    sa.Column("user_id", sa.BigInteger(), nullable=False),
+    sa.Column("type", sa.String(40), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_at", UtcDateTime(fractional=True), nullable=False),
+    sa.Column("claimed_by", sa.String(32), nullable=True),
+    sa.Column("created_at", UtcDateTime(fractional=True), nullable=False),
+    sa.Column("finished_at", UtcDateTime(fractional=True), nullable=True),
+    sa.UniqueConstraint("event_id", name="uq_webhook_events_event_id"),
+    # Customers with due events, each one's oldest due first (loose index scan for MIN).
+    sa.Index("idx_webhook_events_due", "state", "user_id", "next_at"),
+    sa.Index("idx_webhook_events_list", "user_id", "state", "id"),
+    sa.Index("idx_webhook_events_age", "state", "created_at"),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", id_column_type(), primary_key=True, autoincrement=True),
+    sa.Column("event", sa.BigInteger(), nullable=False),  # webhook_events.id
+    sa.Column("at", UtcDateTime(fractional=True), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("error", sa.String(255), nullable=False, server_default=""),
+    sa.Column("answer", sa.String(255), nullable=False, server_default=""),
+    sa.Column("seconds", sa.Float(), nullable=False, server_default="0"),
+    sa.Index("idx_webhook_attempts_event", "event", "id"),
+)

@@ -15,6 +15,7 @@ from smsgw_adapters.sql.messages import SqlMessages
 from smsgw_adapters.sql.outbox import SqlOutbox
 from smsgw_adapters.sql.receipts import SqlReceipts
 from smsgw_adapters.sql.tenancy import SqlCustomers, SqlKeys
+from smsgw_adapters.sql.webhooks import SqlWebhooks
 from smsgw_core.errors import StorageUnavailable
 
 
@@ -35,6 +36,7 @@ class SqlUnitOfWork:
         self.customers = SqlCustomers(self)
         self.keys = SqlKeys(self)
         self.receipts = SqlReceipts(self)
+        self.webhooks = SqlWebhooks(self)
 
     @property
     def connection(self) -> AsyncConnection:

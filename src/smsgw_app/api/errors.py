@@ -31,6 +31,7 @@ from litestar.status_codes import (
 
 from smsgw_core.errors import (
     BalanceLimit,
+    Conflict,
     DomainError,
     Forbidden,
     IdempotencyConflict,
@@ -55,6 +56,7 @@ DOMAIN_STATUS: dict[type[DomainError], int] = {
     NotFound: HTTP_404_NOT_FOUND,
     UnknownAccount: HTTP_404_NOT_FOUND,
     IdempotencyConflict: HTTP_409_CONFLICT,
+    Conflict: HTTP_409_CONFLICT,
     # An InvalidRequest with a status of its own (the most derived class is looked
     # up first): the request is valid, the account is full.
     BalanceLimit: HTTP_409_CONFLICT,

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from smsgw_core.ledger import Transaction, TransactionType, refund_id
+from smsgw_core.messages import SmsStatus
 from smsgw_core.ports import Clock, Reached, UnitOfWork, UnitOfWorkFactory
 from smsgw_core.receipts import Receipt, ReceiptPolicy
+from smsgw_core.services.status_events import record_events
 from smsgw_core.telemetry import NoTelemetry, Telemetry
 from smsgw_core.transactions import in_transaction
+from smsgw_core.webhooks import StatusChange
 
 log = logging.getLogger("smsgw.receipts")
 
@@ -59,6 +62,7 @@ async def apply_receipts(
     if found:
         await uow.receipts.matched(found)
     owed: list[tuple[Receipt, Reached]] = []
+    changes: list[StatusChange] = []
     for receipt, hit in zip(receipts, reached, strict=True):
         if hit is None:
             outcome.kept.append(receipt)
@@ -67,8 +71,12 @@ async def apply_receipts(
         else:
             waited = (receipt.received_at - hit.done_at).total_seconds()
             outcome.applied.append((receipt, max(0.0, waited)))
+            changes.append(StatusChange(
+                hit.customer_id, hit.sms_identifier, hit.recipient, receipt.reported.status,
+                SmsStatus.DONE, receipt.about.operator, receipt.error_code))
             if policy.refunds(receipt.reported):
                 owed.append((receipt, hit))
+    await record_events(uow, changes, now)
     if owed:
         known = dict(shares or {})
         missing = {hit.sms_identifier for _, hit in owed} - set(known)

@@ -11,7 +11,8 @@ several of them takes them in that one order, so two cannot deadlock.
 
 A recipient settled DONE keeps the operator's message id; receipts that
 arrived for that id before this answer (kept, see receipts.py) are applied in
-the same transaction, their refunds credited with the others.
+the same transaction, their refunds credited with the others. The webhook
+events of every move (status_events.py) are written in it too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from smsgw_core.outbox import DeliveryJob
 from smsgw_core.ports import RecipientFinish, UnitOfWork
 from smsgw_core.receipts import OperatorMessage, ReceiptPolicy
 from smsgw_core.services.receipts import ReceiptOutcome, apply_receipts
+from smsgw_core.services.status_events import record_events
 from smsgw_core.validity import FailureReason
+from smsgw_core.webhooks import StatusChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +74,13 @@ async def settle(
     retries: dict[str, datetime] = {}
     taken: list[OperatorMessage] = []
     shares: dict[str, int] = {}
+    changes: list[StatusChange] = []
     for s in settlements:
         kept = [v for v in s.verdicts if next(moved)]  # the others: settled concurrently
         applied.append(kept)
         for v in kept:
+            if v.status is not SmsStatus.PENDING:
+                changes.append(change_of(s.delivery, v))
             if v.status is SmsStatus.FAILED and s.delivery.unit_share > 0:
                 refunds.append(refund(s.delivery, v.recipient, v.reason, now))
             elif v.status is SmsStatus.PENDING:
@@ -84,6 +90,7 @@ async def settle(
                 shares[s.delivery.sms_identifier] = s.delivery.unit_share
     if retries:
         await uow.outbox.defer(retries, now)
+    await record_events(uow, changes, now)
     outcome = ReceiptOutcome()
     if taken and receipts is not None:
         waiting = await uow.receipts.waiting(taken)
@@ -93,6 +100,12 @@ async def settle(
     if refunds:  # one call: it locks every balance row it moves in user-id order
         await uow.ledger.credit_many(refunds)
     return Settled(applied, outcome)
+
+
+def change_of(delivery: DeliveryJob, v: Verdict) -> StatusChange:
+    why = (v.reason or FailureReason.REJECTED).value if v.status is SmsStatus.FAILED else ""
+    return StatusChange(delivery.customer_id, delivery.sms_identifier, v.recipient, v.status,
+                        SmsStatus.SENDING, v.provider, why)
 
 
 def refund(

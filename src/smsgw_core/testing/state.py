@@ -12,6 +12,7 @@ from smsgw_core.messages import RecipientMessage
 from smsgw_core.outbox import OutboxEvent
 from smsgw_core.ports import StoredResponse
 from smsgw_core.receipts import OperatorMessage, Receipt
+from smsgw_core.webhooks import Attempt, Endpoint, WebhookEvent
 
 
 @dataclass
@@ -34,6 +35,9 @@ class InMemoryState:
     keys: dict[str, ApiKey] = field(default_factory=dict)
     receipts: dict[OperatorMessage, Receipt] = field(default_factory=dict)  # the first of each
     matched_receipts: set[OperatorMessage] = field(default_factory=set)  # no longer kept
+    endpoints: dict[int, Endpoint] = field(default_factory=dict)
+    webhook_events: dict[int, WebhookEvent] = field(default_factory=dict)  # by position
+    webhook_attempts: dict[int, list[Attempt]] = field(default_factory=dict)  # by position
     next_id: int = 1
 
     def take_id(self) -> int:

@@ -16,6 +16,7 @@ from smsgw_core.testing.repositories import (
 )
 from smsgw_core.testing.state import InMemoryState
 from smsgw_core.testing.tenancy import InMemoryCustomers, InMemoryKeys
+from smsgw_core.testing.webhooks import InMemoryWebhooks
 
 
 class InMemoryDatabase:
@@ -49,6 +50,7 @@ class InMemoryUnitOfWork:
         self.customers = InMemoryCustomers(self)
         self.keys = InMemoryKeys(self)
         self.receipts = InMemoryReceipts(self)
+        self.webhooks = InMemoryWebhooks(self)
 
     async def __aenter__(self) -> Self:
         await self.db.lock.acquire()

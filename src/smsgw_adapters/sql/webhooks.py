@@ -1,0 +1,226 @@
+"""Webhook endpoints, the events owed to them, and each attempt (see core webhooks.py).
+
+A claim leases events with a token of its own (`claimed_by`) by a conditional
+UPDATE of pending, due rows, then reads back what carries its token: of two
+processes claiming at once each gets only the rows its UPDATE moved, without
+a locking read. The lease is `next_at` itself: a process that dies with
+events leased leaves them due again when the lease ends.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from smsgw_adapters.sql.repository import SqlRepository
+from smsgw_adapters.sql.schema import webhook_attempts, webhook_endpoints, webhook_events
+from smsgw_core.webhooks import (
+    Attempt,
+    Endpoint,
+    EventOutcome,
+    EventState,
+    EventType,
+    WebhookEvent,
+)
+
+_e = webhook_events.c
+_p = webhook_endpoints.c
+_a = webhook_attempts.c
+_PENDING = EventState.PENDING.value
+_SUBSCRIPTIONS = (
+    sa.select(_p.user_id, _p.events)
+    .where(_p.user_id.in_(sa.bindparam("customers", expanding=True)), _p.disabled_at.is_(None))
+)
+_DUE = (
+    sa.select(_e.user_id, sa.func.min(_e.next_at).label("due"))
+    .where(_e.state == _PENDING)
+    .group_by(_e.user_id)
+    .having(sa.func.min(_e.next_at) <= sa.bindparam("now", type_=_e.next_at.type))
+    .order_by(sa.text("due"))
+    .limit(sa.bindparam("customers"))
+)
+_TO_CLAIM = (
+    sa.select(_e.id)
+    .where(_e.state == _PENDING, _e.user_id == sa.bindparam("customer"),
+           _e.next_at <= sa.bindparam("now", type_=_e.next_at.type))
+    .order_by(_e.next_at, _e.id)
+    .limit(sa.bindparam("limit"))
+)
+
+
+class SqlWebhooks(SqlRepository):
+    async def subscriptions(self, customer_ids: Collection[int]) -> dict[int, frozenset[EventType]]:
+        if not customer_ids:
+            return {}
+        rows = await self._conn.execute(_SUBSCRIPTIONS, {"customers": sorted(set(customer_ids))})
+        return {row.user_id: _types(row.events) for row in rows}
+
+    async def add_events(self, events: Sequence[WebhookEvent]) -> None:
+        if events:
+            await self._conn.execute(webhook_events.insert(), [_event_row(e) for e in events])
+
+    async def endpoint(self, customer_id: int) -> Endpoint | None:
+        row = (await self._conn.execute(
+            sa.select(webhook_endpoints).where(_p.user_id == customer_id))).first()
+        return None if row is None else _endpoint(row)
+
+    async def save_endpoint(self, endpoint: Endpoint) -> None:
+        values = {
+            "url": endpoint.url, "events": ",".join(sorted(t.value for t in endpoint.events)),
+            "secret": endpoint.secret, "previous_secret": endpoint.previous_secret,
+            "previous_until": endpoint.previous_until, "disabled_at": endpoint.disabled_at,
+            "disabled_reason": endpoint.disabled_reason, "created_at": endpoint.created_at,
+        }
+        moved = await self._conn.execute(
+            webhook_endpoints.update().where(_p.user_id == endpoint.customer_id).values(values))
+        if moved.rowcount == 0:
+            await self._conn.execute(
+                webhook_endpoints.insert().values(user_id=endpoint.customer_id, **values))
+
+    async def delete_endpoint(self, customer_id: int, at: datetime) -> bool:
+        gone = await self._conn.execute(
+            webhook_endpoints.delete().where(_p.user_id == customer_id))
+        await self._bury(customer_id, at)
+        return bool(gone.rowcount)
+
+    async def disable(self, customer_id: int, at: datetime, reason: str) -> None:
+        await self._conn.execute(
+            webhook_endpoints.update()
+            .where(_p.user_id == customer_id, _p.disabled_at.is_(None))
+            .values(disabled_at=at, disabled_reason=reason[:255]))
+        await self._bury(customer_id, at)
+
+    async def _bury(self, customer_id: int, at: datetime) -> None:
+        await self._conn.execute(
+            webhook_events.update()
+            .where(_e.user_id == customer_id, _e.state == _PENDING)
+            .values(state=EventState.DEAD.value, finished_at=at, claimed_by=None))
+
+    async def due(self, now: datetime, customers: int) -> list[int]:
+        rows = await self._conn.execute(_DUE, {"now": now, "customers": customers})
+        return [row.user_id for row in rows]
+
+    async def claim(
+        self, customer_id: int, now: datetime, limit: int, lease_until: datetime
+    ) -> list[WebhookEvent]:
+        ids = list((await self._conn.execute(
+            _TO_CLAIM, {"customer": customer_id, "now": now, "limit": limit})).scalars())
+        if not ids:
+            return []
+        token = secrets.token_hex(16)
+        await self._conn.execute(
+            webhook_events.update()
+            .where(_e.id.in_(ids), _e.state == _PENDING, _e.next_at <= now)
+            .values(next_at=lease_until, claimed_by=token, attempts=_e.attempts + 1))
+        rows = await self._conn.execute(
+            sa.select(webhook_events).where(_e.id.in_(ids), _e.claimed_by == token)
+            .order_by(_e.id))
+        return [_event(row) for row in rows]
+
+    async def finish(self, outcomes: Sequence[EventOutcome]) -> None:
+        if not outcomes:
+            return
+        positions = {row.event_id: row.id for row in await self._conn.execute(
+            sa.select(_e.id, _e.event_id)
+            .where(_e.event_id.in_([o.event_id for o in outcomes])))}
+        attempts = [_attempt_row(positions[o.event_id], o.attempt) for o in outcomes
+                    if o.event_id in positions]
+        if attempts:
+            await self._conn.execute(webhook_attempts.insert(), attempts)
+        # Delivered and dead events in one statement each; a retry has its own time.
+        ended: dict[EventState, list[int]] = {}
+        for o in outcomes:
+            if o.event_id not in positions:
+                continue
+            if o.state is EventState.PENDING:
+                await self._conn.execute(
+                    webhook_events.update()
+                    .where(_e.id == positions[o.event_id], _e.state == _PENDING)
+                    .values(next_at=o.next_at, claimed_by=None))
+            else:
+                ended.setdefault(o.state, []).append(positions[o.event_id])
+        at = max(o.attempt.at for o in outcomes)
+        for state, ids in ended.items():
+            await self._conn.execute(
+                webhook_events.update().where(_e.id.in_(ids), _e.state == _PENDING)
+                .values(state=state.value, finished_at=at, claimed_by=None))
+
+    async def listed(
+        self, customer_id: int, state: EventState | None, limit: int, before: int | None
+    ) -> list[WebhookEvent]:
+        select = (sa.select(webhook_events).where(_e.user_id == customer_id)
+                  .order_by(_e.id.desc()).limit(limit))
+        if state is not None:
+            select = select.where(_e.state == state.value)
+        if before is not None:
+            select = select.where(_e.id < before)
+        events = [_event(row) for row in await self._conn.execute(select)]
+        if not events:
+            return []
+        tried: dict[int, list[Attempt]] = {}
+        for row in await self._conn.execute(
+                sa.select(webhook_attempts)
+                .where(_a.event.in_([e.position for e in events])).order_by(_a.id)):
+            tried.setdefault(row.event, []).append(_attempt(row))
+        return [_with_history(e, tried.get(e.position, [])) for e in events]
+
+    async def replay(self, customer_id: int, event_id: str, now: datetime) -> EventState | None:
+        row = (await self._conn.execute(
+            sa.select(_e.id, _e.state)
+            .where(_e.user_id == customer_id, _e.event_id == event_id)
+            .with_for_update())).first()
+        if row is None:
+            return None
+        before = EventState(row.state)
+        if before is not EventState.PENDING:
+            await self._conn.execute(
+                webhook_events.update().where(_e.id == row.id)
+                .values(state=_PENDING, attempts=0, next_at=now, finished_at=None,
+                        claimed_by=None))
+        return before
+
+    async def oldest_pending(self) -> datetime | None:
+        oldest: datetime | None = (await self._conn.execute(
+            sa.select(sa.func.min(_e.created_at)).where(_e.state == _PENDING))).scalar()
+        return oldest
+
+
+def _types(text: str) -> frozenset[EventType]:
+    return frozenset(EventType(t) for t in text.split(",") if t)
+
+
+def _endpoint(row: sa.Row[Any]) -> Endpoint:
+    return Endpoint(row.user_id, row.url, _types(row.events), row.secret, row.created_at,
+                    row.previous_secret, row.previous_until, row.disabled_at,
+                    row.disabled_reason)
+
+
+def _event_row(e: WebhookEvent) -> dict[str, Any]:
+    return {"event_id": e.id, "user_id": e.customer_id, "type": e.type.value,
+            "body": e.body.decode(), "state": e.state.value, "attempts": e.attempts,
+            "next_at": e.next_at or e.created_at, "created_at": e.created_at}
+
+
+def _event(row: sa.Row[Any]) -> WebhookEvent:
+    return WebhookEvent(row.event_id, row.user_id, EventType(row.type), row.body.encode(),
+                        row.created_at, EventState(row.state), row.attempts, row.next_at,
+                        row.id)
+
+
+def _with_history(event: WebhookEvent, attempts: list[Attempt]) -> WebhookEvent:
+    return WebhookEvent(event.id, event.customer_id, event.type, event.body, event.created_at,
+                        event.state, event.attempts, event.next_at, event.position,
+                        tuple(attempts))
+
+
+def _attempt_row(position: int, a: Attempt) -> dict[str, Any]:
+    return {"event": position, "at": a.at, "status_code": a.status_code,
+            "error": a.error[:255], "answer": a.answer[:255], "seconds": a.seconds}
+
+
+def _attempt(row: sa.Row[Any]) -> Attempt:
+    return Attempt(row.at, row.status_code, row.error, row.answer, row.seconds)

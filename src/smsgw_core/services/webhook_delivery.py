@@ -1,0 +1,199 @@
+"""Delivering webhook events: fair turns per customer, a cap on each, nothing lost.
+
+Each pass reads the customers with due events (the one waiting longest first)
+and leases each up to its free share of `per_customer` slots, within the
+process's `concurrency`: a customer whose endpoint hangs holds at most its
+own slots for the timeout while every other customer's events go on. Only
+leased events are in memory, so a customer failing for hours costs rows in
+the database, not memory here.
+
+An attempt's outcome is recorded after the endpoint answered; a process killed
+between the two leaves the event leased, due again when the lease ends, and it
+is sent again with the same `webhook-id` (at least once, as the spec expects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from smsgw_core.errors import StorageUnavailable, TransientConflict
+from smsgw_core.ports import Clock, SecretBox, UnitOfWork, UnitOfWorkFactory, WebhookSender
+from smsgw_core.transactions import in_transaction
+from smsgw_core.webhooks import Attempt, Endpoint, EventOutcome, EventState, WebhookEvent, outcome
+
+log = logging.getLogger("smsgw.webhooks")
+
+
+class WebhookTelemetry(Protocol):
+    def webhook_attempt(self, state: EventState, status_code: int | None,
+                        seconds: float) -> None:
+        """An attempt recorded: what its event is now, the endpoint's code (None: no
+        answer), how long it took."""
+
+    def webhook_disabled(self) -> None:
+        """An endpoint disabled by a 410."""
+
+    def webhook_oldest(self, seconds: float) -> None:
+        """The age of the oldest pending event (0: none)."""
+
+
+class NoWebhookTelemetry:
+    def webhook_attempt(self, state: EventState, status_code: int | None,
+                        seconds: float) -> None:
+        return None
+
+    def webhook_disabled(self) -> None:
+        return None
+
+    def webhook_oldest(self, seconds: float) -> None:
+        return None
+
+
+@dataclass
+class WebhookDelivery:
+    uow: UnitOfWorkFactory
+    clock: Clock
+    sender: WebhookSender
+    box: SecretBox
+    telemetry: WebhookTelemetry = field(default_factory=NoWebhookTelemetry)
+    concurrency: int = 64  # attempts in flight in this process
+    per_customer: int = 4  # of which one customer's
+    lease: timedelta = timedelta(seconds=60)  # > the sender's timeout
+    poll_s: float = 0.2  # how often to look for due events when idle
+    jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
+    _tasks: dict[asyncio.Task[EventOutcome], int] = field(default_factory=dict, init=False)
+    _done: list[EventOutcome] = field(default_factory=list, init=False)
+    _gone: set[int] = field(default_factory=set, init=False)  # customers answered 410
+
+    async def run(self, stop: asyncio.Event, oldest_every_s: float = 5.0) -> None:
+        loop = asyncio.get_running_loop()
+        next_oldest = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    await self.record()
+                    started = await self.start_due()
+                    if loop.time() >= next_oldest:
+                        next_oldest = loop.time() + oldest_every_s
+                        await self.report_oldest()
+                except (StorageUnavailable, TransientConflict) as exc:
+                    log.warning("webhook pass failed, tried again", extra={"error": str(exc)})
+                    started = 0
+                await self._wait(stop, started)
+        finally:
+            await self.drain()
+
+    async def _wait(self, stop: asyncio.Event, started: int) -> None:
+        """Until an attempt ends (a slot frees), or the poll time passes."""
+        if started and len(self._tasks) < self.concurrency:
+            return  # there may be more due at once
+        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
+        waiters.update(self._tasks)  # type: ignore[arg-type]
+        await asyncio.wait(waiters, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            if w not in self._tasks:
+                w.cancel()
+
+    async def drain(self) -> None:
+        """Let the attempts in flight end, and record them (on a stop)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await self.record()
+
+    async def start_due(self) -> int:
+        """Lease due events, in fair turns, into free slots; how many were started."""
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            return 0
+        now = self.clock.now()
+        async with self.uow() as uow:
+            customers = await uow.webhooks.due(now, self.concurrency)
+        busy: dict[int, int] = {}
+        for customer in self._tasks.values():
+            busy[customer] = busy.get(customer, 0) + 1
+        started = 0
+        for customer in customers:
+            room = min(self.per_customer - busy.get(customer, 0), free - started)
+            if room > 0:
+                started += await self._start(customer, room)
+            if started >= free:
+                break
+        return started
+
+    async def _start(self, customer: int, room: int) -> int:
+        now = self.clock.now()
+
+        async def body(uow: UnitOfWork) -> tuple[list[WebhookEvent], Endpoint | None]:
+            events = await uow.webhooks.claim(customer, now, room, now + self.lease)
+            endpoint = await uow.webhooks.endpoint(customer) if events else None
+            await uow.commit()
+            return events, endpoint
+
+        events, endpoint = await in_transaction(self.uow, body)
+        if not events:
+            return 0
+        if endpoint is None or endpoint.disabled_at is not None:
+            why = "no endpoint" if endpoint is None else "endpoint disabled"
+            self._done.extend(EventOutcome(e.id, Attempt(now, None, why), EventState.DEAD)
+                              for e in events)
+            return 0
+        secrets = [self.box.open(s) for s in endpoint.sealed_secrets(now)]
+        for event in events:
+            task = asyncio.create_task(self._attempt(endpoint.url, event, secrets))
+            self._tasks[task] = customer
+            task.add_done_callback(self._ended)
+        return len(events)
+
+    async def _attempt(self, url: str, event: WebhookEvent, secrets: list[str]) -> EventOutcome:
+        attempt = await self.sender.send(url, event.id, event.body, secrets, self.clock.now())
+        return outcome(event, attempt, self.jitter())
+
+    def _ended(self, task: asyncio.Task[EventOutcome]) -> None:
+        customer = self._tasks.pop(task)
+        if task.cancelled():
+            return  # the lease brings it back
+        exc = task.exception()
+        if exc is not None:
+            log.error("webhook attempt failed", exc_info=exc)
+            return
+        result = task.result()
+        self._done.append(result)
+        if result.attempt.gone:
+            self._gone.add(customer)
+
+    async def record(self) -> int:
+        """Commit the outcomes of ended attempts (and disable endpoints that answered
+        410); kept for the next pass if the database is away."""
+        done, gone = list(self._done), set(self._gone)
+        if not done and not gone:
+            return 0
+        now = self.clock.now()
+
+        async def body(uow: UnitOfWork) -> None:
+            await uow.webhooks.finish(done)
+            for customer in sorted(gone):
+                await uow.webhooks.disable(customer, now, "410 Gone from the endpoint")
+            await uow.commit()
+
+        await in_transaction(self.uow, body)
+        del self._done[: len(done)]
+        self._gone -= gone
+        for o in done:
+            self.telemetry.webhook_attempt(o.state, o.attempt.status_code, o.attempt.seconds)
+        for customer in gone:
+            self.telemetry.webhook_disabled()
+            log.warning("webhook endpoint disabled: it answered 410",
+                        extra={"user_id": customer})
+        return len(done)
+
+    async def report_oldest(self) -> None:
+        async with self.uow() as uow:
+            oldest = await uow.webhooks.oldest_pending()
+        age = 0.0 if oldest is None else (self.clock.now() - oldest).total_seconds()
+        self.telemetry.webhook_oldest(max(0.0, age))
