@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import uvicorn
@@ -23,10 +24,13 @@ from smsgw_adapters.rabbit import RabbitBus, RabbitConsumer, RabbitTopology
 from smsgw_adapters.sql.engine import (
     probe,
 )
+from smsgw_adapters.webhooks.address_guard import Guard
+from smsgw_adapters.webhooks.secret_box import AesSecretBox, key_file, parse_keys
+from smsgw_adapters.webhooks.sender import HttpWebhookSender
 from smsgw_app.api.app import ApiServices, create_app
 from smsgw_app.api.backpressure import BacklogGate
 from smsgw_app.api.health import ReadinessCheck
-from smsgw_app.config import Settings
+from smsgw_app.config import Settings, StartupError
 from smsgw_app.http_protocol import guarded_protocol
 from smsgw_app.operator_kinds import OperatorLinks, OperatorTools, build_operator
 from smsgw_app.supervisor import HttpServer, Service
@@ -40,6 +44,7 @@ from smsgw_app.workers import (
     OutboxJanitor,
     QuietLanes,
     RelayService,
+    WebhookService,
 )
 from smsgw_core.fairness import FairShare, Headroom
 from smsgw_core.messages import MessageType
@@ -48,6 +53,7 @@ from smsgw_core.receipts import ReceiptPolicy
 from smsgw_core.services.pacing import PacedOperator
 from smsgw_core.services.receipts import ReceiptIntake
 from smsgw_core.services.relay import OutboxRelay
+from smsgw_core.services.webhook_delivery import WebhookDelivery, WebhookTelemetry
 from smsgw_core.validity import DeliveryPolicy
 
 __all__ = ["ApiServices"]
@@ -260,3 +266,34 @@ def backlog_monitor(
     return [BacklogMonitor(uow, clock, sinks, every)]
 
 
+
+
+# ---- webhooks ----------------------------------------------------------------------------
+
+
+def secret_box(settings: Settings) -> AesSecretBox:
+    """The sealing box of webhook secrets: SMSGW_WEBHOOK_KEY, or the key file (made on
+    first use). Built only by the processes that register or send webhooks."""
+    try:
+        if settings.webhook_key:
+            return AesSecretBox(parse_keys(settings.webhook_key))
+        return AesSecretBox([key_file(Path(settings.webhook_key_file))])
+    except ValueError as exc:
+        raise StartupError(f"SMSGW_WEBHOOK_KEY_FILE: {exc}") from None
+
+
+def webhook_guard(settings: Settings) -> Guard:
+    return Guard(allow_http=settings.webhook_allow_http,
+                 allow_private=settings.webhook_allow_private)
+
+
+def webhook_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock,
+                     box: AesSecretBox, telemetry: WebhookTelemetry) -> list[Service]:
+    sender = HttpWebhookSender(webhook_guard(settings), timeout_s=settings.webhook_timeout_s,
+                               max_connections=settings.webhook_concurrency,
+                               per_host=settings.webhook_per_customer)
+    delivery = WebhookDelivery(
+        uow, clock, sender, box, telemetry, concurrency=settings.webhook_concurrency,
+        per_customer=settings.webhook_per_customer,
+        lease=timedelta(seconds=settings.webhook_timeout_s + 30))
+    return [WebhookService(delivery, sender.close)]

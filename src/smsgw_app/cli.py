@@ -21,7 +21,8 @@ from smsgw_core.messages import MessageType
 
 # service.name of each process's spans (OTEL_SERVICE_NAME overrides it).
 SERVICE_NAMES = {"serve": "smsgw", "api": "smsgw-api", "relay": "smsgw-relay",
-                 "worker": "smsgw-worker", "migrate": "smsgw-migrate"}
+                 "worker": "smsgw-worker", "migrate": "smsgw-migrate",
+                 "webhooks": "smsgw-webhooks"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         help="consume only this queue: a worker process of its own for express keeps its "
              "time to the operator whatever the normal backlog (default: both)",
     )
+    commands.add_parser("webhooks", help="send the customers' status webhooks only "
+                        "(needs the database, not the broker)")
     commands.add_parser("migrate", help="apply the database migrations and exit")
     from smsgw_app import outbox_admin  # its own module: the argparse of `smsgw outbox …`
 
@@ -239,6 +242,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "relay": lambda: processes.relay(settings),
         "worker": lambda: processes.worker(settings, _lanes(getattr(args, "lane", "all"))),
         "migrate": lambda: processes.migrate(settings),
+        "webhooks": lambda: processes.webhooks(settings),
     }
     try:
         processes.run(settings, commands[args.command]())

@@ -20,6 +20,7 @@ import msgspec
 from msgspec import Meta
 
 from smsgw_adapters.observability import logs
+from smsgw_adapters.webhooks.secret_box import parse_keys
 from smsgw_app import operator_kinds
 from smsgw_app.operator_kinds import OperatorSpec
 from smsgw_core.routing import Routes, RoutesError
@@ -191,6 +192,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     """How long a receipt naming a message id no recipient has is kept, waiting
     for the operator's answer that names it; then it is dropped and counted as
     an orphan."""
+    webhook_timeout_s: Seconds = 10.0
+    """How long a customer's webhook endpoint may take to answer an event; past
+    it the attempt failed and is retried ([webhooks.md](webhooks.md))."""
+    webhook_allow_http: Switch = False
+    """`true`: webhook URLs may be `http://` (tests, private networks); `false`:
+    `https://` only."""
+    webhook_allow_private: Switch = False
+    """`true`: webhook URLs may resolve to loopback, private or link-local
+    addresses (tests, private networks); `false`: such a URL is refused when
+    registered and again at every connection."""
+    webhook_key: str = ""
+    """The key webhook signing secrets are sealed with in the database: 32
+    random bytes in base64 (`openssl rand -base64 32`); several, comma-separated,
+    while the key is changed (the first seals, every one opens). Every process
+    of a deployment needs the same. Unset: the key in `SMSGW_WEBHOOK_KEY_FILE`."""
+    webhook_key_file: str = "smsgw-webhook.key"
+    """Where the webhook sealing key is kept when `SMSGW_WEBHOOK_KEY` is unset:
+    made (mode 0600) on first use. Fine for one host; a deployment over several
+    hosts sets `SMSGW_WEBHOOK_KEY` instead."""
+    webhook_concurrency: Count = 64
+    """Webhook attempts in flight in one `smsgw webhooks` (or `serve`) process."""
+    webhook_per_customer: Count = 4
+    """Of those, at most this many for one customer: a slow endpoint holds its
+    own share, never another customer's."""
     log_level: str = logs.DEFAULT_LOG_LEVEL
     """`DEBUG`, `INFO`, `WARNING` or `ERROR`."""
     log_format: str = logs.DEFAULT_LOG_FORMAT
@@ -484,6 +509,14 @@ def _cors_origins(raw: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _webhook_key(raw: str) -> str:
+    try:
+        parse_keys(raw)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return raw
+
+
 def _log_setting(parse: Callable[[str], str]) -> Callable[[str], str]:
     def read(raw: str) -> str:
         try:
@@ -503,6 +536,7 @@ _OWN_SYNTAX: dict[str, Callable[[str], Any]] = {
     "routes": _routes,
     "metrics_token": _metrics_token,
     "cors_origins": _cors_origins,
+    "webhook_key": _webhook_key,
     "log_level": _log_setting(logs.parse_log_level),
     "log_format": _log_setting(logs.parse_log_format),
 }

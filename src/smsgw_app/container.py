@@ -25,6 +25,7 @@ from smsgw_adapters.observability.tracing import TracedBus, traced_handler
 from smsgw_adapters.operators.http import operator_http_client
 from smsgw_adapters.resilience import ResilientBreaker
 from smsgw_adapters.sql.capacity import SqlOperatorCapacity
+from smsgw_adapters.webhooks.address_guard import GuardedAddresses
 from smsgw_app import assembly
 from smsgw_app.api.backpressure import AdmittedSender, BacklogGate
 from smsgw_app.config import Settings
@@ -45,6 +46,7 @@ from smsgw_core.services.receipts import ReceiptIntake
 from smsgw_core.services.relay import OutboxRelay
 from smsgw_core.services.send_limit import LimitedSender, SendLimits
 from smsgw_core.services.send_sms import SmsSender
+from smsgw_core.services.webhook_endpoints import WebhookEndpoints
 from smsgw_core.system import UuidIds
 
 
@@ -109,6 +111,10 @@ class Container(containers.DeclarativeContainer):
     delivery_policy = providers.Singleton(assembly.delivery_policy_of, settings)
     admission = providers.Singleton(BacklogGate, settings.provided.max_backlog)
 
+    secret_box = providers.Singleton(assembly.secret_box, settings)
+    webhook_addresses = providers.Singleton(
+        GuardedAddresses, providers.Singleton(assembly.webhook_guard, settings))
+
     # ---- use cases --------------------------------------------------------------------
     routes = providers.Singleton(lambda s: s.routing() if s.routes else None, settings)
     sms_sender = providers.Singleton(
@@ -126,6 +132,8 @@ class Container(containers.DeclarativeContainer):
                 GroupCommit, sms_sender, max_group=settings.provided.accept_batch)))
     accounts = providers.Singleton(Accounts, uow, clock, ids, telemetry=telemetry)
     history = providers.Singleton(History, uow)
+    webhooks = providers.Singleton(
+        WebhookEndpoints, uow, clock, secret_box, webhook_addresses, ids)
     authenticator = providers.Singleton(Authenticator, uow, time.monotonic, clock)
     customers = providers.Singleton(Customers, uow, clock)
     keys = db.keys
@@ -162,6 +170,7 @@ class Container(containers.DeclarativeContainer):
         cors_origins=settings.provided.cors_origins,
         receipts=receipts,
         receipt_tokens=providers.Callable(assembly.receipt_tokens, settings),
+        webhooks=webhooks,
     )
     # Called with host= and port=.
     http_service = providers.Factory(assembly.http_server, settings, api_services)
@@ -170,6 +179,8 @@ class Container(containers.DeclarativeContainer):
         assembly.relay_services, settings, relay.provider, wakeup, bus, receipts
     )
     delivery_services = providers.Factory(assembly.delivery_services, settings, consumer)
+    webhook_services = providers.Factory(
+        assembly.webhook_services, settings, uow, clock, secret_box, telemetry)
     # Called with gauges= and admission=: which readers of the backlog the process has.
     backlog_monitor = providers.Factory(
         assembly.backlog_monitor, uow, clock, metrics, admission

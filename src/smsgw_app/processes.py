@@ -1,7 +1,8 @@
 """The processes: which services each runs, over the container's adapters.
 
 `serve` runs everything in one process; `api`, `relay` and `worker` run one
-part each and scale out as separate processes (they need a real broker).
+part each and scale out as separate processes (they need a real broker);
+`webhooks` sends the customers' status webhooks (the database alone).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             container.key_usage(),
             *container.relay_services(),
             *container.delivery_services(),
+            *container.webhook_services(),
             *container.backlog_monitor(gauges=True, admission=True),
         ]
         log.info("smsgw serving on http://%s:%d with operators %s", host, port,
@@ -133,4 +135,11 @@ async def worker(
     _needs_broker(settings, "worker")
     async with started(settings, lanes) as container:
         services = [*container.delivery_services(), *metrics_server(settings)]
+        await supervise(services, settings.shutdown_timeout_s)
+
+
+async def webhooks(settings: Settings) -> None:
+    """Sends customers' webhook events; needs the database only (no broker)."""
+    async with started(settings) as container:
+        services = [*container.webhook_services(), *metrics_server(settings)]
         await supervise(services, settings.shutdown_timeout_s)

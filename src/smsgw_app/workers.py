@@ -1,6 +1,6 @@
 """The background services: outbox relays, the outbox janitor, the delivery consumer,
-the outbox backlog monitor, the API's writer of keys' last use and the metrics
-server of processes without the API."""
+the outbox backlog monitor, the API's writer of keys' last use, the webhook
+delivery loop and the metrics server of processes without the API."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from smsgw_core.backoff import Backoff
 from smsgw_core.messages import MessageType
 from smsgw_core.ports import Backlog, Clock, UnitOfWorkFactory
 from smsgw_core.services.relay import OutboxRelay
+from smsgw_core.services.webhook_delivery import WebhookDelivery
 
 log = logging.getLogger("smsgw.workers")
 
@@ -254,6 +255,31 @@ class MetricsServer:
             await self.stopping.wait()
         finally:
             await asyncio.to_thread(self.server.close)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+@dataclass
+class WebhookService:
+    """The webhook delivery loop (`smsgw webhooks`, and `serve`); its HTTP client is
+    closed when it stops."""
+
+    delivery: WebhookDelivery
+    close: Callable[[], Awaitable[None]]
+    name: str = "webhooks"
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    await self.delivery.run(self.stopping)
+                except Exception:
+                    log.exception("webhook delivery failed; starting again")
+                    await _pause(self.stopping, 1.0)
+        finally:
+            await self.close()
 
     def stop(self) -> None:
         self.stopping.set()

@@ -27,6 +27,7 @@ from smsgw_app.api.v1.admin import CustomersController, KeysController
 from smsgw_app.api.v1.auth import AUTHENTICATOR, LEGACY_AUTH, METRICS_TOKEN, metrics_token
 from smsgw_app.api.v1.balance import BalanceV1Controller
 from smsgw_app.api.v1.messages import MessagesController
+from smsgw_app.api.v1.webhooks import CustomerWebhookController, WebhookController
 from smsgw_app.config import LegacyAuth
 from smsgw_core.services.accounts import Accounts
 from smsgw_core.services.authenticate import Authenticator
@@ -34,6 +35,7 @@ from smsgw_core.services.customers import Customers
 from smsgw_core.services.history import History
 from smsgw_core.services.keys import Keys
 from smsgw_core.services.receipts import ReceiptIntake
+from smsgw_core.services.webhook_endpoints import WebhookEndpoints
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class ApiServices:
     # Operators' receipts (POST /operators/{name}/receipts) and each one's token.
     receipts: ReceiptIntake | None = None
     receipt_tokens: dict[str, str] = field(default_factory=dict)
+    webhooks: WebhookEndpoints | None = None  # /v1/webhook
 
 
 log = logging.getLogger("smsgw.api")
@@ -88,6 +91,7 @@ def create_app(services: ApiServices) -> Litestar:
                    security=SECURITY if keyed else None),
             MessagesController, BalanceV1Controller,
             CustomersController, KeysController, OperatorsController,
+            WebhookController, CustomerWebhookController,
             healthz, readyz, MetricsController,
             swagger_assets(),
         ],
@@ -101,7 +105,7 @@ def create_app(services: ApiServices) -> Litestar:
             # limit are decorators of the sender, not dependencies of their own.
             **{name: value(getattr(services, name)) for name in (
                 "sender", "history", "accounts", "readiness_checks", "customers", "keys",
-                "receipts")},
+                "receipts", "webhooks")},
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # the process configures logging, not the framework

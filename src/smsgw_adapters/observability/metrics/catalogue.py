@@ -138,6 +138,28 @@ class Metrics:
             "From the operator taking a recipient (DONE) to the receipt that settled it.",
             ["operator"], buckets=DONE_TO_RECEIPT_BUCKETS, registry=registry,
         )
+        self.webhook_attempts = Counter(
+            "smsgw_webhook_attempts_total",
+            "Webhook delivery attempts, by what their event is after it: delivered, pending "
+            "(to be retried) or dead (retries exhausted, or the endpoint disabled).",
+            ["outcome"], registry=registry,
+        )
+        self.webhook_attempt_seconds = Histogram(
+            "smsgw_webhook_attempt_seconds", "A webhook attempt's duration, by outcome.",
+            ["outcome"], buckets=OPERATOR_BUCKETS, registry=registry,
+        )
+        self.webhook_endpoints_disabled = Counter(
+            "smsgw_webhook_endpoints_disabled_total",
+            "Webhook endpoints disabled because they answered 410 Gone.", registry=registry,
+        )
+        self.webhook_oldest_pending = Gauge(
+            "smsgw_webhook_oldest_pending_seconds",
+            "Age of the oldest webhook event not yet delivered (0: none): the figure to "
+            "alert on.", registry=registry,
+        )
+        for outcome in ("delivered", "pending", "dead"):
+            self.webhook_attempts.labels(outcome)
+            self.webhook_attempt_seconds.labels(outcome)
         # Read from the SMPP operators at each scrape (watch_operator): their series are
         # there only in processes with an SMPP operator.
         self.smpp = SmppCollector()

@@ -11,6 +11,7 @@ from smsgw_core.messages import MessageType, SmsStatus
 from smsgw_core.operators import CircuitOpen, OperatorError
 from smsgw_core.ports import CircuitBreaker
 from smsgw_core.receipts import Reported
+from smsgw_core.webhooks import EventState
 
 
 class PrometheusTelemetry:
@@ -43,6 +44,17 @@ class PrometheusTelemetry:
 
     def receipt_orphans(self, operator: str, count: int) -> None:
         self._m.receipt_orphans.labels(operator).inc(max(0, count))
+
+    def webhook_attempt(self, state: EventState, status_code: int | None,
+                        seconds: float) -> None:
+        self._m.webhook_attempts.labels(state.value).inc()
+        self._m.webhook_attempt_seconds.labels(state.value).observe(max(0.0, seconds))
+
+    def webhook_disabled(self) -> None:
+        self._m.webhook_endpoints_disabled.inc()
+
+    def webhook_oldest(self, seconds: float) -> None:
+        self._m.webhook_oldest_pending.set(max(0.0, seconds))
 
 
 class MeasuredBreaker:
