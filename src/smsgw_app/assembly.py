@@ -295,5 +295,6 @@ def webhook_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock,
     delivery = WebhookDelivery(
         uow, clock, sender, box, telemetry, concurrency=settings.webhook_concurrency,
         per_customer=settings.webhook_per_customer,
-        lease=timedelta(seconds=settings.webhook_timeout_s + 30))
+        lease=timedelta(seconds=settings.webhook_timeout_s + 30),
+        retries=tuple(timedelta(seconds=s) for s in settings.webhook_retry_s))
     return [WebhookService(delivery, sender.close)]

@@ -25,6 +25,7 @@ from smsgw_app import operator_kinds
 from smsgw_app.operator_kinds import OperatorSpec
 from smsgw_core.routing import Routes, RoutesError
 from smsgw_core.send_limits import Rate
+from smsgw_core.webhooks import RETRY_DELAYS
 
 
 class ConfigError(Exception):
@@ -195,6 +196,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     webhook_timeout_s: Seconds = 10.0
     """How long a customer's webhook endpoint may take to answer an event; past
     it the attempt failed and is retried ([webhooks.md](webhooks.md))."""
+    webhook_retry_s: tuple[float, ...] = tuple(d.total_seconds() for d in RETRY_DELAYS)
+    """The waits, in seconds and comma-separated, after each failed webhook
+    attempt (each ±20 %); after the last the event is dead. The default,
+    `5,300,1800,7200,18000,36000,50400,72000,72000`, makes 10 attempts over
+    about 3 days."""
     webhook_allow_http: Switch = False
     """`true`: webhook URLs may be `http://` (tests, private networks); `false`:
     `https://` only."""
@@ -517,6 +523,17 @@ def _webhook_key(raw: str) -> str:
     return raw
 
 
+def _webhook_retry_s(raw: str) -> tuple[float, ...]:
+    try:
+        waits = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        waits = ()
+    if not 1 <= len(waits) <= 50 or not all(0 < w <= 7 * 86_400 for w in waits):
+        raise ConfigError(f"SMSGW_WEBHOOK_RETRY_S={raw[:80]!r}: expected 1 to 50 comma-"
+                          "separated seconds, each above 0 and at most 604800 (7 days)")
+    return waits
+
+
 def _log_setting(parse: Callable[[str], str]) -> Callable[[str], str]:
     def read(raw: str) -> str:
         try:
@@ -537,6 +554,7 @@ _OWN_SYNTAX: dict[str, Callable[[str], Any]] = {
     "metrics_token": _metrics_token,
     "cors_origins": _cors_origins,
     "webhook_key": _webhook_key,
+    "webhook_retry_s": _webhook_retry_s,
     "log_level": _log_setting(logs.parse_log_level),
     "log_format": _log_setting(logs.parse_log_format),
 }

@@ -153,21 +153,24 @@ class EventOutcome:
     next_at: datetime | None = None
 
 
-def outcome(event: WebhookEvent, attempt: Attempt, jitter: float) -> EventOutcome:
-    """After `attempt` (the event's attempts count it already), with `jitter` in [-1, 1]."""
+def outcome(event: WebhookEvent, attempt: Attempt, jitter: float,
+            delays: tuple[timedelta, ...] = RETRY_DELAYS) -> EventOutcome:
+    """After `attempt` (the event's attempts count it already), with `jitter` in [-1, 1]
+    and the waits `delays` (SMSGW_WEBHOOK_RETRY_S)."""
     if attempt.delivered:
         return EventOutcome(event.id, attempt, EventState.DELIVERED)
-    delay = retry_delay(event.attempts, jitter)
+    delay = retry_delay(event.attempts, jitter, delays)
     if attempt.gone or delay is None:
         return EventOutcome(event.id, attempt, EventState.DEAD)
     return EventOutcome(event.id, attempt, EventState.PENDING, attempt.at + delay)
 
 
-def retry_delay(attempts: int, jitter: float) -> timedelta | None:
+def retry_delay(attempts: int, jitter: float,
+                delays: tuple[timedelta, ...] = RETRY_DELAYS) -> timedelta | None:
     """The wait after the `attempts`-th failed attempt (1 the first); None: give up."""
-    if attempts < 1 or attempts > len(RETRY_DELAYS):
+    if attempts < 1 or attempts > len(delays):
         return None
-    return RETRY_DELAYS[attempts - 1] * (1 + JITTER * max(-1.0, min(1.0, jitter)))
+    return delays[attempts - 1] * (1 + JITTER * max(-1.0, min(1.0, jitter)))
 
 
 def event_id(sms_identifier: str, recipient: str, sequence: int) -> str:

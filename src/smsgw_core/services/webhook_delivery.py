@@ -25,7 +25,15 @@ from typing import Protocol
 from smsgw_core.errors import StorageUnavailable, TransientConflict
 from smsgw_core.ports import Clock, SecretBox, UnitOfWork, UnitOfWorkFactory, WebhookSender
 from smsgw_core.transactions import in_transaction
-from smsgw_core.webhooks import Attempt, Endpoint, EventOutcome, EventState, WebhookEvent, outcome
+from smsgw_core.webhooks import (
+    RETRY_DELAYS,
+    Attempt,
+    Endpoint,
+    EventOutcome,
+    EventState,
+    WebhookEvent,
+    outcome,
+)
 
 log = logging.getLogger("smsgw.webhooks")
 
@@ -66,6 +74,7 @@ class WebhookDelivery:
     per_customer: int = 4  # of which one customer's
     lease: timedelta = timedelta(seconds=60)  # > the sender's timeout
     poll_s: float = 0.2  # how often to look for due events when idle
+    retries: tuple[timedelta, ...] = RETRY_DELAYS  # SMSGW_WEBHOOK_RETRY_S
     jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
     _tasks: dict[asyncio.Task[EventOutcome], int] = field(default_factory=dict, init=False)
     _done: list[EventOutcome] = field(default_factory=list, init=False)
@@ -143,7 +152,14 @@ class WebhookDelivery:
             self._done.extend(EventOutcome(e.id, Attempt(now, None, why), EventState.DEAD)
                               for e in events)
             return 0
-        secrets = [self.box.open(s) for s in endpoint.sealed_secrets(now)]
+        try:
+            secrets = [self.box.open(s) for s in endpoint.sealed_secrets(now)]
+        except ValueError as exc:
+            # Sealed under another key (SMSGW_WEBHOOK_KEY differs between processes):
+            # the events stay leased and come back after it, for a process that can.
+            log.error("cannot open a webhook secret: is SMSGW_WEBHOOK_KEY the one the API "
+                      "sealed it with?", extra={"user_id": customer, "error": str(exc)})
+            return 0
         for event in events:
             task = asyncio.create_task(self._attempt(endpoint.url, event, secrets))
             self._tasks[task] = customer
@@ -152,7 +168,7 @@ class WebhookDelivery:
 
     async def _attempt(self, url: str, event: WebhookEvent, secrets: list[str]) -> EventOutcome:
         attempt = await self.sender.send(url, event.id, event.body, secrets, self.clock.now())
-        return outcome(event, attempt, self.jitter())
+        return outcome(event, attempt, self.jitter(), self.retries)
 
     def _ended(self, task: asyncio.Task[EventOutcome]) -> None:
         customer = self._tasks.pop(task)
