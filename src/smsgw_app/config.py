@@ -523,6 +523,12 @@ def _webhook_key(raw: str) -> str:
     return raw
 
 
+def _webhook_key_file(raw: str) -> str:
+    if not raw.strip() or "\0" in raw or len(raw) > 4096:
+        raise ConfigError("SMSGW_WEBHOOK_KEY_FILE: expected a file's path")
+    return raw
+
+
 def _webhook_retry_s(raw: str) -> tuple[float, ...]:
     try:
         waits = tuple(float(part) for part in raw.split(","))
@@ -555,6 +561,7 @@ _OWN_SYNTAX: dict[str, Callable[[str], Any]] = {
     "cors_origins": _cors_origins,
     "webhook_key": _webhook_key,
     "webhook_retry_s": _webhook_retry_s,
+    "webhook_key_file": _webhook_key_file,
     "log_level": _log_setting(logs.parse_log_level),
     "log_format": _log_setting(logs.parse_log_format),
 }

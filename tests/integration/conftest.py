@@ -19,8 +19,10 @@ def gateway_env(mode: str, workdir: Path, stack: ExitStack, **extra: str) -> dic
     # A recipient SENDING when its worker dies is claimed again once its lease lapses
     # (60 s by default): 10 s keeps the crash tests short, and still leaves a loaded
     # machine's slowest delivery far inside its lease (no resend of work in progress).
+    # Each gateway's webhook sealing key in its own workdir (not the checkout's).
     env = {**os.environ, "SMSGW_OPERATORS": "A=sim://,B=sim://",
-           "SMSGW_DELIVERY_LEASE_S": "10", **extra}
+           "SMSGW_DELIVERY_LEASE_S": "10",
+           "SMSGW_WEBHOOK_KEY_FILE": str(workdir / "webhook.key"), **extra}
     if mode == "embedded":
         env["SMSGW_DATABASE_URL"] = f"sqlite+aiosqlite:///{workdir / 'smsgw.db'}"
         env["SMSGW_BROKER_URL"] = "memory://"

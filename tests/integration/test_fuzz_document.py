@@ -45,8 +45,11 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         # The backlog gate off: a 503 is a documented answer, but the fuzzer's
         # "no server error" check counts every 5xx, and this run is not about load.
         # Operator A takes receipts with RECEIPT_TOKEN: the operators' route is fuzzed too.
+        # Webhook URLs as the document states them: http:// and any address allowed
+        # (the refusals of https-only and of private addresses are tested on their own).
         env = gateway_env(mode, workdir, stack, SMSGW_MAX_BACKLOG="0",
-                          SMSGW_OPERATORS=f"A=sim://?receipt_token={RECEIPT_TOKEN},B=sim://")
+                          SMSGW_OPERATORS=f"A=sim://?receipt_token={RECEIPT_TOKEN},B=sim://",
+                          SMSGW_WEBHOOK_ALLOW_HTTP="1", SMSGW_WEBHOOK_ALLOW_PRIVATE="1")
         gateway = Gateway(mode, env, workdir).start()
         try:
             yield gateway

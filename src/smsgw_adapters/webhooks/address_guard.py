@@ -33,6 +33,11 @@ class AddressRefused(ValueError):
     """A webhook URL or address the gateway will not call; the message says why."""
 
 
+class Unresolved(AddressRefused):
+    """A name that resolves to nothing now: no connection can be made, but nothing
+    says the name is wrong (its DNS may not be published yet)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Guard:
     allow_http: bool = False  # SMSGW_WEBHOOK_ALLOW_HTTP
@@ -79,21 +84,25 @@ class Guard:
         loop = asyncio.get_running_loop()
         try:
             found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except UnicodeError:  # a label empty or over 63 characters: no name at all
+            raise AddressRefused(f"{host[:80]}: not a host name") from None
         except OSError as exc:
-            raise AddressRefused(f"{host}: does not resolve ({exc})") from None
+            raise Unresolved(f"{host}: does not resolve ({exc})") from None
         addresses = list(dict.fromkeys(
             ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found))
         for address in addresses:
             self.check_address(address)
         if not addresses:
-            raise AddressRefused(f"{host}: resolves to no address")
+            raise Unresolved(f"{host}: resolves to no address")
         return addresses
 
 
 @dataclass(frozen=True, slots=True)
 class GuardedAddresses:
     """The WebhookAddresses port: the guard's word on a URL as it is registered, so a
-    customer hears at once what every later send would be refused for."""
+    customer hears at once what every later send would be refused for. A name that
+    does not resolve yet is taken (its DNS may come later; every connection checks
+    again); one that resolves inside is not."""
 
     guard: Guard = field(default_factory=Guard)
 
@@ -101,6 +110,8 @@ class GuardedAddresses:
         try:
             host, port = self.guard.check_url(url)
             await self.guard.resolve(host, port)
+        except Unresolved:
+            return None
         except AddressRefused as exc:
             return str(exc)
         return None

@@ -167,7 +167,12 @@ class WebhookDelivery:
         return len(events)
 
     async def _attempt(self, url: str, event: WebhookEvent, secrets: list[str]) -> EventOutcome:
-        attempt = await self.sender.send(url, event.id, event.body, secrets, self.clock.now())
+        at = self.clock.now()
+        try:
+            attempt = await self.sender.send(url, event.id, event.body, secrets, at)
+        except Exception as exc:  # a bug of ours: the event still runs its schedule out
+            log.exception("webhook attempt raised", extra={"event_id": event.id})
+            attempt = Attempt(at, None, f"internal error: {type(exc).__name__}")
         return outcome(event, attempt, self.jitter(), self.retries)
 
     def _ended(self, task: asyncio.Task[EventOutcome]) -> None:

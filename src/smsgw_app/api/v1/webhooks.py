@@ -24,8 +24,22 @@ EventName = Literal["message.sent", "message.delivered", "message.undelivered",
 EventStatus = Literal["pending", "delivered", "dead"]
 
 
+# What the address guard takes as a URL: http(s), a host name or IPv4 address, a port
+# 1-65535, no credentials, the rest printable ASCII (percent-encode anything else).
+# http:// only with SMSGW_WEBHOOK_ALLOW_HTTP; where the host resolves is checked on
+# registration and at every connection.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = (r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}"
+         r"|[1-9][0-9]{0,3})")
+# (?!\n): Python's $ also matches before a last newline, a JSON Schema's does not.
+URL_PATTERN = rf"^https?://{_LABEL}(?:\.{_LABEL})*(?::{_PORT})?(?:[/?#][!-~]*)?(?!\n)$"
+
+
 class WebhookRequest(msgspec.Struct):
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL_LENGTH)]
+    url: Annotated[str, msgspec.Meta(
+        min_length=1, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN,
+        description="https:// (http:// where allowed); it must not resolve to a loopback, "
+        "private or link-local address")]
     events: Annotated[list[EventName], msgspec.Meta(min_length=1, max_length=5)]
 
 
