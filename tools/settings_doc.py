@@ -103,6 +103,10 @@ OUTSIDE: tuple[Variable, ...] = (
              "the operator whose receipt token the fuzzer sends with: its hook posts the "
              "receipts generated as valid as this operator's; `test_fuzz_document.py` sets it",
              "the fuzzer's hook"),
+    Variable("SMSGW_FUZZ_KEY", "unset",
+             "the customer key of the fuzzer's run: its hook registers that customer's "
+             "webhook endpoint (and queues an event) before the routes that act on one; "
+             "`test_fuzz_document.py` sets it", "the fuzzer's hook"),
     # The benchmarks and the chaos test (their --help says the same).
     Variable("SMSGW_CHAOS_MYSQL", "`mysql://root@127.0.0.1:3306`",
              "the MariaDB server of `make chaos` (`--mysql`)", "`benchmarks/chaos.py`"),

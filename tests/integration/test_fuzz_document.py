@@ -57,7 +57,8 @@ def fuzzed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             gateway.stop()
 
 
-def fuzz(gateway: Gateway, key: str, report_dir: Path, *only: str) -> str:
+def fuzz(gateway: Gateway, key: str, report_dir: Path, *only: str,
+         customer_key: str = "") -> str:
     """One run with this key on the operations `only` selects; its report, on success."""
     run = subprocess.run(
         [str(SCHEMATHESIS), "run", f"{gateway.url}/swagger/openapi.json",
@@ -67,7 +68,7 @@ def fuzz(gateway: Gateway, key: str, report_dir: Path, *only: str) -> str:
          "--report", "junit", "--report-dir", str(report_dir)],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
         env={**os.environ, "NO_COLOR": "1", "SMSGW_FUZZ_CUSTOMER": str(FUZZ_CUSTOMER),
-             "SMSGW_FUZZ_OPERATOR": "A"},
+             "SMSGW_FUZZ_OPERATOR": "A", "SMSGW_FUZZ_KEY": customer_key},
     )
     report = run.stdout[-12_000:] + run.stderr[-4_000:]
     assert run.returncode == 0, report
@@ -83,7 +84,7 @@ def test_the_fuzzer_finds_nothing_and_valid_sends_are_accepted(
     # routes with an admin key; each run also sends without it ("ignored auth").
     customer = new_key(fuzzed, "--customer", str(FUZZ_CUSTOMER))
     report = fuzz(fuzzed, customer, tmp_path / "customer", "--exclude-tag", "v1 admin",
-                  "--exclude-tag", "operators")
+                  "--exclude-tag", "operators", customer_key=customer)
     fuzz(fuzzed, new_key(fuzzed, "--admin"), tmp_path / "admin", "--include-tag", "v1 admin")
     # An operator's receipts, with A's token (fuzz_hooks sends the valid ones as A's).
     fuzz(fuzzed, RECEIPT_TOKEN, tmp_path / "operator", "--include-tag", "operators")

@@ -954,7 +954,7 @@ async def test_a_test_event_is_queued_only_for_an_enabled_endpoint(hooks: Hooks)
     await hooks.register(1, [DELIVERED])
     event = await hooks.endpoints.test(1)
     assert (event.type, event.customer_id) == (EventType.TEST, 1)
-    assert event.id.startswith("msg_test_t-")
+    assert event.id.startswith("msg_t") and len(event.id) <= 40  # the column holds 40
     assert hooks.event(event.id).state is EventState.PENDING
     assert json.loads(event.body)["type"] == "webhook.test"
     async with hooks.db.uow() as uow:

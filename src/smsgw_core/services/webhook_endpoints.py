@@ -68,9 +68,12 @@ class WebhookEndpoints:
         await in_transaction(self.uow, body)
         return Registered(endpoint, secret)
 
-    async def get(self, customer_id: int) -> Endpoint:
+    async def find(self, customer_id: int) -> Endpoint | None:
         async with self.uow() as uow:
-            endpoint = await uow.webhooks.endpoint(customer_id)
+            return await uow.webhooks.endpoint(customer_id)
+
+    async def get(self, customer_id: int) -> Endpoint:
+        endpoint = await self.find(customer_id)
         if endpoint is None:
             raise NotFound("no webhook endpoint: PUT /v1/webhook first")
         return endpoint
@@ -102,7 +105,9 @@ class WebhookEndpoints:
             raise NotFound("no webhook endpoint")
 
     async def test(self, customer_id: int) -> WebhookEvent:
-        event = test_event(customer_id, "msg_test_" + self.ids.new_id(), self.clock.now())
+        # "msg_" and 32 hex digits: the 40 characters an event id may have at most.
+        event = test_event(customer_id, "msg_" + self.ids.new_id().replace("-", "")[:32],
+                           self.clock.now())
 
         async def body(uow: UnitOfWork) -> None:
             await _enabled(uow, customer_id)

@@ -16,6 +16,7 @@ from smsgw_app.api.query import Cursor, cursor_text, integers_in_query, page_siz
 from smsgw_app.api.v1.admin import BODY_ERRORS, CustomerId
 from smsgw_app.api.v1.auth import AnyRequest, admin_key, customer_key, customer_of
 from smsgw_core.pagination import DEFAULT_LIMIT, PageRequest
+from smsgw_core.services.customers import Customers
 from smsgw_core.services.webhook_endpoints import WebhookEndpoints
 from smsgw_core.webhooks import MAX_URL_LENGTH, Attempt, Endpoint, EventState, WebhookEvent
 
@@ -85,6 +86,11 @@ class EventView(msgspec.Struct):
     next_attempt_at: str | None  # pending: when it is tried next
     payload: dict[str, Any]
     attempts: list[AttemptView]
+
+
+class CustomerWebhook(msgspec.Struct):
+    customer_id: int
+    endpoint: WebhookView | None  # null: the customer has none
 
 
 class EventsPage(msgspec.Struct):
@@ -163,13 +169,17 @@ class CustomerWebhookController(Controller):
     security = SECURITY
 
     @get("/", operation_id="v1GetCustomerWebhook",
-         responses=errors(400, *AUTH_ERRORS, NO_ENDPOINT, 503),
-         summary="A customer's webhook endpoint (never its secret)")
-    async def show(self, customer_id: CustomerId, webhooks: WebhookEndpoints) -> WebhookView:
-        return _view(await webhooks.get(customer_id))
+         responses=errors(400, *AUTH_ERRORS, 404, 503),
+         summary="A customer's webhook endpoint, or null (never its secret); 404: no "
+         "such customer")
+    async def show(self, customer_id: CustomerId, webhooks: WebhookEndpoints,
+                   customers: Customers) -> CustomerWebhook:
+        await customers.show(customer_id)  # NotFound for no customer
+        found = await webhooks.find(customer_id)
+        return CustomerWebhook(customer_id, _view(found) if found is not None else None)
 
     @get("/events", operation_id="v1ListCustomerWebhookEvents", guards=[integers_in_query],
-         responses=errors(400, *AUTH_ERRORS, 503),
+         responses=errors(400, *AUTH_ERRORS, 404, 503),
          summary="A customer's webhook events with their attempts, newest first")
     async def events(self, customer_id: CustomerId, webhooks: WebhookEndpoints,
                      status: StatusFilter = None,
