@@ -215,8 +215,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     of a deployment needs the same. Unset: the key in `SMSGW_WEBHOOK_KEY_FILE`."""
     webhook_key_file: str = "smsgw-webhook.key"
     """Where the webhook sealing key is kept when `SMSGW_WEBHOOK_KEY` is unset:
-    made (mode 0600) on first use. Fine for one host; a deployment over several
-    hosts sets `SMSGW_WEBHOOK_KEY` instead."""
+    made (mode 0600) by the first api, serve or webhooks process. Fine for one
+    host; a deployment over several hosts sets `SMSGW_WEBHOOK_KEY` instead."""
     webhook_concurrency: Count = 64
     """Webhook attempts in flight in one `smsgw webhooks` (or `serve`) process."""
     webhook_per_customer: Count = 4

@@ -26,7 +26,8 @@ def test_compose_declares_the_production_shape() -> None:
 def test_every_smsgw_service_runs_a_real_cli_command_with_valid_settings() -> None:
     services = compose()["services"]
     smsgw = {name: s for name, s in services.items() if s.get("image") == "smsgw:latest"}
-    assert set(smsgw) == {"migrate", "api", "relay", "worker", "operator-a", "operator-b"}
+    assert set(smsgw) == {"migrate", "api", "relay", "worker", "webhooks", "operator-a",
+                          "operator-b"}
     for name, service in smsgw.items():
         command = service["command"]
         out = subprocess.run(
@@ -48,7 +49,7 @@ def test_every_smsgw_service_runs_a_real_cli_command_with_valid_settings() -> No
 
 def test_split_processes_wait_for_the_migration_and_the_broker() -> None:
     services = compose()["services"]
-    for name in ("api", "relay", "worker"):
+    for name in ("api", "relay", "worker", "webhooks"):
         needs = services[name]["depends_on"]
         assert needs["migrate"]["condition"] == "service_completed_successfully"
         assert needs["rabbitmq"]["condition"] == "service_healthy"
