@@ -404,16 +404,9 @@ def test_the_test_event_is_delivered_and_admins_see_the_endpoint_without_its_sec
 # every connection to its host, and another customer's endpoint on that host (another
 # path of the same receiver here; a shared SaaS host in life) waits for them. Strict:
 # once fixed, this case passes and the mark must go.
-SHARED_HOST_BUG = (
-    "assembly.py webhook_services passes per_host=SMSGW_WEBHOOK_PER_CUSTOMER to "
-    "HttpWebhookSender, whose one TCPConnector(limit_per_host=...) is keyed by host:port, "
-    "not by customer: H's hanging attempts hold every connection to the shared receiver "
-    "and F's attempts queue behind H's timeouts (about 4 of F's events per timeout)")
-
-
 @pytest.mark.parametrize("hosts", [
     "two-receivers",
-    pytest.param("one-receiver", marks=pytest.mark.xfail(strict=True, reason=SHARED_HOST_BUG)),
+    "one-receiver",  # two customers' endpoints on one host: a per-host cap must not join them
 ])
 def test_a_hanging_receiver_does_not_delay_another_customers_events(
     tmp_path: Path, hosts: str,

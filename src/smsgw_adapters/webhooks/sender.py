@@ -74,11 +74,14 @@ class HttpWebhookSender:
     on the first send, inside the loop that uses it. `close()` it at the end."""
 
     def __init__(self, guard: Guard, timeout_s: float = 10.0, max_connections: int = 200,
-                 per_host: int = 8) -> None:
+                 per_host: int = 0) -> None:
         self._guard = guard
         self._timeout_s = timeout_s
         self._max_connections = max_connections
-        self._per_host = per_host  # one slow customer holds at most this many connections
+        # 0: no cap per host. Customers share hosts (a SaaS receiver, one platform): a
+        # cap per host would let one customer's hanging endpoint hold the connections
+        # another's needs. The delivery loop caps each customer's attempts instead.
+        self._per_host = per_host
         self._session: aiohttp.ClientSession | None = None
 
     async def send(self, url: str, event_id: str, body: bytes, secrets: Sequence[str],
