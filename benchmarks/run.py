@@ -49,6 +49,18 @@ deleted afterwards. Then, in order, each in its own processes:
               tokens, so the workers look for kept receipts in both). Delivered/s and the
               CPU per delivered SMS of each (read from sms_status and /proc), and their
               ratio (issue 26's bar: SMPP no more than 10 % costlier per SMS).
+- webhooks:   end_to_end twice at the same load (1,300 req/s for 60 s), each half in
+              processes of its own with the same settings (SMSGW_WEBHOOK_*): no webhook
+              endpoints, then one for every customer of the load test (an API key each,
+              PUT /v1/webhook, every event type) to a local receiver
+              (benchmarks/bench/webhook_sink.py: counts, answers 200, keeps a sample the
+              bench verifies with standardwebhooks) and one `smsgw webhooks` process;
+              no receipts, so one event per recipient. Each waits for every delivery and,
+              with webhooks, until smsgw_webhook_attempts_total counts an outcome for
+              every event written. Delivered/s off and on and their ratio (issue 27's
+              bar: on at least 0.8 of off), events delivered per second, the webhooks
+              process's CPU and SQL per event, CPU per SMS off and on, the events' wait,
+              the attempts that failed.
 
 Every process writes its stdout and stderr to files in a temporary directory
 (printed at the start and with every failure). Processes are stopped (SIGTERM,

@@ -10,7 +10,10 @@ A scenario's record (what run.py keeps under "scenarios" in the results JSON):
      receipts_off and receipts_on: "delivery" and "receipts" read from the tables;
      smpp_http and smpp_smpp: "delivery" read from the tables, "operators" the
      simulators' /stats, and for SMPP "smscs" their counts added up and
-     "gateway_smpp" the workers' smsgw_smpp_* metrics)}
+     "gateway_smpp" the workers' smsgw_smpp_* metrics; webhooks_off and webhooks_on:
+     "delivery" read from the tables, and for the on half "webhooks" (benchmarks/bench/
+     webhooks.py: "events" and "attempts" from the tables, "metrics" the webhooks
+     process's, "receiver" its counts, "verified" its sample checked))}
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ E2E_SECONDS = 60
 # The CPU of the gateway and its servers (not the load generator, the operator
 # simulators or the rest of the box): what the receipts' cost is taken over.
 GATEWAY_GROUPS = ("api", "relay", "worker", "mariadb", "rabbitmq")
+# With status webhooks on, the gateway's groups and the `smsgw webhooks` process.
+WEBHOOK_GROUPS = (*GATEWAY_GROUPS, "webhooks")
 
 
 # ---------------------------------------------------------------- reading documents
@@ -135,6 +140,7 @@ def derive_figures(scenarios: Scenarios) -> Figures:
     figures.update(fairness_figures(scenarios))
     figures.update(receipts_figures(scenarios))
     figures.update(smpp_figures(scenarios))
+    figures.update(webhooks_figures(scenarios))
     return figures
 
 
@@ -195,6 +201,53 @@ def smpp_figures(scenarios: Scenarios) -> Figures:
     }
 
 
+def webhooks_figures(scenarios: Scenarios) -> Figures:
+    """End to end without webhook endpoints and with one for every customer (same load,
+    same run): the delivered rates and their ratio, events delivered per second (from
+    the first written to the last delivered), the webhooks process's CPU per event,
+    the extra CPU per event over every gateway process, the CPU per delivered SMS of
+    each half, the events' wait, and the attempts that failed."""
+    off, on = ran(scenarios, "webhooks_off"), ran(scenarios, "webhooks_on")
+    off_rate = number(((off or {}).get("delivery") or {}).get("delivered_per_s"))
+    on_rate = number(((on or {}).get("delivery") or {}).get("delivered_per_s"))
+    hooks = ((on or {}).get("webhooks") or {}) if on else {}
+    events = hooks.get("events") or {}
+    delivered = number(events.get("delivered"))
+    latency = events.get("latency_ms") or {}
+    after = number(events.get("last_after_delivery_s"))
+    seconds = cpu_seconds(on) if on else {}
+    figures: Figures = {
+        "webhooks_off_delivered_per_s": off_rate,
+        "webhooks_on_delivered_per_s": on_rate,
+        "webhooks_on_vs_off": ratio(on_rate, off_rate),
+        "webhooks_events_delivered": delivered,
+        "webhooks_events_per_s": number(events.get("delivered_per_s")),
+        "webhooks_on_notified_per_s": number(events.get("notified_per_s")),
+        "webhooks_notified_vs_off": ratio(number(events.get("notified_per_s")), off_rate),
+        "webhooks_event_p50_ms": number(latency.get("p50")),
+        "webhooks_event_p99_ms": number(latency.get("p99")),
+        "webhooks_last_after_delivery_ms": after * 1000 if after is not None else None,
+        "webhooks_failed_attempts": number((hooks.get("attempts") or {}).get("failed")),
+        "webhooks_cpu_ms_per_event": (seconds["webhooks"] / delivered * 1000
+                                      if delivered and "webhooks" in seconds else None),
+        "webhooks_receiver_cpu_ms_per_event": (seconds["receiver"] / delivered * 1000
+                                               if delivered and "receiver" in seconds
+                                               else None),
+    }
+    sql = hooks.get("metrics") or {}
+    figures["webhooks_statements_per_event"] = (
+        float(sql["db_count"]) / delivered if delivered and "db_count" in sql else None)
+    figures["webhooks_db_ms_per_event"] = (
+        float(sql["db_sum"]) / delivered * 1000 if delivered and "db_sum" in sql else None)
+    off_cpu = send_cpu_ms(off) if off else None
+    on_cpu = send_cpu_ms(on, WEBHOOK_GROUPS) if on else None
+    figures["webhooks_off_cpu_ms_per_sms"] = sum(off_cpu.values()) if off_cpu else None
+    figures["webhooks_on_cpu_ms_per_sms"] = sum(on_cpu.values()) if on_cpu else None
+    extra = webhook_cpu_ms(off, on) if off and on else None
+    figures["webhooks_extra_cpu_ms_per_event"] = sum(extra.values()) if extra else None
+    return figures
+
+
 def cpu_seconds(record: Mapping[str, Any]) -> dict[str, float]:
     """CPU seconds by process group over a record's CPU sample."""
     cpu = record.get("cpu") or {}
@@ -213,15 +266,17 @@ def _counts(record: Mapping[str, Any]) -> tuple[float, float]:
     return accepted, float(delivery.get("delivered", 0)) + float(delivery.get("failed", 0))
 
 
-def send_cpu_ms(record: Mapping[str, Any]) -> dict[str, float] | None:
+def send_cpu_ms(record: Mapping[str, Any], groups: tuple[str, ...] = GATEWAY_GROUPS
+                ) -> dict[str, float] | None:
     """The send path's CPU by group, in ms: the API's per accepted request (as
-    e2e_cpu_ms_per_sms), the others' per delivered SMS; the gateway's groups only."""
+    e2e_cpu_ms_per_sms), the others' per delivered SMS; the gateway's groups only
+    (and the webhooks process, when `groups` says so)."""
     seconds = cpu_seconds(record)
     accepted, delivered = _counts(record)
     if not seconds or not accepted or not delivered:
         return None
     return {g: seconds.get(g, 0.0) / (accepted if g == "api" else delivered) * 1000
-            for g in GATEWAY_GROUPS}
+            for g in groups}
 
 
 def receipt_cpu_ms(off: Mapping[str, Any], on: Mapping[str, Any]) -> dict[str, float] | None:
@@ -236,6 +291,20 @@ def receipt_cpu_ms(off: Mapping[str, Any], on: Mapping[str, Any]) -> dict[str, f
     scale = {"api": on_accepted / off_accepted}
     return {g: (on_s.get(g, 0.0) - off_s.get(g, 0.0) * scale.get(g, on_delivered / off_delivered))
             / applied * 1000 for g in GATEWAY_GROUPS}
+
+
+def webhook_cpu_ms(off: Mapping[str, Any], on: Mapping[str, Any]) -> dict[str, float] | None:
+    """Each gateway group's extra CPU with webhooks on (the webhooks process's whole),
+    per event delivered, in ms: the on half's CPU less what its requests and recipients
+    cost at the off half's rate, as receipt_cpu_ms."""
+    delivered = number(((on.get("webhooks") or {}).get("events") or {}).get("delivered"))
+    off_s, on_s = cpu_seconds(off), cpu_seconds(on)
+    (off_accepted, off_delivered), (on_accepted, on_delivered) = _counts(off), _counts(on)
+    if not delivered or not off_s or not on_s or not off_accepted or not off_delivered:
+        return None
+    scale = {"api": on_accepted / off_accepted}
+    return {g: (on_s.get(g, 0.0) - off_s.get(g, 0.0) * scale.get(g, on_delivered / off_delivered))
+            / delivered * 1000 for g in WEBHOOK_GROUPS}
 
 
 def done_to_receipt_ms(gateway: Any) -> float | None:

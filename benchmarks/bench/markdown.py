@@ -7,12 +7,14 @@ from typing import Any
 
 from benchmarks.bench.figures import (
     GATEWAY_GROUPS,
+    WEBHOOK_GROUPS,
     cpu_seconds,
     failed_requests,
     number,
     ok_per_s,
     receipt_cpu_ms,
     send_cpu_ms,
+    webhook_cpu_ms,
 )
 from benchmarks.bench.targets import CONTEXT, cpu_summary
 
@@ -28,6 +30,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:,.1f} ms"
     if unit == "CPU ms":  # CPU per unit of work: fractions of a millisecond
         return f"{value:,.2f} ms"
+    if unit == "statements":  # per unit of work: a few, with their fraction
+        return f"{value:,.1f} statements"
     return f"{value:,.0f} {unit}".rstrip()
 
 
@@ -83,6 +87,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         lines.append(_scenario_row(name, record, cpus))
     lines += _receipts_table(scenarios)
     lines += _smpp_table(scenarios)
+    lines += _webhooks_table(scenarios)
     for name in ("reference", "reference_grouped"):
         reference = (scenarios.get(name) or {}).get("result") or {}
         if not reference.get("levels"):
@@ -242,6 +247,133 @@ def _smpp_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
             "| CPU per delivered SMS (api per accepted request) | " + both(send) + " |",
             "| the operator simulators | " + both(operators) + " |",
             "| the workers' smsgw_smpp_* | " + both(gateway) + " |"]
+
+
+def _webhooks_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The webhooks scenario's two halves side by side: no endpoints, then one for
+    every customer."""
+    halves = {half: scenarios.get(f"webhooks_{half}") or {} for half in ("off", "on")}
+    if not any(r.get("status") == "ok" for r in halves.values()):
+        return []
+    ok = {half: r if r.get("status") == "ok" else {} for half, r in halves.items()}
+
+    def both(value: Any) -> str:
+        return " | ".join(value(ok[half]) if ok[half] else "—" for half in ("off", "on"))
+
+    def delivery(record: Mapping[str, Any], key: str) -> Any:
+        return (record.get("delivery") or {}).get(key)
+
+    def hooks(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = (record.get("webhooks") or {}).get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    def endpoints(record: Mapping[str, Any]) -> str:
+        count = (record.get("webhooks") or {}).get("endpoints")
+        if not count:
+            return "none"
+        return (f"{count:,}, registered in {record['webhooks'].get('registered_in_s', '?')} s "
+                "(before the load)")
+
+    def events(record: Mapping[str, Any]) -> str:
+        ev = hooks(record, "events")
+        if not ev:
+            return "—"
+        types = ", ".join(f"{n:,} {t}" for t, n in sorted((ev.get("by_type") or {}).items()))
+        return (f"{ev.get('written', 0):,} written ({types}); {ev.get('delivered', 0):,} "
+                f"delivered, {ev.get('pending', 0):,} pending, {ev.get('dead', 0):,} dead")
+
+    def waits(record: Mapping[str, Any]) -> str:
+        ev = hooks(record, "events")
+        lat = ev.get("latency_ms") or {}
+        if not lat:
+            return "—"
+        after = number(ev.get("last_after_delivery_s"))
+        return (f"mean {fmt(number(lat.get('mean')), 'ms')}, p50 "
+                f"{fmt(number(lat.get('p50')), 'ms')}, p99 {fmt(number(lat.get('p99')), 'ms')},"
+                f" max {fmt(number(lat.get('max')), 'ms')}; the last "
+                f"{fmt(after * 1000 if after is not None else None, 'ms')} after the last SMS")
+
+    def attempts(record: Mapping[str, Any]) -> str:
+        at = hooks(record, "attempts")
+        if not at:
+            return "—"
+        codes = ", ".join(f"{n:,} {c}" for c, n in sorted((at.get("by_code") or {}).items()))
+        text = f"{at.get('total', 0):,} ({codes}), {at.get('failed', 0):,} failed"
+        errors = at.get("errors") or {}
+        if errors:
+            text += "; " + "; ".join(f"{e}: {n:,}" for e, n in errors.items())
+        return text
+
+    def receiver(record: Mapping[str, Any]) -> str:
+        got, checked = hooks(record, "receiver"), hooks(record, "verified")
+        if not got:
+            return "—"
+        text = (f"{got.get('requests', 0):,} requests, {got.get('unique', 0):,} distinct "
+                f"events, {got.get('duplicates', 0):,} twice, "
+                f"{got.get('missing_headers', 0):,} unsigned")
+        if checked:
+            text += (f"; signatures of {checked.get('checked', 0):,} sampled verified: "
+                     f"{checked.get('passed', 0):,} passed")
+        return text
+
+    def seconds(record: Mapping[str, Any]) -> str:
+        spent = cpu_seconds(record)
+        return ", ".join(f"{g} {spent.get(g, 0.0):.1f}"
+                         for g in (*WEBHOOK_GROUPS, "receiver")) + " s"
+
+    def sql(record: Mapping[str, Any]) -> str:
+        metrics, ev = hooks(record, "metrics"), hooks(record, "events")
+        delivered = ev.get("delivered") or 0
+        if not delivered or "db_count" not in metrics:
+            return "—"
+        ops = ", ".join(f"{op} {metrics[f'db_{op}_count'] / delivered:.2f}"
+                        for op in ("select", "insert", "update", "delete", "other")
+                        if metrics.get(f"db_{op}_count"))
+        return (f"{metrics['db_count'] / delivered:.2f} statements per event ({ops}), "
+                f"{metrics.get('db_sum', 0.0) / delivered * 1000:.2f} ms of round trips")
+
+    def send(record: Mapping[str, Any]) -> str:
+        per = send_cpu_ms(record, WEBHOOK_GROUPS)
+        if not per:
+            return "—"
+        return (", ".join(f"{g} {ms:.2f}" for g, ms in per.items())
+                + f" ms, {sum(per.values()):.2f} ms in all")
+
+    settings = (ok["on"] or ok["off"]).get("webhooks", {}).get("settings") or {}
+    lines = ["", "Status webhooks, end to end at the same load without endpoints and with one "
+             "for every customer of the load test, subscribed to every event type (each half "
+             "in processes of its own, with the same settings; no receipts, so one event per "
+             "recipient; `smsgw webhooks` with "
+             + ", ".join(f"{k}={v}" for k, v in settings.items() if k.startswith("SMSGW"))
+             + f", the receiver on {settings.get('receiver_ports', '?')} ports; delivered/s "
+             "is recipients terminal over the span from the first accepted to the last DONE "
+             "or FAILED, events/s events delivered over the span from the first written to "
+             "the last delivered):", "",
+             "| | webhooks off | webhooks on |", "|---|---|---|",
+             "| accepted | " + both(lambda r: f"{(r.get('loadtest') or {}).get('ok', 0):,}")
+             + " |",
+             "| delivered (failed, unfinished) | " + both(
+                 lambda r: f"{delivery(r, 'delivered'):,} ({delivery(r, 'failed'):,}, "
+                           f"{delivery(r, 'unfinished'):,})") + " |",
+             "| delivered/s | " + both(lambda r: fmt(number(delivery(r, 'delivered_per_s')),
+                                                      "delivered/s")) + " |",
+             "| endpoints | " + both(endpoints) + " |",
+             "| webhook events | " + both(events) + " |",
+             "| events delivered/s | " + both(lambda r: fmt(number(
+                 hooks(r, "events").get("delivered_per_s")), "events/s")) + " |",
+             "| written → delivering attempt | " + both(waits) + " |",
+             "| attempts | " + both(attempts) + " |",
+             "| the webhooks process's SQL | " + both(sql) + " |",
+             "| the receiver | " + both(receiver) + " |",
+             "| CPU, whole half | " + both(seconds) + " |",
+             "| CPU per delivered SMS (api per accepted request) | " + both(send) + " |"]
+    if ok["off"] and ok["on"]:
+        extra = webhook_cpu_ms(ok["off"], ok["on"])
+        if extra:
+            lines.append("| extra CPU per event delivered | — | "
+                         + ", ".join(f"{g} {ms:.2f}" for g, ms in extra.items())
+                         + f" ms, {sum(extra.values()):.2f} ms in all |")
+    return lines
 
 
 def _scenario_row(name: str, record: Mapping[str, Any], cpus: int) -> str:

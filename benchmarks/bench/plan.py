@@ -7,7 +7,8 @@ from typing import Any
 
 from benchmarks.bench.figures import E2E_SECONDS, EXPRESS_BACKLOG, OPEN_LOOP_RPS
 
-GROUPS = ("reference", "accept", "end_to_end", "express", "fairness", "receipts", "smpp")
+GROUPS = ("reference", "accept", "end_to_end", "express", "fairness", "receipts", "smpp",
+          "webhooks")
 USERS = 5000
 BALANCE = 1_000_000_000  # enough for every scenario: nobody runs out
 
@@ -51,6 +52,13 @@ class Plan:
     # End to end twice, HTTP operators then SMPP ones, each at e2e_rps and e2e_concurrency.
     smpp_seconds: float = E2E_SECONDS
     smpp_window: int = 10  # each SMPP bind's window (issue 26's bar: windows of 10)
+    # End to end twice, webhooks off then on (every customer's endpoint, every type),
+    # each at e2e_rps and e2e_concurrency.
+    webhooks_seconds: float = E2E_SECONDS
+    # The receiver's ports, the customers spread over them: not one host:port for all,
+    # which a sender's connection cap per host (4315a84's) would share among them.
+    webhooks_receiver_ports: int = 16
+    webhooks_settle_timeout_s: float = 600.0  # from the last SMS delivery to the last event
 
 
 FULL = Plan()
@@ -60,7 +68,8 @@ QUICK = replace(
     e2e_rps=300, e2e_seconds=8.0, backlog_recipients=5_000, backlog_rps=50,
     express_rps=20, express_seconds=5.0, express_normal_rps=50, delivery_timeout_s=60.0,
     fairness_backlog=13_000, fairness_warmup_s=1.0, fairness_before_s=2.0,
-    fairness_seconds=4.0, receipts_seconds=8.0, smpp_seconds=8.0,
+    fairness_seconds=4.0, receipts_seconds=8.0, smpp_seconds=8.0, webhooks_seconds=8.0,
+    webhooks_settle_timeout_s=120.0,
 )
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from benchmarks.bench import receipts as rx
 from benchmarks.bench import smpp as sm
+from benchmarks.bench import webhooks as wh
 from benchmarks.bench.cpu import CpuSample
 from benchmarks.bench.gateway import Gateway
 from benchmarks.bench.plan import USERS, Plan
@@ -25,8 +26,8 @@ from benchmarks.harness.processes import ROOT, smsgw
 
 
 class Scenarios:
-    """reference, accept, end_to_end, express, fairness, receipts and smpp: what each
-    starts, loads and records."""
+    """reference, accept, end_to_end, express, fairness, receipts, smpp and webhooks:
+    what each starts, loads and records."""
 
     def __init__(self, gateway: Gateway, plan: Plan, recorder: Recorder) -> None:
         self.gateway, self.plan, self.recorder = gateway, plan, recorder
@@ -434,6 +435,25 @@ class Scenarios:
             result["smscs"] = sm.smsc_counts(result["operators"])
             result["gateway_smpp"] = sm.scrape(workers)
         return result
+
+    def webhooks(self) -> None:
+        """End to end twice at the same load, in processes of its own each: no webhook
+        endpoints, then one for every customer (every event type) and `smsgw webhooks`
+        delivering to a local receiver (benchmarks/bench/webhooks.py)."""
+        plan = self.plan
+        key = wh.new_key()  # SMSGW_WEBHOOK_KEY of every process of both halves
+        for on in (False, True):
+            name = f"webhooks_{'on' if on else 'off'}"
+            what = (f"every customer's endpoint subscribed to every event type, smsgw "
+                    f"webhooks delivering to a receiver on {plan.webhooks_receiver_ports} "
+                    "ports of 127.0.0.1" if on else "no webhook endpoints")
+            with self.gateway.processes(name) as procs:
+                self.recorder.record(
+                    name, f"as end_to_end, {what}, no receipts: 2 operator-sim, 2 api, relay, "
+                    f"2 workers{', webhooks' if on else ''}; {plan.e2e_rps} req/s of 1 "
+                    f"recipient for {plan.webhooks_seconds:g} s, then every delivery"
+                    + (" and webhook event" if on else "") + " awaited",
+                    functools.partial(wh.run_half, self, procs, name, on, key))
 
 
 def _get_json(url: str) -> Any:

@@ -18,9 +18,13 @@ from benchmarks.bench.figures import (
     loadtest,
     receipt_cpu_ms,
     send_cpu_ms,
+    webhook_cpu_ms,
 )
 
 FAILURE_SHARE_LIMIT = 0.01  # more failed requests than this and a latency figure does not count
+# Webhook events delivered at less than this share of the SMS delivered rate: their
+# process fell behind, its work was left for after the SMS, and the ratio says nothing.
+KEPT_UP = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,10 @@ TARGETS: tuple[Target, ...] = (
     # Issue 26: the SMPP path no more than 10 % costlier per SMS than the HTTP one.
     Target("smpp_vs_http_cpu", "end to end over SMPP (2 simulated SMSCs, windows of 10) ÷ "
            "over HTTP (same load, same run): CPU per delivered SMS", "<=", 1.10, "ratio"),
+    # Issue 27: status webhooks for every recipient cost end to end at most 20 %.
+    Target("webhooks_on_vs_off", "end to end with a status webhook for every recipient "
+           "(every customer's endpoint, every event type, delivered to a local receiver) ÷ "
+           "without (same load, same run): delivered", ">=", 0.8, "ratio"),
 )
 
 # Figures shown without a target, for context.
@@ -110,6 +118,37 @@ CONTEXT: tuple[tuple[str, str, str], ...] = (
     ("smpp_cpu_ms_per_sms", "over SMPP: CPU per delivered SMS, the same processes", "CPU ms"),
     ("smpp_http_worker_cpu_ms_per_sms", "of which the workers', over HTTP", "CPU ms"),
     ("smpp_worker_cpu_ms_per_sms", "of which the workers', over SMPP", "CPU ms"),
+    ("webhooks_off_delivered_per_s", "end to end, webhooks off: delivered", "delivered/s"),
+    ("webhooks_on_delivered_per_s", "end to end, webhooks on: delivered", "delivered/s"),
+    ("webhooks_events_per_s", "webhook events delivered, from the first written to the last "
+     "delivered", "events/s"),
+    ("webhooks_on_notified_per_s", "webhooks on: recipients delivered and their event "
+     "delivered, from the first accepted to the last event", "delivered/s"),
+    ("webhooks_notified_vs_off", "the same ÷ delivered with webhooks off: the ratio when a "
+     "recipient counts once its customer is told", "ratio"),
+    ("webhooks_events_delivered", "webhook events delivered (one per recipient: "
+     "message.sent or message.failed)", "events"),
+    ("webhooks_cpu_ms_per_event", "the smsgw webhooks process's CPU per event delivered",
+     "CPU ms"),
+    ("webhooks_statements_per_event", "the webhooks process's SQL statements per event "
+     "delivered", "statements"),
+    ("webhooks_db_ms_per_event", "the webhooks process's SQL round trips per event delivered, "
+     "their time (smsgw_db_statement_duration_seconds)", "ms"),
+    ("webhooks_extra_cpu_ms_per_event", "webhooks on: their extra CPU per event delivered, "
+     "the gateway's processes (webhooks included), MariaDB and RabbitMQ", "CPU ms"),
+    ("webhooks_off_cpu_ms_per_sms", "webhooks off: CPU per delivered SMS, the gateway's "
+     "processes, MariaDB and RabbitMQ", "CPU ms"),
+    ("webhooks_on_cpu_ms_per_sms", "webhooks on: CPU per delivered SMS, the same and the "
+     "webhooks process", "CPU ms"),
+    ("webhooks_event_p50_ms", "a webhook event written to the attempt that delivered it, p50",
+     "ms"),
+    ("webhooks_event_p99_ms", "a webhook event written to the attempt that delivered it, p99",
+     "ms"),
+    ("webhooks_last_after_delivery_ms", "the last event delivered after the last SMS "
+     "delivered", "ms"),
+    ("webhooks_failed_attempts", "webhook attempts that failed (no 2xx)", "attempts"),
+    ("webhooks_receiver_cpu_ms_per_event", "the receiver's CPU per event (not the gateway's; "
+     "benchmarks/bench/webhook_sink.py)", "CPU ms"),
 )
 
 
@@ -141,6 +180,7 @@ _SCENARIO_OF = {
     "fairness_heavy_share": "fairness",
     "receipts_on_vs_off": "receipts_on",
     "smpp_vs_http_cpu": "smpp_smpp",
+    "webhooks_on_vs_off": "webhooks_on",
 }
 
 
@@ -181,6 +221,8 @@ def _caveats(target: Target, figures: Figures, scenarios: Scenarios) -> list[str
         notes += _receipts_caveats(scenarios)
     if target.figure == "smpp_vs_http_cpu":
         notes += _smpp_caveats(scenarios)
+    if target.figure == "webhooks_on_vs_off":
+        notes += _webhooks_caveats(scenarios)
     if name == "fairness" and record.get("status") == "ok":
         if record.get("heavy_unfinished_at_end") == 0:
             notes.append("invalid: the heavy backlog had drained before the light sends ended")
@@ -292,6 +334,77 @@ def _smpp_caveats(scenarios: Scenarios) -> list[str]:
     return notes
 
 
+def _webhooks_caveats(scenarios: Scenarios) -> list[str]:
+    """The webhooks halves: the off half's own failures, the same load in both, every
+    recipient terminal, an event written for each, every event delivered, and the
+    receiver's sample verified."""
+    notes: list[str] = []
+    off = scenarios.get("webhooks_off") or {}
+    if off.get("status") == "failed":
+        notes.append(f"scenario webhooks_off failed: {off.get('error')}")
+    notes += _failed_requests(loadtest(scenarios, "webhooks_off"), "webhooks off: ")
+    on = scenarios.get("webhooks_on") or {}
+    halves = [(half, record) for half, record in (("off", off), ("on", on))
+              if record.get("status") == "ok"]
+    seconds = ((on.get("loadtest") or {}).get("config") or {}).get("duration")
+    if isinstance(seconds, int | float) and seconds < E2E_SECONDS:
+        notes.append(f"ran {seconds:g} s, not {E2E_SECONDS} s")
+    for half, record in halves:
+        delivery = record.get("delivery") or {}
+        if delivery.get("unfinished"):
+            notes.append(f"invalid: webhooks {half}: {delivery['unfinished']} recipients "
+                         "unfinished")
+        if delivery.get("failed"):
+            notes.append(f"webhooks {half}: {delivery['failed']} recipients failed")
+    if len(halves) == 2:
+        accepted = [(r.get("loadtest") or {}).get("ok", 0) for _, r in halves]
+        if min(accepted) < 0.95 * max(accepted):
+            notes.append(f"accepted {accepted[0]:,} requests off, {accepted[1]:,} on: "
+                         "the box could not take the same load in both")
+    if on.get("status") != "ok":
+        return notes
+    hooks = on.get("webhooks") or {}
+    events, attempts = hooks.get("events") or {}, hooks.get("attempts") or {}
+    delivery = on.get("delivery") or {}
+    moved = int(delivery.get("delivered", 0)) + int(delivery.get("failed", 0))
+    written, delivered = int(events.get("written", 0)), int(events.get("delivered", 0))
+    if written != moved:
+        notes.append(f"invalid: {written:,} webhook events written for {moved:,} recipients "
+                     "delivered or failed")
+    if events.get("pending"):
+        notes.append(f"invalid: {events['pending']:,} webhook events still pending when the "
+                     "bench stopped waiting")
+    if events.get("dead"):
+        notes.append(f"invalid: {events['dead']:,} webhook events dead")
+    if not delivered:
+        notes.append("invalid: no webhook event delivered")
+    rate, sms_rate = events.get("delivered_per_s"), delivery.get("delivered_per_s")
+    if isinstance(rate, int | float) and isinstance(sms_rate, int | float) \
+            and rate < KEPT_UP * sms_rate:
+        after = events.get("last_after_delivery_s")
+        notes.append(f"invalid: the webhooks process did not keep up ({rate:,.0f} events/s "
+                     f"against {sms_rate:,.0f} SMS delivered/s, the last event "
+                     f"{after if after is not None else '?'} s after the last SMS): its "
+                     "backlog, not the SMS path, carried the cost; see the events' rate")
+    if attempts.get("failed"):
+        codes = {k: n for k, n in (attempts.get("by_code") or {}).items()
+                 if not k.startswith("2")}
+        notes.append(f"{attempts['failed']:,} webhook attempts failed ({_kinds(codes)})")
+    receiver = hooks.get("receiver") or {}
+    unique = receiver.get("unique")
+    if isinstance(unique, int) and unique != delivered:
+        notes.append(f"the receiver counted {unique:,} distinct events, the table "
+                     f"{delivered:,} delivered")
+    if receiver.get("duplicates"):
+        notes.append(f"the receiver got {receiver['duplicates']:,} events twice")
+    verified = hooks.get("verified") or {}
+    if verified.get("passed", 0) < verified.get("checked", 0) or not verified.get("checked"):
+        failures = "; ".join(verified.get("failures") or []) or "no request kept"
+        notes.append(f"invalid: {verified.get('passed', 0)} of {verified.get('checked', 0)} "
+                     f"sampled deliveries verified ({failures})")
+    return notes
+
+
 def _kinds(kinds: Mapping[str, int]) -> str:
     return ", ".join(f"{k}: {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
@@ -375,6 +488,31 @@ def smpp_budget(scenarios: Scenarios) -> str:
             f"{sum(over_http.values()):.2f} ms over HTTP ({parts} ms)")
 
 
+def webhooks_budget(figures: Figures, scenarios: Scenarios) -> str:
+    """What webhooks cost over the send path, per group, and the cores that takes."""
+    off, on = scenarios.get("webhooks_off") or {}, scenarios.get("webhooks_on") or {}
+    extra = webhook_cpu_ms(off, on) if off.get("status") == on.get("status") == "ok" else None
+    if not extra:
+        return "the CPU webhooks took could not be told (a half without a CPU sample)"
+    rate, send = figures.get("webhooks_events_per_s"), figures.get("webhooks_off_cpu_ms_per_sms")
+    total = sum(extra.values())
+    parts = ", ".join(f"{g} {ms:.2f}" for g, ms in sorted(extra.items(), key=lambda gm: -gm[1])
+                      if abs(ms) >= 0.005)
+    text = f"an event delivered took {total:.2f} ms of CPU over the send path ({parts} ms)"
+    if send:
+        text += f", a delivered SMS {send:.2f} ms without webhooks"
+    if rate:
+        text += f"; at {rate:,.0f} events/s that is {rate * total / 1000:.2f} cores"
+    sql, cpu = figures.get("webhooks_db_ms_per_event"), figures.get("webhooks_cpu_ms_per_event")
+    statements = figures.get("webhooks_statements_per_event")
+    if sql and cpu and statements:
+        text += (f"; per event the webhooks process waited {sql:.2f} ms on {statements:.1f} "
+                 f"SQL statements and ran {cpu:.2f} ms of CPU, and its loop claims one "
+                 "customer's events at a time (the attempts alone run side by side), so "
+                 f"those add up: at most {1000 / (sql + cpu):,.0f} events/s")
+    return text
+
+
 def run_queue(record: Mapping[str, Any] | None) -> str | None:
     """"waiting for a core: mariadb 7.5, api 2.1 ... ms for every ms run" from a CPU sample:
     on a busy box each hop of a request's path (a round trip wakes a process) queues."""
@@ -425,6 +563,8 @@ def bound(target: Target, figures: Figures, scenarios: Scenarios, cpus: int = 2)
         said.append(receipts_budget(figures, scenarios))
     if target.figure == "smpp_vs_http_cpu":
         said.append(smpp_budget(scenarios))
+    if target.figure == "webhooks_on_vs_off":
+        said.append(webhooks_budget(figures, scenarios))
     budget = cpu_budget(target, figures, record, cpus)
     if budget:
         said.append(budget)

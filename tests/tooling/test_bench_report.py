@@ -74,6 +74,13 @@ def full_run() -> dict[str, dict[str, Any]]:
         "smpp_smpp": smpp_half(60_000, 990.0, {
             "api": 30.0, "relay": 10.0, "worker": 33.0, "mariadb": 20.0, "rabbitmq": 2.0,
             "loadtest": 10.0, "operators": 3.0}, smpp=True),
+        "webhooks_off": webhooks_half(60_000, 1000.0, {
+            "api": 30.0, "relay": 10.0, "worker": 30.0, "mariadb": 20.0, "rabbitmq": 2.0,
+            "loadtest": 10.0, "operators": 5.0}),
+        "webhooks_on": webhooks_half(60_000, 900.0, {
+            "api": 30.0, "relay": 10.0, "worker": 33.0, "mariadb": 26.0, "rabbitmq": 2.0,
+            "webhooks": 24.0, "receiver": 1.8, "loadtest": 10.0, "operators": 5.0},
+            events=60_000),
     }
 
 
@@ -126,6 +133,36 @@ def receipts_half(sms: int, per_s: float, seconds: dict[str, float], applied: in
                         "relay": {"error": "connection refused"}},
             "gateway_applied": applied,
         }
+    return record
+
+
+def webhooks_half(sms: int, per_s: float, seconds: dict[str, float], events: int = 0,
+                  ) -> dict[str, Any]:
+    """A half of the webhooks scenario as benchmarks/bench/webhooks.py records it."""
+    record = ok(
+        loadtest=loadtest(ok=sms, elapsed=60.0, duration=60.0),
+        delivery={"delivered": sms, "failed": 0, "unfinished": 0, "delivered_per_s": per_s},
+        cpu={"elapsed_s": 62.0, "machine_busy_cores": 1.9,
+             "cores": {g: s / 62.0 for g, s in seconds.items()}, "seconds": seconds},
+        webhooks={"settings": {"SMSGW_WEBHOOK_CONCURRENCY": 64,
+                               "SMSGW_WEBHOOK_PER_CUSTOMER": 4, "receiver_ports": 16}},
+    )
+    if events:
+        record["webhooks"].update(
+            endpoints=5000, registered_in_s=30.0, settled_after_delivery_s=0.5,
+            events={"written": events, "delivered": events, "pending": 0, "dead": 0,
+                    "by_type": {"message.sent": events}, "delivered_per_s": 890.0,
+                    "notified_per_s": 880.0,
+                    "latency_ms": {"mean": 40.0, "p50": 30.0, "p99": 250.0, "max": 400.0},
+                    "last_after_delivery_s": 0.3, "span_s": 67.4},
+            attempts={"total": events, "failed": 0, "by_code": {"200": events}, "errors": {}},
+            metrics={"delivered": float(events), "pending": 0.0, "dead": 0.0,
+                     "db_count": events * 4.5, "db_sum": events * 0.003,
+                     "db_select_count": events * 3.0, "db_update_count": events * 1.5},
+            receiver={"requests": events, "unique": events, "duplicates": 0,
+                      "missing_headers": 0, "kept": 600},
+            verified={"checked": 600, "passed": 600, "failures": []},
+        )
     return record
 
 
@@ -628,3 +665,145 @@ def test_smpp_read_from_the_simulators_and_the_metrics() -> None:
     ])
     assert smpp.smpp_metrics(text) == {"binds": 2.0, "link_drops": 2.0, "throttled": 5.0,
                                        "deliver_sm_mo": 3.0}
+
+
+def test_webhooks_figures() -> None:
+    figures = report.derive_figures(full_run())
+    assert figures["webhooks_off_delivered_per_s"] == 1000.0
+    assert figures["webhooks_on_delivered_per_s"] == 900.0
+    assert figures["webhooks_on_vs_off"] == pytest.approx(0.9)
+    assert figures["webhooks_events_delivered"] == 60_000
+    assert figures["webhooks_events_per_s"] == 890.0
+    assert figures["webhooks_on_notified_per_s"] == 880.0
+    assert figures["webhooks_notified_vs_off"] == pytest.approx(0.88)
+    assert figures["webhooks_event_p50_ms"] == 30.0
+    assert figures["webhooks_event_p99_ms"] == 250.0
+    assert figures["webhooks_last_after_delivery_ms"] == pytest.approx(300.0)
+    assert figures["webhooks_failed_attempts"] == 0
+    assert figures["webhooks_statements_per_event"] == pytest.approx(4.5)
+    assert figures["webhooks_db_ms_per_event"] == pytest.approx(3.0)
+    # The webhooks process's own CPU per event, and the receiver's (not the gateway's).
+    assert figures["webhooks_cpu_ms_per_event"] == pytest.approx(0.4)
+    assert figures["webhooks_receiver_cpu_ms_per_event"] == pytest.approx(0.03)
+    # Per delivered SMS: the gateway's groups, and with webhooks on the webhooks process.
+    assert figures["webhooks_off_cpu_ms_per_sms"] == pytest.approx(92.0 / 60_000 * 1000)
+    assert figures["webhooks_on_cpu_ms_per_sms"] == pytest.approx(125.0 / 60_000 * 1000)
+    # The on half's extra CPU over the off half's, per event delivered: the webhooks
+    # process 0.4, the worker (events written with the outcome) 0.05, MariaDB 0.1.
+    assert figures["webhooks_extra_cpu_ms_per_event"] == pytest.approx(0.55)
+    row = rows_by_figure(full_run())["webhooks_on_vs_off"]
+    assert (row["met"], row["notes"], row["bound"]) == (True, [], None)
+
+
+def test_webhook_events_must_all_be_written_delivered_and_verified() -> None:
+    run = full_run()
+    hooks = run["webhooks_on"]["webhooks"]
+    hooks["events"].update(written=59_990, delivered=59_000, pending=980, dead=10)
+    hooks["attempts"].update(total=59_100, failed=100,
+                             by_code={"200": 59_000, "500": 60, "none": 40})
+    hooks["receiver"].update(unique=59_001, duplicates=3)
+    hooks["verified"] = {"checked": 600, "passed": 599,
+                         "failures": ["/c/7: no signature matches its secret"]}
+    row = rows_by_figure(run)["webhooks_on_vs_off"]
+    assert row["measured"] == pytest.approx(0.9)
+    assert row["met"] is False
+    assert row["notes"] == [
+        "invalid: 59,990 webhook events written for 60,000 recipients delivered or failed",
+        "invalid: 980 webhook events still pending when the bench stopped waiting",
+        "invalid: 10 webhook events dead",
+        "100 webhook attempts failed (500: 60, none: 40)",
+        "the receiver counted 59,001 distinct events, the table 59,000 delivered",
+        "the receiver got 3 events twice",
+        "invalid: 599 of 600 sampled deliveries verified (/c/7: no signature matches its "
+        "secret)",
+    ]
+
+
+def test_webhooks_that_fall_behind_make_the_ratio_invalid() -> None:
+    """Events delivered well below the SMS rate were left for after the SMS: the SMS
+    rate of the on half does not carry their cost."""
+    run = full_run()
+    run["webhooks_on"]["webhooks"]["events"].update(delivered_per_s=300.0,
+                                                    last_after_delivery_s=120.5)
+    row = rows_by_figure(run)["webhooks_on_vs_off"]
+    assert row["met"] is False
+    assert row["notes"] == [
+        "invalid: the webhooks process did not keep up (300 events/s against 900 SMS "
+        "delivered/s, the last event 120.5 s after the last SMS): its backlog, not the SMS "
+        "path, carried the cost; see the events' rate"]
+    assert row["bound"].startswith("an event delivered took 0.55 ms of CPU")
+
+
+def test_webhooks_caveats_of_either_half() -> None:
+    run = full_run()
+    run["webhooks_off"]["delivery"]["unfinished"] = 4
+    run["webhooks_on"]["delivery"]["failed"] = 2
+    run["webhooks_on"]["loadtest"] = loadtest(ok=50_000, elapsed=8.0, duration=8.0)
+    run["webhooks_on"]["webhooks"]["events"]["written"] = 60_002
+    row = rows_by_figure(run)["webhooks_on_vs_off"]
+    assert row["notes"] == [
+        "ran 8 s, not 60 s",
+        "invalid: webhooks off: 4 recipients unfinished",
+        "webhooks on: 2 recipients failed",
+        "accepted 60,000 requests off, 50,000 on: the box could not take the same load in both",
+    ]
+    run = full_run()
+    run["webhooks_off"] = {"status": "failed", "error": "smsgw relay exited with 2"}
+    row = rows_by_figure(run)["webhooks_on_vs_off"]
+    assert (row["met"], row["measured"]) == (None, None)
+    assert row["notes"] == ["scenario webhooks_off failed: smsgw relay exited with 2"]
+    figures = report.derive_figures(run)
+    assert figures["webhooks_extra_cpu_ms_per_event"] is None
+    assert figures["webhooks_cpu_ms_per_event"] == pytest.approx(0.4)  # the on half alone
+
+
+def test_a_missed_webhooks_ratio_names_what_webhooks_cost() -> None:
+    run = full_run()
+    run["webhooks_on"]["delivery"]["delivered_per_s"] = 700.0
+    run["webhooks_on"]["webhooks"]["events"]["delivered_per_s"] = 690.0
+    row = rows_by_figure(run)["webhooks_on_vs_off"]
+    assert row["measured"] == pytest.approx(0.7)
+    assert (row["met"], row["notes"]) == (False, [])
+    assert row["bound"].startswith(
+        "an event delivered took 0.55 ms of CPU over the send path (webhooks 0.40, mariadb "
+        "0.10, worker 0.05 ms), a delivered SMS 1.53 ms without webhooks; at 690 events/s "
+        "that is 0.38 cores; per event the webhooks process waited 3.00 ms on 4.5 SQL "
+        "statements and ran 0.40 ms of CPU, and its loop claims one customer's events at a "
+        "time (the attempts alone run side by side), so those add up: at most 294 events/s")
+    assert "CPU-bound: box 95% busy of 2 cores" in row["bound"]
+
+
+def test_markdown_of_the_webhooks_halves() -> None:
+    run = full_run()
+    figures = report.derive_figures(run)
+    page = report.markdown({"scenarios": run, "figures": figures,
+                            "targets": report.evaluate(figures, run)})
+    assert ("| end to end with a status webhook for every recipient (every customer's "
+            "endpoint, every event type, delivered to a local receiver) ÷ without (same "
+            f"load, same run): delivered | 0.90{X} | ≥ 0.80{X} | yes |") in page
+    assert ("| webhook events delivered, from the first written to the last delivered | "
+            "890 events/s | | |") in page
+    assert "| the smsgw webhooks process's CPU per event delivered | 0.40 ms | | |" in page
+    assert "| webhook attempts that failed (no 2xx) | 0 attempts | | |" in page
+    assert "| | webhooks off | webhooks on |" in page
+    assert "SMSGW_WEBHOOK_CONCURRENCY=64, SMSGW_WEBHOOK_PER_CUSTOMER=4, the receiver on 16 " \
+           "ports" in page
+    assert "| delivered/s | 1,000 delivered/s | 900 delivered/s |" in page
+    assert "| endpoints | none | 5,000, registered in 30.0 s (before the load) |" in page
+    assert ("| webhook events | — | 60,000 written (60,000 message.sent); 60,000 delivered, "
+            "0 pending, 0 dead |") in page
+    assert ("| written → delivering attempt | — | mean 40.0 ms, p50 30.0 ms, p99 250.0 ms, "
+            "max 400.0 ms; the last 300.0 ms after the last SMS |") in page
+    assert "| attempts | — | 60,000 (60,000 200), 0 failed |" in page
+    assert ("| the webhooks process's SQL | — | 4.50 statements per event (select 3.00, "
+            "update 1.50), 3.00 ms of round trips |") in page
+    assert "| the webhooks process's SQL statements per event delivered | 4.5 statements |" \
+        in page
+    assert ("| the receiver | — | 60,000 requests, 60,000 distinct events, 0 twice, 0 unsigned;"
+            " signatures of 600 sampled verified: 600 passed |") in page
+    assert ("| CPU per delivered SMS (api per accepted request) | api 0.50, relay 0.17, worker "
+            "0.50, mariadb 0.33, rabbitmq 0.03, webhooks 0.00 ms, 1.53 ms in all | api 0.50, "
+            "relay 0.17, worker 0.55, mariadb 0.43, rabbitmq 0.03, webhooks 0.40 ms, 2.08 ms "
+            "in all |") in page
+    assert ("| extra CPU per event delivered | — | api 0.00, relay 0.00, worker 0.05, mariadb "
+            "0.10, rabbitmq 0.00, webhooks 0.40 ms, 0.55 ms in all |") in page
