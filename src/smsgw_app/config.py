@@ -217,9 +217,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename=_env_name):
     """Where the webhook sealing key is kept when `SMSGW_WEBHOOK_KEY` is unset:
     made (mode 0600) by the first api, serve or webhooks process. Fine for one
     host; a deployment over several hosts sets `SMSGW_WEBHOOK_KEY` instead."""
-    webhook_concurrency: Count = 64
+    webhook_concurrency: Count = 128
     """Webhook attempts in flight in one `smsgw webhooks` (or `serve`) process."""
-    webhook_per_customer: Count = 4
+    webhook_per_customer: Count = 16
     """Of those, at most this many for one customer: a slow endpoint holds its
     own share, never another customer's."""
     log_level: str = logs.DEFAULT_LOG_LEVEL

@@ -219,6 +219,15 @@ class WebhookRepository(Protocol):
         their attempt is counted and they are not due again before `lease_until`
         (a process that dies with them leaves them to be sent again then)."""
 
+    async def claim_many(
+        self, rooms: Mapping[int, int], now: datetime, lease_until: datetime
+    ) -> list[WebhookEvent]:
+        """`claim` for several customers at once, up to `rooms[customer]` each, in one
+        statement's lease; in store order."""
+
+    async def endpoints(self, customer_ids: Collection[int]) -> dict[int, Endpoint]:
+        """The endpoints of these customers (absent: none), disabled ones included."""
+
     async def finish(self, outcomes: Sequence[EventOutcome]) -> None:
         """Record each attempt and what its event is now; an event delivered or dead
         already stays so (a lease that lapsed may have let two processes send it)."""

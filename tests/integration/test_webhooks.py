@@ -421,7 +421,9 @@ def test_a_hanging_receiver_does_not_delay_another_customers_events(
         gateway = webhook_gateway("embedded", tmp_path / "gateway", stack,
                                   SMSGW_OPERATORS=sim_operators(REJECTED, None),
                                   SMSGW_WEBHOOK_TIMEOUT_S=str(TIMEOUT_S),
-                                  SMSGW_WEBHOOK_RETRY_S=",".join(["0.5"] * 30))
+                                  SMSGW_WEBHOOK_RETRY_S=",".join(["0.5"] * 30),
+                                  # H's 12 events take 3 rounds of its 4 slots
+                                  SMSGW_WEBHOOK_PER_CUSTOMER="4")
         peers = [start_receiver(tmp_path / f"receiver-{n}")
                  for n in ("HF" if hosts == "two-receivers" else "H")]
         for peer in peers:

@@ -10,7 +10,7 @@ events leased leaves them due again when the lease ends.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +68,13 @@ class SqlWebhooks(SqlRepository):
             sa.select(webhook_endpoints).where(_p.user_id == customer_id))).first()
         return None if row is None else _endpoint(row)
 
+    async def endpoints(self, customer_ids: Collection[int]) -> dict[int, Endpoint]:
+        if not customer_ids:
+            return {}
+        rows = await self._conn.execute(
+            sa.select(webhook_endpoints).where(_p.user_id.in_(sorted(set(customer_ids)))))
+        return {row.user_id: _endpoint(row) for row in rows}
+
     async def save_endpoint(self, endpoint: Endpoint) -> None:
         values = {
             "url": endpoint.url, "events": ",".join(sorted(t.value for t in endpoint.events)),
@@ -107,8 +114,15 @@ class SqlWebhooks(SqlRepository):
     async def claim(
         self, customer_id: int, now: datetime, limit: int, lease_until: datetime
     ) -> list[WebhookEvent]:
-        ids = list((await self._conn.execute(
-            _TO_CLAIM, {"customer": customer_id, "now": now, "limit": limit})).scalars())
+        return await self.claim_many({customer_id: limit}, now, lease_until)
+
+    async def claim_many(
+        self, rooms: Mapping[int, int], now: datetime, lease_until: datetime
+    ) -> list[WebhookEvent]:
+        ids: list[int] = []
+        for customer, limit in rooms.items():  # one short index range each
+            ids += (await self._conn.execute(
+                _TO_CLAIM, {"customer": customer, "now": now, "limit": limit})).scalars()
         if not ids:
             return []
         token = secrets.token_hex(16)

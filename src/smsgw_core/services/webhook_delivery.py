@@ -19,7 +19,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from smsgw_core.errors import StorageUnavailable, TransientConflict
@@ -70,8 +70,8 @@ class WebhookDelivery:
     sender: WebhookSender
     box: SecretBox
     telemetry: WebhookTelemetry = field(default_factory=NoWebhookTelemetry)
-    concurrency: int = 64  # attempts in flight in this process
-    per_customer: int = 4  # of which one customer's
+    concurrency: int = 128  # attempts in flight in this process
+    per_customer: int = 16  # of which one customer's
     lease: timedelta = timedelta(seconds=60)  # > the sender's timeout
     poll_s: float = 0.2  # how often to look for due events when idle
     retries: tuple[timedelta, ...] = RETRY_DELAYS  # SMSGW_WEBHOOK_RETRY_S
@@ -79,6 +79,9 @@ class WebhookDelivery:
     _tasks: dict[asyncio.Task[EventOutcome], int] = field(default_factory=dict, init=False)
     _done: list[EventOutcome] = field(default_factory=list, init=False)
     _gone: set[int] = field(default_factory=set, init=False)  # customers answered 410
+    due_every_s: float = 1.0  # how often the list of customers with due events is read
+    _due_list: list[int] = field(default_factory=list, init=False)
+    _due_read: float | None = field(default=None, init=False)
 
     async def run(self, stop: asyncio.Event, oldest_every_s: float = 5.0) -> None:
         loop = asyncio.get_running_loop()
@@ -116,37 +119,56 @@ class WebhookDelivery:
         await self.record()
 
     async def start_due(self) -> int:
-        """Lease due events, in fair turns, into free slots; how many were started."""
+        """Lease due events, in fair turns, into free slots; how many were started.
+        One transaction leases every customer's share and reads their endpoints."""
         free = self.concurrency - len(self._tasks)
         if free <= 0:
             return 0
         now = self.clock.now()
-        async with self.uow() as uow:
-            customers = await uow.webhooks.due(now, self.concurrency)
         busy: dict[int, int] = {}
         for customer in self._tasks.values():
             busy[customer] = busy.get(customer, 0) + 1
-        started = 0
-        for customer in customers:
-            room = min(self.per_customer - busy.get(customer, 0), free - started)
+        rooms: dict[int, int] = {}
+        for customer in await self._due(now):
+            room = min(self.per_customer - busy.get(customer, 0), free - sum(rooms.values()))
             if room > 0:
-                started += await self._start(customer, room)
-            if started >= free:
+                rooms[customer] = room
+            if sum(rooms.values()) >= free:
                 break
-        return started
-
-    async def _start(self, customer: int, room: int) -> int:
-        now = self.clock.now()
-
-        async def body(uow: UnitOfWork) -> tuple[list[WebhookEvent], Endpoint | None]:
-            events = await uow.webhooks.claim(customer, now, room, now + self.lease)
-            endpoint = await uow.webhooks.endpoint(customer) if events else None
-            await uow.commit()
-            return events, endpoint
-
-        events, endpoint = await in_transaction(self.uow, body)
-        if not events:
+        if not rooms:
             return 0
+
+        async def body(uow: UnitOfWork) -> tuple[list[WebhookEvent], dict[int, Endpoint]]:
+            events = await uow.webhooks.claim_many(rooms, now, now + self.lease)
+            endpoints = await uow.webhooks.endpoints({e.customer_id for e in events})
+            await uow.commit()
+            return events, endpoints
+
+        events, endpoints = await in_transaction(self.uow, body)
+        if not events:
+            self._due_read = None  # the list was stale: read it again next pass
+            return 0
+        per_customer: dict[int, list[WebhookEvent]] = {}
+        for event in events:
+            per_customer.setdefault(event.customer_id, []).append(event)
+        return sum([self._start(customer, endpoints.get(customer), owed, now)
+                    for customer, owed in per_customer.items()])
+
+    async def _due(self, now: datetime) -> list[int]:
+        """The customers with due events, longest due first: read at most every
+        `due_every_s` while it names customers (a read groups every pending event: its
+        cost grows with the backlog), and again as soon as a pass finds nothing due in
+        the list, or the list is empty."""
+        t = asyncio.get_running_loop().time()
+        if (self._due_read is None or not self._due_list
+                or t - self._due_read >= self.due_every_s):
+            async with self.uow() as uow:
+                self._due_list = await uow.webhooks.due(now, self.concurrency)
+            self._due_read = t
+        return self._due_list
+
+    def _start(self, customer: int, endpoint: Endpoint | None, events: list[WebhookEvent],
+               now: datetime) -> int:
         if endpoint is None or endpoint.disabled_at is not None:
             why = "no endpoint" if endpoint is None else "endpoint disabled"
             self._done.extend(EventOutcome(e.id, Attempt(now, None, why), EventState.DEAD)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -29,6 +29,9 @@ class InMemoryWebhooks(_Repo):
 
     async def endpoint(self, customer_id: int) -> Endpoint | None:
         return self.s.endpoints.get(customer_id)
+
+    async def endpoints(self, customer_ids: Collection[int]) -> dict[int, Endpoint]:
+        return {c: e for c in customer_ids if (e := self.s.endpoints.get(c)) is not None}
 
     async def save_endpoint(self, endpoint: Endpoint) -> None:
         self.s.endpoints[endpoint.customer_id] = endpoint
@@ -69,13 +72,22 @@ class InMemoryWebhooks(_Repo):
             claimed.append(leased)
         return claimed
 
+    async def claim_many(
+        self, rooms: Mapping[int, int], now: datetime, lease_until: datetime
+    ) -> list[WebhookEvent]:
+        claimed = []
+        for customer, limit in rooms.items():
+            claimed += await self.claim(customer, now, limit, lease_until)
+        return sorted(claimed, key=lambda e: e.position)
+
     async def finish(self, outcomes: Sequence[EventOutcome]) -> None:
         positions = {e.id: p for p, e in self.s.webhook_events.items()}
         for o in outcomes:
             position = positions.get(o.event_id)
             if position is None:
                 continue
-            self.s.webhook_attempts.setdefault(position, []).append(o.attempt)
+            self.s.webhook_attempts.setdefault(position, []).append(replace(
+                o.attempt, error=o.attempt.error[:255], answer=o.attempt.answer[:255]))
             e = self.s.webhook_events[position]
             if e.state is _PENDING:
                 self.s.webhook_events[position] = replace(
