@@ -419,17 +419,10 @@ async def test_attempt_fields_round_trip(uow_factory: UnitOfWorkFactory) -> None
     kept = await _attempts_kept(uow_factory, tried)
     assert [replace(a, seconds=0.0) for a in kept] == [
         replace(a, seconds=0.0, error=a.error[:255], answer=a.answer[:255]) for a in tried]
-    # MariaDB keeps `seconds` as a single-precision FLOAT (see the next test): close.
-    assert [a.seconds for a in kept] == [pytest.approx(a.seconds, rel=1e-5) for a in tried]
+    assert [a.seconds for a in kept] == [a.seconds for a in tried]
 
 
-async def test_attempt_seconds_keep_double_precision(
-    uow_factory: UnitOfWorkFactory, request: pytest.FixtureRequest,
-) -> None:
-    if request.node.callspec.params["uow_factory"] == "mariadb":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "webhook_attempts.seconds is sa.Float() (schema.py, migration 0009): MariaDB's"
-            " single-precision FLOAT keeps ~6 significant digits (12.345678901 s -> 12.3457)")))
+async def test_attempt_seconds_keep_double_precision(uow_factory: UnitOfWorkFactory) -> None:
     tried = [Attempt(at(1), 200, "", "", 0.08341264724731445),
              Attempt(at(2), 500, "", "", 12.345678901234)]
     assert [a.seconds for a in await _attempts_kept(uow_factory, tried)] == [

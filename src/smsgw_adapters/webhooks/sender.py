@@ -18,6 +18,7 @@ error, or the task's cancellation, is raised.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
+from aiohttp.payload import BytesPayload
 
 from smsgw_adapters.webhooks.address_guard import AddressRefused, Guard
 from smsgw_adapters.webhooks.signing import headers, secret_key
@@ -87,9 +89,9 @@ class HttpWebhookSender:
     async def send(self, url: str, event_id: str, body: bytes, secrets: Sequence[str],
                    at: datetime) -> Attempt:
         # A secret that is not whsec_ is ours to fix, not the endpoint's: it raises.
-        signed = headers([secret_key(s) for s in secrets], event_id, int(at.timestamp()), body)
+        signed = headers([_key(s) for s in secrets], event_id, int(at.timestamp()), body)
         request_headers = {
-            **signed, "content-type": "application/json", "user-agent": USER_AGENT,
+            **signed, "user-agent": USER_AGENT,
             # The answer is kept only as text for the customer to read; compressed, a
             # few bytes could inflate to gigabytes, so it is asked for (and read) as is.
             "accept-encoding": "identity",
@@ -101,7 +103,10 @@ class HttpWebhookSender:
                 # (aiohttp connects to it directly), so this is its only check.
                 self._guard.check_url(url)
                 async with self._client().post(
-                    url, data=body, headers=request_headers, allow_redirects=False,
+                    # A payload already made: aiohttp's lookup of a type's payload class
+                    # was a tenth of this process's CPU.
+                    url, data=BytesPayload(body, content_type="application/json"),
+                    headers=request_headers, allow_redirects=False,
                 ) as response:
                     status = response.status
                     answer = await _read_at_most(response.content, ANSWER_KEPT)
@@ -158,3 +163,9 @@ async def _read_at_most(stream: aiohttp.StreamReader, limit: int) -> bytes:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:ERROR_CHARS]
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(secret: str) -> bytes:
+    """A secret's HMAC key, decoded once per secret rather than once per request."""
+    return secret_key(secret)

@@ -121,51 +121,63 @@ class WebhookDelivery:
     async def start_due(self) -> int:
         """Lease due events, in fair turns, into free slots; how many were started.
         One transaction leases every customer's share and reads their endpoints."""
-        free = self.concurrency - len(self._tasks)
-        if free <= 0:
-            return 0
-        now = self.clock.now()
-        busy: dict[int, int] = {}
-        for customer in self._tasks.values():
-            busy[customer] = busy.get(customer, 0) + 1
-        rooms: dict[int, int] = {}
-        for customer in await self._due(now):
-            room = min(self.per_customer - busy.get(customer, 0), free - sum(rooms.values()))
-            if room > 0:
-                rooms[customer] = room
-            if sum(rooms.values()) >= free:
+        started, fresh = 0, False
+        while not fresh:  # a second round only when a list read earlier ran short
+            free = self.concurrency - len(self._tasks)
+            if free <= 0:
                 break
-        if not rooms:
-            return 0
+            now = self.clock.now()
+            customers, fresh = await self._due(now)
+            busy: dict[int, int] = {}
+            for customer in self._tasks.values():
+                busy[customer] = busy.get(customer, 0) + 1
+            rooms: dict[int, int] = {}
+            for customer in customers:
+                room = min(self.per_customer - busy.get(customer, 0),
+                           free - sum(rooms.values()))
+                if room > 0:
+                    rooms[customer] = room
+                if sum(rooms.values()) >= free:
+                    break
+            if not rooms:
+                break
+            events, endpoints = await self._claim(rooms, now)
+            taken: dict[int, list[WebhookEvent]] = {}
+            for event in events:
+                taken.setdefault(event.customer_id, []).append(event)
+            # A customer that had fewer due than its room has none left: out of the list,
+            # so its place goes to the next one until the list is read again.
+            self._due_list = [c for c in self._due_list
+                              if c not in rooms or len(taken.get(c, ())) >= rooms[c]]
+            started += sum([self._start(customer, endpoints.get(customer), owed, now)
+                            for customer, owed in taken.items()])
+            if len(events) >= free:
+                break
+        return started
 
+    async def _claim(self, rooms: dict[int, int], now: datetime,
+                     ) -> tuple[list[WebhookEvent], dict[int, Endpoint]]:
         async def body(uow: UnitOfWork) -> tuple[list[WebhookEvent], dict[int, Endpoint]]:
             events = await uow.webhooks.claim_many(rooms, now, now + self.lease)
             endpoints = await uow.webhooks.endpoints({e.customer_id for e in events})
             await uow.commit()
             return events, endpoints
 
-        events, endpoints = await in_transaction(self.uow, body)
-        if not events:
-            self._due_read = None  # the list was stale: read it again next pass
-            return 0
-        per_customer: dict[int, list[WebhookEvent]] = {}
-        for event in events:
-            per_customer.setdefault(event.customer_id, []).append(event)
-        return sum([self._start(customer, endpoints.get(customer), owed, now)
-                    for customer, owed in per_customer.items()])
+        return await in_transaction(self.uow, body)
 
-    async def _due(self, now: datetime) -> list[int]:
-        """The customers with due events, longest due first: read at most every
-        `due_every_s` while it names customers (a read groups every pending event: its
-        cost grows with the backlog), and again as soon as a pass finds nothing due in
-        the list, or the list is empty."""
+    async def _due(self, now: datetime) -> tuple[list[int], bool]:
+        """The customers with due events, longest due first, and whether that was read
+        now: read at most every `due_every_s` while it names customers (a read groups
+        every pending event, its cost grows with the backlog), at once when it is
+        empty."""
         t = asyncio.get_running_loop().time()
         if (self._due_read is None or not self._due_list
                 or t - self._due_read >= self.due_every_s):
             async with self.uow() as uow:
                 self._due_list = await uow.webhooks.due(now, self.concurrency)
             self._due_read = t
-        return self._due_list
+            return self._due_list, True
+        return self._due_list, False
 
     def _start(self, customer: int, endpoint: Endpoint | None, events: list[WebhookEvent],
                now: datetime) -> int:

@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("error", sa.String(255), nullable=False, server_default=""),
         sa.Column("answer", sa.String(255), nullable=False, server_default=""),
-        sa.Column("seconds", sa.Float(), nullable=False, server_default="0"),
+        sa.Column("seconds", sa.Float(precision=53), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("idx_webhook_attempts_event", "webhook_attempts", ["event", "id"])
