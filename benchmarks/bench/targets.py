@@ -507,9 +507,9 @@ def webhooks_budget(figures: Figures, scenarios: Scenarios) -> str:
     statements = figures.get("webhooks_statements_per_event")
     if sql and cpu and statements:
         text += (f"; per event the webhooks process waited {sql:.2f} ms on {statements:.1f} "
-                 f"SQL statements and ran {cpu:.2f} ms of CPU, and its loop claims one "
-                 "customer's events at a time (the attempts alone run side by side), so "
-                 f"those add up: at most {1000 / (sql + cpu):,.0f} events/s")
+                 f"SQL statements and ran {cpu:.2f} ms of CPU (its loop waits for each "
+                 "claim and each record; the attempts alone run side by side): at most "
+                 f"{1000 / (sql + cpu):,.0f} events/s were they never overlapped")
     return text
 
 

@@ -768,8 +768,9 @@ def test_a_missed_webhooks_ratio_names_what_webhooks_cost() -> None:
         "an event delivered took 0.55 ms of CPU over the send path (webhooks 0.40, mariadb "
         "0.10, worker 0.05 ms), a delivered SMS 1.53 ms without webhooks; at 690 events/s "
         "that is 0.38 cores; per event the webhooks process waited 3.00 ms on 4.5 SQL "
-        "statements and ran 0.40 ms of CPU, and its loop claims one customer's events at a "
-        "time (the attempts alone run side by side), so those add up: at most 294 events/s")
+        "statements and ran 0.40 ms of CPU (its loop waits for each claim and each record; "
+        "the attempts alone run side by side): at most 294 events/s were they never "
+        "overlapped")
     assert "CPU-bound: box 95% busy of 2 cores" in row["bound"]
 
 
