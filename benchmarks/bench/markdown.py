@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -115,16 +116,11 @@ def markdown(results: Mapping[str, Any]) -> str:
 
 def _receipts_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The receipts scenario's two halves side by side."""
-    halves = {half: scenarios.get(f"receipts_{half}") or {} for half in ("off", "on")}
-    if not any(r.get("status") == "ok" for r in halves.values()):
+    ok = _ok_halves(scenarios, "receipts")
+    if ok is None:
         return []
-    ok = {half: r if r.get("status") == "ok" else {} for half, r in halves.items()}
-
-    def both(value: Any) -> str:
-        return " | ".join(value(ok[half]) if ok[half] else "—" for half in ("off", "on"))
-
-    def delivery(record: Mapping[str, Any], key: str) -> Any:
-        return (record.get("delivery") or {}).get(key)
+    both = functools.partial(_both, ok)
+    delivery = _delivery
 
     def receipts(record: Mapping[str, Any]) -> str:
         rx = record.get("receipts") or {}
@@ -252,16 +248,11 @@ def _smpp_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def _webhooks_table(scenarios: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The webhooks scenario's two halves side by side: no endpoints, then one for
     every customer."""
-    halves = {half: scenarios.get(f"webhooks_{half}") or {} for half in ("off", "on")}
-    if not any(r.get("status") == "ok" for r in halves.values()):
+    ok = _ok_halves(scenarios, "webhooks")
+    if ok is None:
         return []
-    ok = {half: r if r.get("status") == "ok" else {} for half, r in halves.items()}
-
-    def both(value: Any) -> str:
-        return " | ".join(value(ok[half]) if ok[half] else "—" for half in ("off", "on"))
-
-    def delivery(record: Mapping[str, Any], key: str) -> Any:
-        return (record.get("delivery") or {}).get(key)
+    both = functools.partial(_both, ok)
+    delivery = _delivery
 
     def hooks(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
         value = (record.get("webhooks") or {}).get(key)
@@ -389,3 +380,22 @@ def _scenario_row(name: str, record: Mapping[str, Any], cpus: int) -> str:
             f"{failed_requests(doc):,} | {fmt(ok_per_s(doc), '')} | "
             f"{fmt(number(lat.get('p50')), 'ms')} | {fmt(number(lat.get('p99')), 'ms')} | "
             f"{cpu} |")
+
+
+def _ok_halves(scenarios: Mapping[str, Mapping[str, Any]], name: str,
+               ) -> dict[str, Mapping[str, Any]] | None:
+    """The `<name>_off` and `<name>_on` records, {} for a half that did not run well;
+    None when neither did."""
+    halves = {half: scenarios.get(f"{name}_{half}") or {} for half in ("off", "on")}
+    if not any(r.get("status") == "ok" for r in halves.values()):
+        return None
+    return {half: r if r.get("status") == "ok" else {} for half, r in halves.items()}
+
+
+def _both(ok: Mapping[str, Mapping[str, Any]], value: Any) -> str:
+    """One table row's two cells: `value` of each half, or a dash."""
+    return " | ".join(value(ok[half]) if ok[half] else "—" for half in ("off", "on"))
+
+
+def _delivery(record: Mapping[str, Any], key: str) -> Any:
+    return (record.get("delivery") or {}).get(key)

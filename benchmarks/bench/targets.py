@@ -244,15 +244,15 @@ def _failed_requests(doc: Mapping[str, Any] | None, prefix: str = "") -> list[st
     return [f"invalid: {text}" if share > FAILURE_SHARE_LIMIT else text]
 
 
-def _receipts_caveats(scenarios: Scenarios) -> list[str]:
-    """The receipts halves: the off half's own failures, the same load in both, every
-    recipient terminal, and every receipt the simulators had taken applied."""
+def _off_and_on_caveats(scenarios: Scenarios, name: str) -> tuple[list[str], dict[str, Any]]:
+    """What two halves `<name>_off` and `<name>_on` share: the off half's own failures,
+    the same load in both, every recipient terminal; and the on half's record."""
     notes: list[str] = []
-    off = scenarios.get("receipts_off") or {}
+    off = scenarios.get(f"{name}_off") or {}
     if off.get("status") == "failed":
-        notes.append(f"scenario receipts_off failed: {off.get('error')}")
-    notes += _failed_requests(loadtest(scenarios, "receipts_off"), "receipts off: ")
-    on = scenarios.get("receipts_on") or {}
+        notes.append(f"scenario {name}_off failed: {off.get('error')}")
+    notes += _failed_requests(loadtest(scenarios, f"{name}_off"), f"{name} off: ")
+    on = scenarios.get(f"{name}_on") or {}
     halves = [(half, record) for half, record in (("off", off), ("on", on))
               if record.get("status") == "ok"]
     seconds = ((on.get("loadtest") or {}).get("config") or {}).get("duration")
@@ -261,15 +261,22 @@ def _receipts_caveats(scenarios: Scenarios) -> list[str]:
     for half, record in halves:
         delivery = record.get("delivery") or {}
         if delivery.get("unfinished"):
-            notes.append(f"invalid: receipts {half}: {delivery['unfinished']} recipients "
+            notes.append(f"invalid: {name} {half}: {delivery['unfinished']} recipients "
                          "unfinished")
         if delivery.get("failed"):
-            notes.append(f"receipts {half}: {delivery['failed']} recipients failed")
+            notes.append(f"{name} {half}: {delivery['failed']} recipients failed")
     if len(halves) == 2:
         accepted = [(r.get("loadtest") or {}).get("ok", 0) for _, r in halves]
         if min(accepted) < 0.95 * max(accepted):
             notes.append(f"accepted {accepted[0]:,} requests off, {accepted[1]:,} on: "
                          "the box could not take the same load in both")
+    return notes, on
+
+
+def _receipts_caveats(scenarios: Scenarios) -> list[str]:
+    """The receipts halves: the off half's own failures, the same load in both, every
+    recipient terminal, and every receipt the simulators had taken applied."""
+    notes, on = _off_and_on_caveats(scenarios, "receipts")
     if on.get("status") == "ok":
         receipts = on.get("receipts") or {}
         owed = receipts.get("simulators") or {}
@@ -338,29 +345,7 @@ def _webhooks_caveats(scenarios: Scenarios) -> list[str]:
     """The webhooks halves: the off half's own failures, the same load in both, every
     recipient terminal, an event written for each, every event delivered, and the
     receiver's sample verified."""
-    notes: list[str] = []
-    off = scenarios.get("webhooks_off") or {}
-    if off.get("status") == "failed":
-        notes.append(f"scenario webhooks_off failed: {off.get('error')}")
-    notes += _failed_requests(loadtest(scenarios, "webhooks_off"), "webhooks off: ")
-    on = scenarios.get("webhooks_on") or {}
-    halves = [(half, record) for half, record in (("off", off), ("on", on))
-              if record.get("status") == "ok"]
-    seconds = ((on.get("loadtest") or {}).get("config") or {}).get("duration")
-    if isinstance(seconds, int | float) and seconds < E2E_SECONDS:
-        notes.append(f"ran {seconds:g} s, not {E2E_SECONDS} s")
-    for half, record in halves:
-        delivery = record.get("delivery") or {}
-        if delivery.get("unfinished"):
-            notes.append(f"invalid: webhooks {half}: {delivery['unfinished']} recipients "
-                         "unfinished")
-        if delivery.get("failed"):
-            notes.append(f"webhooks {half}: {delivery['failed']} recipients failed")
-    if len(halves) == 2:
-        accepted = [(r.get("loadtest") or {}).get("ok", 0) for _, r in halves]
-        if min(accepted) < 0.95 * max(accepted):
-            notes.append(f"accepted {accepted[0]:,} requests off, {accepted[1]:,} on: "
-                         "the box could not take the same load in both")
+    notes, on = _off_and_on_caveats(scenarios, "webhooks")
     if on.get("status") != "ok":
         return notes
     hooks = on.get("webhooks") or {}
