@@ -24,6 +24,7 @@ from smsgw_adapters.sql.schema import metadata
 TABLES = {
     "alembic_version", "user_balances", "user_transactions", "sms_status", "outbox_events",
     "idempotency_keys", "customers", "api_keys", "operator_capacity", "operator_receipts",
+    "webhook_endpoints", "webhook_events", "webhook_attempts",
 }
 INDEXES = {
     "idx_user_transactions_user_id", "idx_user_transactions_user_id_id",
@@ -31,6 +32,8 @@ INDEXES = {
     "idx_sms_status_user_id_id", "idx_outbox_pending", "idx_outbox_claim",
     "idx_outbox_status_updated", "idx_api_keys_customer", "idx_outbox_fair",
     "idx_sms_status_provider_message", "idx_operator_receipts_kept",
+    "idx_webhook_events_due", "idx_webhook_events_list", "idx_webhook_events_age",
+    "idx_webhook_attempts_event",
 }
 
 
