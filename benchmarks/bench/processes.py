@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.harness import processes
 
@@ -77,3 +79,12 @@ def tail(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][:300] if lines else ""
+
+
+def get_json(url: str) -> Any:
+    """A JSON answer of a peer's control API, or {"error": ...} when there is none."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return json.loads(answer.read())
+    except (OSError, ValueError) as exc:
+        return {"error": str(exc)}

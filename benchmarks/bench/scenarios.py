@@ -8,7 +8,6 @@ import math
 import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +18,7 @@ from benchmarks.bench import webhooks as wh
 from benchmarks.bench.cpu import CpuSample
 from benchmarks.bench.gateway import Gateway
 from benchmarks.bench.plan import USERS, Plan
-from benchmarks.bench.processes import Processes, ScenarioError, tail, wait_until
+from benchmarks.bench.processes import Processes, ScenarioError, get_json, tail, wait_until
 from benchmarks.bench.recorder import Recorder
 from benchmarks.harness.net import free_port
 from benchmarks.harness.processes import ROOT, smsgw
@@ -161,7 +160,7 @@ class Scenarios:
             result = self.measured(procs, "end_to_end", urls, rps=plan.e2e_rps,
                                    duration=plan.e2e_seconds, concurrency=plan.e2e_concurrency,
                                    wait_delivery=True)
-            result["operators"] = {name: _get_json(f"{url}/stats")
+            result["operators"] = {name: get_json(f"{url}/stats")
                                    for name, url in operators.items()}
             return result
 
@@ -359,7 +358,7 @@ class Scenarios:
         settled_after = None
         if on:
             def settled() -> bool:
-                stats = {op: _get_json(f"{url}/stats") for op, url in operators.items()}
+                stats = {op: get_json(f"{url}/stats") for op, url in operators.items()}
                 owed = rx.simulator_receipts(stats)
                 return (owed["pending"] == 0
                         and rx.applied_in(rx.scrape(metrics)) >= owed["reported"])
@@ -370,7 +369,7 @@ class Scenarios:
                                   "receipt_delay_ms": plan.receipt_delay_ms if on else None,
                                   "delivered_after_load_s": delivered_after,
                                   "innodb": rx.since(locks, rx.innodb(self.services))}
-        result["operators"] = {op: _get_json(f"{url}/stats") for op, url in operators.items()}
+        result["operators"] = {op: get_json(f"{url}/stats") for op, url in operators.items()}
         if on:
             gateway = rx.scrape(metrics)
             owed = rx.simulator_receipts(result["operators"])
@@ -428,7 +427,7 @@ class Scenarios:
             "loadtest": doc, "cpu": cpu, "protocol": protocol,
             "delivery": rx.outcome(self.services)["delivery"],
             "delivered_after_load_s": delivered_after,
-            "operators": {op: _get_json(url) for op, url in stats.items()},
+            "operators": {op: get_json(url) for op, url in stats.items()},
         }
         if protocol == "smpp":
             result["smpp_window"] = plan.smpp_window
@@ -455,10 +454,3 @@ class Scenarios:
                     + (" and webhook event" if on else "") + " awaited",
                     functools.partial(wh.run_half, self, procs, name, on, key))
 
-
-def _get_json(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return json.loads(answer.read())
-    except (OSError, ValueError) as exc:
-        return {"error": str(exc)}

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 from benchmarks.bench import receipts as rx
 from benchmarks.bench.cpu import CpuSample
 from benchmarks.bench.plan import USERS
-from benchmarks.bench.processes import Processes, ScenarioError, wait_http
+from benchmarks.bench.processes import Processes, ScenarioError, get_json, wait_http
 from benchmarks.bench.services import Services
 from benchmarks.harness.net import free_port
 
@@ -134,13 +134,13 @@ def run_half(bench: Scenarios, procs: Processes, name: str, on: bool, key: str
         "loadtest": doc, "cpu": cpu, "delivery": rx.outcome(services)["delivery"],
         "delivered_after_load_s": delivered_after,
         "innodb": rx.since(locks, rx.innodb(services)),
-        "operators": {op: _get_json(f"{url}/stats") for op, url in operators.items()},
+        "operators": {op: get_json(f"{url}/stats") for op, url in operators.items()},
     }
     if on:
         hooks.update(read_events(services))
         hooks["metrics"] = scrape(metrics)
-        hooks["receiver"] = _get_json(f"{receiver}/_stats")
-        kept = _get_json(f"{receiver}/_sample").get("requests") or []
+        hooks["receiver"] = get_json(f"{receiver}/_stats")
+        kept = get_json(f"{receiver}/_sample").get("requests") or []
         hooks["verified"] = verify_sample(kept, secrets)
     result["webhooks"] = hooks
     return result
@@ -355,10 +355,3 @@ def _unverified(request: Mapping[str, Any], secrets: Mapping[int, str], webhook:
         return f"{path}: not a message event: {body[:80]}"
     return None
 
-
-def _get_json(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return json.loads(answer.read())
-    except (OSError, ValueError) as exc:
-        return {"error": str(exc)}

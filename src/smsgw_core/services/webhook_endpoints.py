@@ -73,19 +73,15 @@ class WebhookEndpoints:
             return await uow.webhooks.endpoint(customer_id)
 
     async def get(self, customer_id: int) -> Endpoint:
-        endpoint = await self.find(customer_id)
-        if endpoint is None:
-            raise NotFound("no webhook endpoint: PUT /v1/webhook first")
-        return endpoint
+        async with self.uow() as uow:
+            return await _registered(uow, customer_id)
 
     async def rotate(self, customer_id: int) -> Registered:
         secret = self.box.new_secret()
         now = self.clock.now()
 
         async def body(uow: UnitOfWork) -> Endpoint:
-            current = await uow.webhooks.endpoint(customer_id)
-            if current is None:
-                raise NotFound("no webhook endpoint: PUT /v1/webhook first")
+            current = await _registered(uow, customer_id)
             rotated = replace(current, secret=self.box.seal(secret),
                               previous_secret=current.secret,
                               previous_until=now + ROTATION_OVERLAP)
@@ -138,10 +134,15 @@ class WebhookEndpoints:
         await in_transaction(self.uow, body)
 
 
-async def _enabled(uow: UnitOfWork, customer_id: int) -> Endpoint:
+async def _registered(uow: UnitOfWork, customer_id: int) -> Endpoint:
     endpoint = await uow.webhooks.endpoint(customer_id)
     if endpoint is None:
         raise NotFound("no webhook endpoint: PUT /v1/webhook first")
+    return endpoint
+
+
+async def _enabled(uow: UnitOfWork, customer_id: int) -> Endpoint:
+    endpoint = await _registered(uow, customer_id)
     if endpoint.disabled_at is not None:
         raise Conflict(f"the endpoint is disabled ({endpoint.disabled_reason}): "
                        "PUT /v1/webhook again to enable it")
