@@ -151,18 +151,20 @@ class EventOutcome:
     attempt: Attempt
     state: EventState
     next_at: datetime | None = None
+    position: int | None = None  # the event's place when known: recorded without a lookup
 
 
 def outcome(event: WebhookEvent, attempt: Attempt, jitter: float,
             delays: tuple[timedelta, ...] = RETRY_DELAYS) -> EventOutcome:
     """After `attempt` (the event's attempts count it already), with `jitter` in [-1, 1]
     and the waits `delays` (SMSGW_WEBHOOK_RETRY_S)."""
+    at = event.position or None
     if attempt.delivered:
-        return EventOutcome(event.id, attempt, EventState.DELIVERED)
+        return EventOutcome(event.id, attempt, EventState.DELIVERED, None, at)
     delay = retry_delay(event.attempts, jitter, delays)
     if attempt.gone or delay is None:
-        return EventOutcome(event.id, attempt, EventState.DEAD)
-    return EventOutcome(event.id, attempt, EventState.PENDING, attempt.at + delay)
+        return EventOutcome(event.id, attempt, EventState.DEAD, None, at)
+    return EventOutcome(event.id, attempt, EventState.PENDING, attempt.at + delay, at)
 
 
 def retry_delay(attempts: int, jitter: float,

@@ -89,8 +89,8 @@ class WebhookDelivery:
         try:
             while not stop.is_set():
                 try:
-                    await self.record()
-                    started = await self.start_due()
+                    started = await self.start_due()  # records ended attempts as it leases
+                    await self.record()  # what is left when nothing was leased
                     if loop.time() >= next_oldest:
                         next_oldest = loop.time() + oldest_every_s
                         await self.report_oldest()
@@ -157,13 +157,20 @@ class WebhookDelivery:
 
     async def _claim(self, rooms: dict[int, int], now: datetime,
                      ) -> tuple[list[WebhookEvent], dict[int, Endpoint]]:
+        """Lease, and record the attempts ended so far in the same transaction (one
+        commit a pass rather than two)."""
+        done, gone = list(self._done), set(self._gone)
+
         async def body(uow: UnitOfWork) -> tuple[list[WebhookEvent], dict[int, Endpoint]]:
+            await self._finish(uow, done, gone, now)
             events = await uow.webhooks.claim_many(rooms, now, now + self.lease)
             endpoints = await uow.webhooks.endpoints({e.customer_id for e in events})
             await uow.commit()
             return events, endpoints
 
-        return await in_transaction(self.uow, body)
+        claimed = await in_transaction(self.uow, body)
+        self._recorded(done, gone)
+        return claimed
 
     async def _due(self, now: datetime) -> tuple[list[int], bool]:
         """The customers with due events, longest due first, and whether that was read
@@ -231,12 +238,22 @@ class WebhookDelivery:
         now = self.clock.now()
 
         async def body(uow: UnitOfWork) -> None:
-            await uow.webhooks.finish(done)
-            for customer in sorted(gone):
-                await uow.webhooks.disable(customer, now, "410 Gone from the endpoint")
+            await self._finish(uow, done, gone, now)
             await uow.commit()
 
         await in_transaction(self.uow, body)
+        self._recorded(done, gone)
+        return len(done)
+
+    @staticmethod
+    async def _finish(uow: UnitOfWork, done: list[EventOutcome], gone: set[int],
+                      now: datetime) -> None:
+        await uow.webhooks.finish(done)
+        for customer in sorted(gone):
+            await uow.webhooks.disable(customer, now, "410 Gone from the endpoint")
+
+    def _recorded(self, done: list[EventOutcome], gone: set[int]) -> None:
+        """After the commit of `done` and `gone`: off the lists, into the metrics."""
         del self._done[: len(done)]
         self._gone -= gone
         for o in done:
@@ -245,7 +262,6 @@ class WebhookDelivery:
             self.telemetry.webhook_disabled()
             log.warning("webhook endpoint disabled: it answered 410",
                         extra={"user_id": customer})
-        return len(done)
 
     async def report_oldest(self) -> None:
         async with self.uow() as uow:

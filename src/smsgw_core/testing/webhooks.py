@@ -83,8 +83,8 @@ class InMemoryWebhooks(_Repo):
     async def finish(self, outcomes: Sequence[EventOutcome]) -> None:
         positions = {e.id: p for p, e in self.s.webhook_events.items()}
         for o in outcomes:
-            position = positions.get(o.event_id)
-            if position is None:
+            position = o.position if o.position is not None else positions.get(o.event_id)
+            if position is None or position not in self.s.webhook_events:
                 continue
             self.s.webhook_attempts.setdefault(position, []).append(replace(
                 o.attempt, error=o.attempt.error[:255], answer=o.attempt.answer[:255]))
