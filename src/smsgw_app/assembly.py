@@ -290,7 +290,7 @@ def webhook_guard(settings: Settings) -> Guard:
 def webhook_services(settings: Settings, uow: UnitOfWorkFactory, clock: Clock,
                      box: AesSecretBox, telemetry: WebhookTelemetry) -> list[Service]:
     sender = HttpWebhookSender(webhook_guard(settings), timeout_s=settings.webhook_timeout_s,
-                               max_connections=settings.webhook_concurrency)
+                               max_idle=2 * settings.webhook_concurrency)
     delivery = WebhookDelivery(
         uow, clock, sender, box, telemetry, concurrency=settings.webhook_concurrency,
         per_customer=settings.webhook_per_customer,
