@@ -74,7 +74,7 @@ class WebhookDelivery:
     per_customer: int = 16  # of which one customer's
     lease: timedelta = timedelta(seconds=60)  # > the sender's timeout
     poll_s: float = 0.2  # how often to look for due events when idle
-    batch_s: float = 0.01  # under load, how long a pass waits for attempts to end
+    pass_every_s: float = 0.05  # passes that start few attempts: at most 20 a second
     retries: tuple[timedelta, ...] = RETRY_DELAYS  # SMSGW_WEBHOOK_RETRY_S
     jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
     _tasks: dict[asyncio.Task[EventOutcome], int] = field(default_factory=dict, init=False)
@@ -89,6 +89,7 @@ class WebhookDelivery:
         next_oldest = 0.0
         try:
             while not stop.is_set():
+                passed_at = loop.time()
                 try:
                     started = await self.start_due()  # records ended attempts as it leases
                     await self.record()  # what is left when nothing was leased
@@ -98,25 +99,29 @@ class WebhookDelivery:
                 except (StorageUnavailable, TransientConflict) as exc:
                     log.warning("webhook pass failed, tried again", extra={"error": str(exc)})
                     started = 0
-                await self._wait(stop, started)
+                await self._wait(stop, started, passed_at)
         finally:
             await self.drain()
 
-    async def _wait(self, stop: asyncio.Event, started: int) -> None:
-        """Until an attempt ends (a slot frees), or the poll time passes."""
-        if started and len(self._tasks) < self.concurrency:
-            return  # there may be more due at once
-        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
-        waiters.update(self._tasks)  # type: ignore[arg-type]
-        await asyncio.wait(waiters, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
-            if w not in self._tasks:
-                w.cancel()
-        if (self._tasks and not stop.is_set()
-                and self.concurrency - len(self._tasks) < self.concurrency // 4):
-            # Under load, a moment for more attempts to end: a pass (its lease and its
-            # records, one transaction) costs much the same for 2 events as for 40.
-            await asyncio.sleep(self.batch_s)
+    async def _wait(self, stop: asyncio.Event, started: int, passed_at: float) -> None:
+        """Until an attempt ends (a slot frees), or the poll time passes; and, unless the
+        last pass filled half the slots, at least `pass_every_s` after it began. A pass
+        (its lease and its records, one transaction) costs much the same for 1 event as
+        for 40: were each ended attempt to start one, a steady trickle of events would
+        pay that cost for every event."""
+        if not started or len(self._tasks) >= self.concurrency:
+            waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
+            waiters.update(self._tasks)  # type: ignore[arg-type]
+            await asyncio.wait(waiters, timeout=self.poll_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                if w not in self._tasks:
+                    w.cancel()
+        if started >= self.concurrency // 2:
+            return  # a backlog, not a trickle: passes are full, their cost shared already
+        rest = passed_at + self.pass_every_s - asyncio.get_running_loop().time()
+        if rest > 0 and not stop.is_set():
+            await asyncio.sleep(rest)
 
     async def drain(self) -> None:
         """Let the attempts in flight end, and record them (on a stop)."""
