@@ -74,7 +74,7 @@ class WebhookDelivery:
     per_customer: int = 16  # of which one customer's
     lease: timedelta = timedelta(seconds=60)  # > the sender's timeout
     poll_s: float = 0.2  # how often to look for due events when idle
-    pass_every_s: float = 0.05  # passes that start few attempts: at most 20 a second
+    pass_every_s: float = 0.1  # passes that start few attempts: at most 10 a second
     retries: tuple[timedelta, ...] = RETRY_DELAYS  # SMSGW_WEBHOOK_RETRY_S
     jitter: Callable[[], float] = field(default=lambda: random.uniform(-1.0, 1.0))
     _tasks: dict[asyncio.Task[EventOutcome], int] = field(default_factory=dict, init=False)
