@@ -167,6 +167,10 @@ class _Connection(asyncio.Protocol):
             self._done()  # the rest is not read; the connection goes (not reusable)
 
     def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:
+            # An interim answer (100 Continue, 103 Early Hints): the final one follows.
+            self._status, self._body, self._keep_alive = 0, bytearray(), False
+            return
         self._complete = True
         self._done()
 

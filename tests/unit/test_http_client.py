@@ -43,6 +43,8 @@ ANSWERS = {
                 b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
     "/until-close": b"HTTP/1.0 201 Created\r\n\r\nall of it",
     "/garbage": b"SMTP ready, not HTTP\r\n\r\n",
+    "/interim": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
+                b"HTTP/1.1 204 No Content\r\n\r\n",
     "/long": b"HTTP/1.1 500 Oops\r\ncontent-length: 100000000\r\n\r\n" + b"z" * 5000,
 }
 
@@ -129,6 +131,15 @@ async def test_only_the_first_bytes_of_a_long_answer_are_waited_for(
     # The rest is never read: the connection went, the next call has its own.
     assert (await client.post(server.url("/ok"), {}, b"", keep=200)).status == 200
     assert server.connections == 2
+
+
+async def test_interim_answers_are_passed_over_for_the_final_one(
+    server: Server, client: HttpClient,
+) -> None:
+    answer = await asyncio.wait_for(client.post(server.url("/interim"), {}, b"", keep=200), 2)
+    assert (answer.status, answer.first_bytes) == (204, b"")
+    assert (await client.post(server.url("/ok"), {}, b"", keep=200)).status == 200
+    assert server.connections == 1  # the final answer ended cleanly: the connection was kept
 
 
 async def test_what_is_not_http_is_an_error(server: Server, client: HttpClient) -> None:
