@@ -16,11 +16,13 @@ half-read answer is ever mistaken for the next one's.
 
 Addresses come from the caller's `resolve` for every new connection (the webhook
 guard checks each, and a second lookup that could answer otherwise is never made).
-A connection kept idle is closed after `keepalive_s`, before the common 5 s of a
-server's own idle timeout would cut it under the next request; a request on a kept
-connection that dies before any answer byte is sent once more on a new one (the
-server may have closed it just then), which a webhook, delivered at least once
-under the same id, allows.
+A connection idle for `keepalive_s` is not used again (before the common 5 s of a
+server's own idle timeout would cut it under the next request) and is closed
+within a second after, traffic or not; a request on a kept connection that dies
+before any answer byte is sent once more on a new one (the server may have
+closed it just then), which a webhook, delivered at least once under the same
+id, allows. An answer with a length or chunks that stops short is an error; one
+without either ends with its connection, as HTTP/1.1 says.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ Resolve = Callable[[str, int], Awaitable[Sequence[ipaddress.IPv4Address | ipaddr
 # Characters that stand as they are in a request target (RFC 3986's unreserved and
 # reserved ones, and % for escapes already made); anything else is escaped.
 _TARGET_SAFE = "/:@!$&'()*+,;=-._~%?"
+_SWEEP_EVERY_S = 1.0
 
 
 class HttpError(OSError):
@@ -74,7 +77,7 @@ def origin_and_target(url: str) -> tuple[Origin, str]:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url[:80]}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
     host = parts.hostname
     if not host.isascii():
         host = host.encode("idna").decode()
@@ -98,6 +101,7 @@ class _Connection(asyncio.Protocol):
         self._keep = 0
         self._complete = False
         self._keep_alive = False  # what the answer's headers said (httptools knows it then)
+        self._framed = False  # the answer says where it ends (a length, or chunks)
         self.answered = False  # a byte of the current call's answer has come
 
     # ------------------------------------------------------------------ a call
@@ -107,7 +111,7 @@ class _Connection(asyncio.Protocol):
         self._waiter = asyncio.get_running_loop().create_future()
         self._parser = httptools.HttpResponseParser(self)
         self._status, self._body, self._keep = 0, bytearray(), keep
-        self._complete = self._keep_alive = self.answered = False
+        self._complete = self._keep_alive = self._framed = self.answered = False
         self.transport.write(request)
         return self._waiter
 
@@ -144,15 +148,19 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._status and not self._complete:
-            # An answer ended by the close (no length given), or cut short: what came
-            # is what there is.
-            self._done()
+        if self._status and not self._complete and not self._framed:
+            self._done()  # an answer that ends with its connection: this is its end
+        elif self._status and not self._complete:
+            self._fail(HttpError("the connection closed in the middle of the answer"))
         else:
             reason = f": {exc}" if exc else ""
             self._fail(HttpError(f"the connection closed before an answer{reason}"))
 
     # ------------------------------------------------------------------ httptools
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self._framed = True
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -169,7 +177,8 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if 100 <= self._status < 200:
             # An interim answer (100 Continue, 103 Early Hints): the final one follows.
-            self._status, self._body, self._keep_alive = 0, bytearray(), False
+            self._status, self._body = 0, bytearray()
+            self._keep_alive = self._framed = False
             return
         self._complete = True
         self._done()
@@ -198,7 +207,8 @@ class HttpClient:
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
         self._idle_count = 0
-        self._swept = 0.0
+        self._ticking: asyncio.TimerHandle | None = None  # the sweep, while any is idle
+        self._closed = False
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes, *,
                    keep: int, content_type: str = "application/json") -> Answer:
@@ -221,6 +231,11 @@ class HttpClient:
         return await self._call(origin, await self._connect(origin), request, keep)
 
     async def close(self) -> None:
+        """Close every kept connection; a call still in flight closes its own after."""
+        self._closed = True
+        if self._ticking is not None:
+            self._ticking.cancel()
+            self._ticking = None
         for conns in self._idle.values():
             for conn in conns:
                 conn.close()
@@ -234,7 +249,7 @@ class HttpClient:
         except BaseException:  # cancelled, timed out, broken: never reused
             conn.close()
             raise
-        if conn.reusable:
+        if conn.reusable and not self._closed:
             self._keep_idle(origin, conn)
         else:
             conn.close()
@@ -259,7 +274,6 @@ class HttpClient:
                         + "; ".join(failures or ["no address"]) + ")")
 
     def _kept(self, origin: Origin) -> _Connection | None:
-        self._sweep()
         conns = self._idle.get(origin)
         now = time.monotonic()
         while conns:
@@ -275,15 +289,21 @@ class HttpClient:
         self._idle.setdefault(origin, []).append(conn)
         self._idle_count += 1
         if self._idle_count > self._max_idle:
-            self._sweep(force=True)
+            self._sweep()
+        if self._ticking is None:
+            self._ticking = asyncio.get_running_loop().call_later(_SWEEP_EVERY_S, self._tick)
 
-    def _sweep(self, force: bool = False) -> None:
-        """Close connections idle past keepalive_s (and the oldest, over max_idle):
-        at most once a second unless forced."""
+    def _tick(self) -> None:
+        """Every second while connections are kept: close those idle too long, so none
+        outlives keepalive_s by more than a second, traffic or not."""
+        self._ticking = None
+        self._sweep()
+        if self._idle_count and not self._closed:
+            self._ticking = asyncio.get_running_loop().call_later(_SWEEP_EVERY_S, self._tick)
+
+    def _sweep(self) -> None:
+        """Close connections idle past keepalive_s, and the oldest over max_idle."""
         now = time.monotonic()
-        if not force and now - self._swept < 1.0:
-            return
-        self._swept = now
         kept: list[tuple[float, Origin, _Connection]] = []
         for origin, conns in self._idle.items():
             for conn in conns:

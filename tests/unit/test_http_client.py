@@ -28,6 +28,7 @@ async def local(host: str, port: int) -> Sequence[ipaddress.IPv4Address | ipaddr
 class Server:
     port: int = 0
     connections: int = 0
+    open: int = 0  # connections the client has not closed yet
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
     hang: asyncio.Event = field(default_factory=asyncio.Event)
@@ -45,6 +46,7 @@ ANSWERS = {
     "/garbage": b"SMTP ready, not HTTP\r\n\r\n",
     "/interim": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n"
                 b"HTTP/1.1 204 No Content\r\n\r\n",
+    "/cut": b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npart",
     "/long": b"HTTP/1.1 500 Oops\r\ncontent-length: 100000000\r\n\r\n" + b"z" * 5000,
 }
 
@@ -55,6 +57,7 @@ async def server() -> AsyncIterator[Server]:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         state.connections += 1
+        state.open += 1
         state.writers.append(writer)
         try:
             while True:
@@ -72,11 +75,12 @@ async def server() -> AsyncIterator[Server]:
                     break
                 writer.write(ANSWERS[path.split("?")[0]])
                 await writer.drain()
-                if path in ("/close", "/until-close", "/garbage"):
+                if path in ("/close", "/until-close", "/garbage", "/cut"):
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            state.open -= 1
             writer.close()
 
     srv = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -147,6 +151,12 @@ async def test_what_is_not_http_is_an_error(server: Server, client: HttpClient) 
         await client.post(server.url("/garbage"), {}, b"", keep=200)
 
 
+async def test_an_answer_cut_short_is_an_error(server: Server, client: HttpClient) -> None:
+    # 200 said, 4 bytes of 100 sent, then the close: not an answer to count on.
+    with pytest.raises(HttpError, match="closed in the middle of the answer"):
+        await client.post(server.url("/cut"), {}, b"", keep=200)
+
+
 async def test_a_connection_closed_without_an_answer_is_an_error(
     server: Server, client: HttpClient,
 ) -> None:
@@ -171,9 +181,22 @@ async def test_an_idle_connection_is_not_kept_past_keepalive(server: Server) -> 
         await client.post(server.url("/ok"), {}, b"", keep=200)
         await asyncio.sleep(0.2)
         await client.post(server.url("/ok"), {}, b"", keep=200)
+        assert server.connections == 2
+        # With no more calls, the client still closes it, within a second after.
+        await asyncio.sleep(1.5)
+        assert server.open == 0
     finally:
         await client.close()
-    assert server.connections == 2
+
+
+async def test_a_call_in_flight_at_close_does_not_keep_its_connection(server: Server) -> None:
+    client = HttpClient(local)
+    call = asyncio.create_task(client.post(server.url("/ok"), {}, b"", keep=200))
+    await asyncio.sleep(0)  # it has begun
+    await client.close()
+    assert (await call).status == 200
+    await asyncio.sleep(0.1)
+    assert server.open == 0
 
 
 async def test_a_cancelled_call_closes_its_connection(server: Server, client: HttpClient) -> None:
