@@ -320,12 +320,7 @@ class HttpClient:
         self._idle_count = min(len(kept), self._max_idle)
 
 
-_context: ssl.SSLContext | None = None
-
-
+@functools.cache
 def _default_context() -> ssl.SSLContext:
     """The system's trust store, host names checked; made once (loading it is slow)."""
-    global _context
-    if _context is None:
-        _context = ssl.create_default_context()
-    return _context
+    return ssl.create_default_context()

@@ -158,13 +158,13 @@ def outcome(event: WebhookEvent, attempt: Attempt, jitter: float,
             delays: tuple[timedelta, ...] = RETRY_DELAYS) -> EventOutcome:
     """After `attempt` (the event's attempts count it already), with `jitter` in [-1, 1]
     and the waits `delays` (SMSGW_WEBHOOK_RETRY_S)."""
-    at = event.position or None
+    position = event.position or None  # 0: not stored yet
     if attempt.delivered:
-        return EventOutcome(event.id, attempt, EventState.DELIVERED, None, at)
+        return EventOutcome(event.id, attempt, EventState.DELIVERED, None, position)
     delay = retry_delay(event.attempts, jitter, delays)
     if attempt.gone or delay is None:
-        return EventOutcome(event.id, attempt, EventState.DEAD, None, at)
-    return EventOutcome(event.id, attempt, EventState.PENDING, attempt.at + delay, at)
+        return EventOutcome(event.id, attempt, EventState.DEAD, None, position)
+    return EventOutcome(event.id, attempt, EventState.PENDING, attempt.at + delay, position)
 
 
 def retry_delay(attempts: int, jitter: float,

@@ -44,6 +44,7 @@ _DUE = (
     .order_by(sa.text("due"))
     .limit(sa.bindparam("customers"))
 )
+_AT = _e.next_at.type
 
 
 @functools.lru_cache(maxsize=256)
@@ -52,7 +53,7 @@ def _to_claim(customers: int) -> sa.Executable:
     limit, in one statement (a round trip per customer was most of this process's
     SQL): a UNION ALL of per-customer selects, each a derived table since SQLite
     takes no LIMIT on a part of a compound. Built once per count."""
-    now = sa.bindparam("now", type_=_e.next_at.type)
+    now = sa.bindparam("now", type_=_AT)
     parts = [
         sa.select(_e.id)  # ids alone: MariaDB's derived tables of a TEXT go to disk
         .where(_e.state == _PENDING, _e.user_id == sa.bindparam(f"c{i}"), _e.next_at <= now)
@@ -67,7 +68,6 @@ def _to_claim(customers: int) -> sa.Executable:
 # The statements of every pass, built once (building them each time, with their
 # IN lists, was a tenth of this process's CPU): an expanding IN takes any count.
 _IDS: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
-_AT = _e.next_at.type
 _LEASE = (
     webhook_events.update()
     .where(_e.id.in_(_IDS), _e.state == _PENDING, _e.next_at <= sa.bindparam("now", type_=_AT))

@@ -8,7 +8,8 @@ which could answer otherwise, is never made). No redirect is followed (a 3xx cou
 point anywhere; it is a failed attempt like any non-2xx), no proxy is taken from
 the environment, no cookie is kept, the answer is read only as far as what is
 stored of it, and the whole attempt has one deadline. The HTTP is our lean client
-(http_client.py: a fifth of aiohttp's CPU per request, measured there).
+(http_client.py: a third of aiohttp's CPU per request, measured by
+benchmarks/webhook_client.py).
 
 Whatever the network or the endpoint does becomes an `Attempt` (with no status
 code, and why), since the caller retries on its schedule; only a programming
